@@ -1,0 +1,1 @@
+"""One module per ``posedive`` verb; each exposes ``register(app)`` (see ``posedive.cli``)."""

@@ -1,0 +1,319 @@
+"""Recipes: the Pydantic-validated YAML description of one release.
+
+A recipe is pure data. Validators check types, ranges and consistency but never touch the file
+system; ``check_paths`` (used by ``posedive validate`` and the builder) is the one place that looks
+at the disk. Relative paths are relative to the recipe file, so a recipe and its data travel together.
+
+The recipe hash is the sha256 of the canonical JSON of the recipe with ``output.dir`` left out (where
+a release is written does not change what it contains). It seeds the plan and is stored in every
+sample's provenance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .schema import COCO17_KEYPOINTS, CONDITION_MAPS
+
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+KEYPOINT_GROUPS: dict[str, tuple[str, ...]] = {
+    "all": COCO17_KEYPOINTS,
+    "face": COCO17_KEYPOINTS[:5],
+    "body": COCO17_KEYPOINTS[5:],
+    "torso": ("left_shoulder", "right_shoulder", "left_hip", "right_hip"),
+    "lower_body": COCO17_KEYPOINTS[11:],
+    "major_joints": (
+        "left_shoulder",
+        "right_shoulder",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
+    ),
+}
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file, the field and what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------------------------------- sources
+class Market1501Source(_Strict):
+    format: Literal["market1501"]
+    root: Path
+
+
+class MSMT17Source(_Strict):
+    format: Literal["msmt17"]
+    root: Path
+    version: Literal["V1", "V2"] = "V2"
+    val_in_train: bool = Field(True, description="add list_val.txt to the training split, as is customary")
+
+
+class CUHK03Source(_Strict):
+    format: Literal["cuhk03"]
+    root: Path
+    variant: Literal["labeled", "detected"] = "labeled"
+
+
+class FolderSource(_Strict):
+    format: Literal["folder"]
+    root: Path
+    camid: int = Field(0, ge=0, description="camera id given to every image (a folder has none)")
+
+
+SourceConfig = Annotated[
+    Union[Market1501Source, MSMT17Source, CUHK03Source, FolderSource], Field(discriminator="format")
+]
+
+
+# ------------------------------------------------------------------------------------ the sampling
+def _range(value: list[float], low: float, high: float, what: str) -> list[float]:
+    if len(value) != 2:
+        raise ValueError(f"{what} must be [min, max]")
+    lo, hi = value
+    if not (low <= lo <= hi <= high):
+        raise ValueError(f"{what} must satisfy {low} <= min <= max <= {high}, got {value}")
+    return value
+
+
+class ViewpointConfig(_Strict):
+    elevation_deg: list[float] = Field(default_factory=lambda: [0.0, 30.0])
+    azimuth_deg: list[float] = Field(default_factory=lambda: [0.0, 360.0])
+    fov_deg: float = Field(30.0, gt=1, lt=120, description="vertical field of view of the virtual camera")
+
+    @field_validator("elevation_deg")
+    @classmethod
+    def _elevation(cls, v: list[float]) -> list[float]:
+        return _range(v, -90.0, 90.0, "elevation_deg")
+
+    @field_validator("azimuth_deg")
+    @classmethod
+    def _azimuth(cls, v: list[float]) -> list[float]:
+        return _range(v, -360.0, 720.0, "azimuth_deg")
+
+
+class PosesConfig(_Strict):
+    source: str = Field(
+        "deepmimic",
+        description="a built-in bank name (deepmimic) or a path to a posedive pose bank (.npz)",
+    )
+    sampling: Literal["uniform"] = "uniform"
+
+
+class BodyConfig(_Strict):
+    model: Literal["anny", "smpl"] = "anny"
+    smpl_model_dir: Path | None = Field(None, description="folder with the user's SMPL model files")
+    gender: Literal["neutral", "male", "female"] = "neutral"
+
+    @model_validator(mode="after")
+    def _smpl_needs_files(self) -> "BodyConfig":
+        if self.model == "smpl" and self.smpl_model_dir is None:
+            raise ValueError("body.model 'smpl' needs body.smpl_model_dir (SMPL files are never shipped)")
+        return self
+
+
+def _keypoint_names(value: str | list[str]) -> list[str]:
+    if isinstance(value, str):
+        if value not in KEYPOINT_GROUPS:
+            raise ValueError(f"unknown keypoint group {value!r}; groups: {sorted(KEYPOINT_GROUPS)}")
+        return list(KEYPOINT_GROUPS[value])
+    unknown = [name for name in value if name not in COCO17_KEYPOINTS]
+    if unknown or not value:
+        raise ValueError(f"unknown COCO-17 keypoints {unknown}; valid: {list(COCO17_KEYPOINTS)}")
+    return list(value)
+
+
+KeypointSubset = str | list[str]
+
+
+class FilterConfig(_Strict):
+    """Thresholds of supplementary section 5 (eqs. 10-13). 0.6 is the paper's best threshold."""
+
+    tau_ref: float = Field(0.6, ge=0, le=1, description="eq. 10: min reference confidence")
+    tau_tar: float = Field(0.6, ge=0, le=1, description="eq. 11: mean target confidence")
+    eps_gen: float = Field(0.2, ge=0, le=1, description="eq. 12-13: max mean |conf_gen - conf_tar|")
+    tau_gen: float = Field(0.6, ge=0, le=1, description="eq. 13: mean generated confidence")
+    reference_keypoints: KeypointSubset = "major_joints"
+    target_keypoints: KeypointSubset = "all"
+    generated_keypoints: KeypointSubset = "all"
+    estimator: Literal["blazepose"] = "blazepose"
+
+    @field_validator("reference_keypoints", "target_keypoints", "generated_keypoints")
+    @classmethod
+    def _subset(cls, v: str | list[str]) -> str | list[str]:
+        _keypoint_names(v)
+        return v
+
+    def indices(self, which: Literal["reference", "target", "generated"]) -> list[int]:
+        names = _keypoint_names(getattr(self, f"{which}_keypoints"))
+        return [COCO17_KEYPOINTS.index(name) for name in names]
+
+
+class GeneratorConfig(_Strict):
+    weights: str = Field(description="Hub id or local path of a posedive generator checkpoint")
+    revision: str | None = Field(None, description="Hub revision (commit, tag or branch)")
+    steps: int = Field(25, ge=1, le=1000)
+    guidance_scale: float = Field(3.5, ge=0)
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    batch_size: int = Field(4, ge=1)
+    width: int = Field(192, ge=8, multiple_of=8)
+    height: int = Field(384, ge=8, multiple_of=8)
+    device: str = Field("auto", description="auto picks cuda when available, else cpu")
+
+    def is_local(self, base_dir: Path) -> bool:
+        candidate = Path(self.weights)
+        return candidate.is_absolute() or self.weights.startswith((".", "/")) or (base_dir / candidate).exists()
+
+
+class OutputConfig(_Strict):
+    dir: Path = Path("releases")
+    samples_per_shard: int = Field(1000, ge=1)
+    condition_maps: list[Literal["depth", "normal", "skeleton"]] = Field(default_factory=lambda: list(CONDITION_MAPS))
+    image_format: Literal["jpg", "png"] = "jpg"
+
+    @field_validator("condition_maps")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("condition_maps lists a map twice")
+        return v
+
+
+class Recipe(_Strict):
+    name: str = Field(description="release name: lowercase letters, digits, '_' and '-'")
+    version: str = Field(description="semantic version, e.g. 1.0.0")
+    seed: int = 0
+    source: SourceConfig
+    viewpoint: ViewpointConfig = Field(default_factory=ViewpointConfig)
+    poses: PosesConfig = Field(default_factory=PosesConfig)
+    body: BodyConfig = Field(default_factory=BodyConfig)
+    images_per_pid: int = Field(15, ge=1, description="supplementary 4: 15 images per identity")
+    max_attempts_per_image: int = Field(4, ge=1)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    generator: GeneratorConfig
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source_file: Path | None = PrivateAttr(default=None)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError("must be lowercase letters, digits, '_' or '-', starting with a letter or digit")
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, v: str) -> str:
+        if not SEMVER.match(v):
+            raise ValueError("must be a semantic version MAJOR.MINOR.PATCH, e.g. 1.0.0")
+        return v
+
+    # ----------------------------------------------------------------------------- paths and hash
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    @property
+    def source_file(self) -> Path | None:
+        return self._source_file
+
+    def resolve(self, path: Path | str) -> Path:
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else (self._base_dir / path)
+
+    @property
+    def release_dir(self) -> Path:
+        return self.resolve(self.output.dir) / self.name / self.version
+
+    def canonical_json(self) -> str:
+        data = self.model_dump(mode="json")
+        data["output"].pop("dir")
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def with_base_dir(self, base_dir: Path) -> "Recipe":
+        self._base_dir = Path(base_dir)
+        return self
+
+    # ------------------------------------------------------------------------------ disk checks
+    def check_paths(self) -> list[str]:
+        """Everything the recipe points at that does not exist, as messages naming the field."""
+        problems: list[str] = []
+        root = self.resolve(self.source.root)
+        if not root.is_dir():
+            problems.append(f"source.root: folder {root} does not exist")
+        if self.body.model == "smpl" and self.body.smpl_model_dir is not None:
+            smpl_dir = self.resolve(self.body.smpl_model_dir)
+            if not smpl_dir.is_dir():
+                problems.append(f"body.smpl_model_dir: folder {smpl_dir} does not exist")
+        if self.poses.source.endswith(".npz") and not self.resolve(self.poses.source).is_file():
+            problems.append(f"poses.source: pose bank {self.resolve(self.poses.source)} does not exist")
+        if self.generator.is_local(self._base_dir) and not self.resolve(self.generator.weights).exists():
+            problems.append(f"generator.weights: {self.resolve(self.generator.weights)} does not exist")
+        return problems
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: invalid recipe ({error.error_count()} problem(s))"]
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "<root>"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check its spelling; see the recipe reference in README.md)"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        lines.append(f"  {location}: {message}")
+    return "\n".join(lines)
+
+
+def parse_recipe(data: object, *, source: str = "<recipe>", base_dir: Path | None = None) -> Recipe:
+    """Validate already-parsed YAML/JSON data; errors name ``source`` and every bad field path."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe must be a mapping at the top level, got {type(data).__name__}")
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as error:
+        raise RecipeError(_format_validation_error(source, error)) from None
+    return recipe.with_base_dir(base_dir or Path.cwd())
+
+
+def load_recipe(path: Path | str) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{path}: not valid YAML: {error}") from None
+    recipe = parse_recipe(data, source=str(path), base_dir=path.resolve().parent)
+    recipe._source_file = path.resolve()
+    return recipe

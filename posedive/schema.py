@@ -1,0 +1,182 @@
+"""Typed objects that cross stage boundaries, and the protocols each stage implements.
+
+Data flows one way: recipe -> plan -> conditions -> generation -> filtering -> shards -> release -> hub.
+Stages only exchange the objects defined here, so a stage can be replaced (a different body model,
+pose estimator or generator) without touching its neighbours.
+
+Conventions used everywhere in posedive:
+
+* Images are ``uint8`` arrays in HWC RGB order (or PIL images at the generator boundary), sized
+  ``width x height`` as the recipe says (192x384 by default).
+* Cameras follow OpenCV: ``x_cam = R @ x_world + t``, x right, y down, z forward; pixels
+  ``u = K @ x_cam``. World coordinates are the body model's, in metres, y up, the body facing +z.
+* 2D keypoints are ``(K, 3)`` float arrays of ``x, y, confidence`` in pixels. posedive's canonical
+  keypoint set is COCO-17 (see ``COCO17_KEYPOINTS``); skeleton images are drawn in OpenPose-18 order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+COCO17_KEYPOINTS: tuple[str, ...] = (
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
+
+OPENPOSE18_KEYPOINTS: tuple[str, ...] = (
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+)
+
+CONDITION_MAPS: tuple[str, ...] = ("depth", "normal", "skeleton")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Camera(_Frozen):
+    """A pinhole camera looking at the body centre (OpenCV convention, world -> camera)."""
+
+    elevation_deg: float
+    azimuth_deg: float
+    distance_m: float
+    fov_deg: float = Field(description="vertical field of view")
+    width: int
+    height: int
+    K: list[list[float]] = Field(description="3x3 intrinsics")
+    R: list[list[float]] = Field(description="3x3 rotation, world to camera")
+    t: list[float] = Field(description="translation, world to camera, metres")
+
+
+class BodyParams(_Frozen):
+    """The parametric body that was rendered: SMPL-24 axis-angle pose (72 values, global orientation
+    first) and shape coefficients of the named body model."""
+
+    model: str
+    pose_id: str
+    pose: list[float] = Field(min_length=72, max_length=72)
+    shape: list[float] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ConditionSet:
+    """One entry of the target condition gallery: what the generator is conditioned on."""
+
+    condition_id: str
+    depth: np.ndarray  # (H, W) uint8
+    normal: np.ndarray  # (H, W, 3) uint8, camera-frame normals encoded as RGB
+    skeleton: np.ndarray  # (H, W, 3) uint8, OpenPose-18 style drawing
+    keypoints_2d: np.ndarray  # (18, 3) projected OpenPose-18 joints: x, y, in-image flag
+    camera: Camera
+    body: BodyParams
+
+    def maps(self, names: Sequence[str] = CONDITION_MAPS) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in names}
+
+
+@dataclass(frozen=True)
+class PoseEstimate:
+    """A 2D pose estimator's answer for one image, in COCO-17 order."""
+
+    keypoints: np.ndarray  # (17, 3): x, y in pixels, confidence in [0, 1]
+    person_found: bool
+
+    @property
+    def confidences(self) -> np.ndarray:
+        return self.keypoints[:, 2]
+
+    @classmethod
+    def nobody(cls) -> "PoseEstimate":
+        return cls(keypoints=np.zeros((len(COCO17_KEYPOINTS), 3), dtype=np.float32), person_found=False)
+
+
+@dataclass(frozen=True)
+class ConditionRequest:
+    """What the plan asks the conditions stage to render."""
+
+    pose_id: str
+    elevation_deg: float
+    azimuth_deg: float
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One image to generate: the identity comes from ``reference``, the pose and viewpoint from
+    ``conditions``, the noise from ``seed`` alone (never from the batch it lands in)."""
+
+    reference: Image.Image
+    conditions: ConditionSet
+    seed: int
+
+
+class GeneratorInfo(_Frozen):
+    """Identifies the weights that made an image; stored in every sample's provenance."""
+
+    id: str = Field(description="Hub id or local path as given in the recipe")
+    revision: str | None = None
+    sha256: str = Field(description="hash of the weight files, so two checkpoints never share an id")
+    description: str = Field(description="what the model is and how it was trained, shown on the card")
+
+
+@runtime_checkable
+class ConditionRenderer(Protocol):
+    """Renders depth / normal / skeleton maps for planned (pose, camera) pairs."""
+
+    def pose_ids(self) -> list[str]: ...
+
+    def render(self, requests: Sequence[ConditionRequest]) -> list[ConditionSet]: ...
+
+
+@runtime_checkable
+class PoseEstimator(Protocol):
+    """Image in, COCO-17 keypoints with confidences out, batched."""
+
+    name: str
+
+    def estimate(self, images: Sequence[np.ndarray]) -> list[PoseEstimate]: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A batch of (reference image, condition maps, seed) in, one image per request out."""
+
+    info: GeneratorInfo
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Image.Image]: ...
