@@ -15,7 +15,10 @@ import typer
 from . import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "stats",
     "validate",
+    "build",
+    "info",
 )
 
 app = typer.Typer(

@@ -7,6 +7,7 @@ from typing import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 
@@ -19,5 +20,5 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None

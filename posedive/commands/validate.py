@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console, user_errors
+from ._common import console, escape, user_errors
 
 
 def validate(recipe_path: Path = typer.Argument(..., help="recipe YAML file")) -> None:
@@ -22,7 +22,7 @@ def validate(recipe_path: Path = typer.Argument(..., help="recipe YAML file")) -
     typer.echo(f"release folder: {recipe.release_dir}")
     if problems:
         for problem in problems:
-            console.print(f"[bold red]error:[/] {recipe_path}: {problem}", markup=True, highlight=False)
+            console.print(f"[bold red]error:[/] {escape(f'{recipe_path}: {problem}')}", highlight=False)
         raise typer.Exit(code=2)
     typer.echo("recipe is valid")
 

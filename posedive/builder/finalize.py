@@ -1,0 +1,96 @@
+"""Finishing a release once every shard exists: totals, plots, dataset card, then the manifest.
+
+Everything here is derived from the files of the release folder (shards, their stats and rejected
+logs), never from the memory of the run that happens to finish it, so parts built on different
+machines and copied together finish exactly as an uninterrupted build does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tarfile
+
+from .. import paths
+from ..card import render_card
+from ..plan import Plan
+from ..recipe import Recipe
+from ..release import FileEntry, Manifest, ShardEntry, ShardStats, SourceSummary, StageTotals, write_manifest
+from ..schema import GeneratorInfo
+from ..shards import atomic_write_text, sha256_file
+from ..sources import SourceIndex
+from .plots import write_release_plots
+
+logger = logging.getLogger(__name__)
+
+
+def _first_provenance(recipe: Recipe, plan: Plan) -> dict | None:
+    for shard in range(plan.num_shards):
+        with tarfile.open(paths.shard_path(recipe.release_dir, shard)) as tar:
+            for member in tar:
+                if member.name.endswith(".json"):
+                    return json.loads(tar.extractfile(member).read())
+    return None
+
+
+def _stages_identity(recipe: Recipe, plan: Plan, generator: GeneratorInfo | None,
+                     estimator: str | None) -> tuple[GeneratorInfo, str]:
+    """Which generator and estimator made the release, read back from a sample when this run
+    loaded neither (it only found every shard already built)."""
+    if generator is not None and estimator is not None:
+        return generator, estimator
+    provenance = _first_provenance(recipe, plan)
+    if provenance is not None:
+        return GeneratorInfo(**provenance["generator"]), provenance["filter"]["estimator"]
+    from .stages import load_estimator, load_generator
+
+    return load_generator(recipe).info, load_estimator(recipe).name
+
+
+def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex, generator: GeneratorInfo | None,
+                     estimator: str | None) -> Manifest:
+    root = recipe.release_dir
+    generator, estimator = _stages_identity(recipe, plan, generator, estimator)
+    shards, totals, short_pids = [], StageTotals(), set()
+    for shard in range(plan.num_shards):
+        stats = ShardStats.model_validate_json(paths.shard_stats_path(root, shard).read_text())
+        totals = totals.add(stats.totals)
+        short_pids.update(stats.short_pids)
+        shard_file = paths.shard_path(root, shard)
+        with tarfile.open(shard_file) as tar:
+            samples = sum(1 for member in tar if member.name.endswith(".json"))
+        if samples != stats.totals.accepted:
+            raise RuntimeError(f"{shard_file}: holds {samples} samples but its stats say {stats.totals.accepted}")
+        shards.append(ShardEntry(path=paths.shard_name(shard), samples=samples, sha256=sha256_file(shard_file),
+                                 bytes=shard_file.stat().st_size))
+
+    plots = write_release_plots(root, [paths.shard_path(root, shard) for shard in range(plan.num_shards)])
+    manifest = Manifest(
+        name=recipe.name,
+        version=recipe.version,
+        recipe_hash=recipe.hash,
+        plan_hash=plan.hash,
+        source=SourceSummary(dataset=source.dataset, format=source.format, counts=source.counts(),
+                             junk=source.junk, unreadable=source.unreadable),
+        generator=generator,
+        estimator=estimator,
+        condition_maps=list(recipe.output.condition_maps),
+        image_format=recipe.output.image_format,
+        shards=shards,
+        totals=totals,
+        identities=len({unit.pid for unit in plan.units}),
+        short_pids=sorted(short_pids),
+        files={},
+    )
+    atomic_write_text(root / paths.CARD, render_card(recipe, manifest, plots))
+    sidecars = [paths.CARD, paths.RECIPE, *plots]
+    sidecars += [paths.rejected_name(shard) for shard in range(plan.num_shards)]
+    sidecars += [paths.shard_stats_path(root, shard).relative_to(root).as_posix() for shard in range(plan.num_shards)]
+    manifest.files = {
+        relpath: FileEntry(sha256=sha256_file(root / relpath), bytes=(root / relpath).stat().st_size)
+        for relpath in sorted(sidecars)
+    }
+    write_manifest(root, manifest)
+    logger.info("release %s %s finished: %d samples in %d shards at %s", recipe.name, recipe.version,
+                manifest.samples, len(shards), root)
+    return manifest

@@ -1,0 +1,103 @@
+"""The dataset card: ``README.md`` of a release, rendered from ``dataset_cards/README.md.jinja``.
+
+Its YAML front matter is the loader: ``configs:`` points the packaged webdataset builder of
+``datasets`` at the shards, and ``dataset_info.features`` declares every column (loading scripts no
+longer exist in ``datasets`` >= 4, and declared features make the provenance JSON a typed column
+instead of being inferred from the first samples).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from . import paths
+from .provenance import provenance_features
+from .recipe import Recipe
+from .release import Manifest
+
+TEMPLATE_NAME = "README.md.jinja"
+
+SOURCE_LICENCES = {
+    "market1501": "Market-1501 (Zheng et al., ICCV 2015)",
+    "msmt17": "MSMT17 (Wei et al., CVPR 2018)",
+    "cuhk03": "CUHK03 (Li et al., CVPR 2014; new protocol of Zhong et al., CVPR 2017)",
+}
+
+
+def template_dir() -> Path:
+    """``dataset_cards/`` beside the package (a source checkout), or ``POSEDIVE_CARD_TEMPLATES``."""
+    override = os.environ.get("POSEDIVE_CARD_TEMPLATES")
+    folder = Path(override) if override else Path(__file__).resolve().parents[1] / "dataset_cards"
+    if not (folder / TEMPLATE_NAME).is_file():
+        raise FileNotFoundError(f"dataset card template {folder / TEMPLATE_NAME} not found; "
+                                f"set POSEDIVE_CARD_TEMPLATES to the folder that holds it")
+    return folder
+
+
+def source_licence(manifest: Manifest) -> str:
+    described = SOURCE_LICENCES.get(manifest.source.format)
+    if described is None:
+        return ("The identities come from a user-supplied image folder; the images derive from those people "
+                "and inherit that folder's licence and consent terms.")
+    return (f"The identities come from {described}. That dataset is released for non-commercial research "
+            f"only and its images show real people; these derived images carry the same restriction. "
+            f"Do not use them outside research, do not try to identify the people, and check the source "
+            f"dataset's terms before redistributing. The source images themselves are not included: "
+            f"provenance names them by path.")
+
+
+def release_features(manifest: Manifest):
+    from datasets import Features, Image, Value
+
+    # The packaged webdataset builder yields each sample's key and shard URL beside its fields.
+    columns = {"__key__": Value("string"), "__url__": Value("string"), manifest.image_format: Image()}
+    for name in manifest.condition_maps:
+        columns[f"{name}.png"] = Image()
+    columns["json"] = provenance_features()
+    return Features(columns)
+
+
+def front_matter(recipe: Recipe, manifest: Manifest, extra_configs: list[dict] | None = None) -> dict:
+    configs = [{"config_name": "default", "default": True,
+                "data_files": [{"split": paths.SPLIT, "path": paths.SHARD_GLOB}]}]
+    configs += extra_configs or []
+    licence = "other" if manifest.source.format in SOURCE_LICENCES else "unknown"
+    return {
+        "license": licence,
+        "pretty_name": f"{recipe.name} {recipe.version} (posedive)",
+        "tags": ["person-re-identification", "synthetic", "posedive", "webdataset"],
+        "size_categories": [_size_category(manifest.samples)],
+        "configs": configs,
+        "dataset_info": {
+            "config_name": "default",
+            "features": release_features(manifest)._to_yaml_list(),
+        },
+    }
+
+
+def _size_category(count: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if count < limit:
+            return label
+    return "1M<n<10M"
+
+
+def render_card(recipe: Recipe, manifest: Manifest, plots: list[str], repo_id: str | None = None,
+                extra_configs: list[dict] | None = None) -> str:
+    import jinja2
+
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir()), keep_trailing_newline=True,
+                                     undefined=jinja2.StrictUndefined, autoescape=False)
+    template = environment.get_template(TEMPLATE_NAME)
+    return template.render(
+        front_matter=yaml.safe_dump(front_matter(recipe, manifest, extra_configs), sort_keys=False, allow_unicode=True),
+        recipe=recipe,
+        manifest=manifest,
+        rates=manifest.totals.rates(),
+        plots=plots,
+        source_licence=source_licence(manifest),
+        repo_id=repo_id or f"<org>/{recipe.name}",
+    )

@@ -1,0 +1,36 @@
+"""Every file name of a release, in one place (readers and writers agree by importing these)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SPLIT = "train"
+DATA_DIR = "data"
+SHARD_GLOB = f"{DATA_DIR}/{SPLIT}-*.tar"
+MANIFEST = "manifest.json"
+RECIPE = "recipe.yaml"
+CARD = "README.md"
+REJECTED_DIR = "rejected"
+PLOTS_DIR = "plots"
+BUILD_DIR = ".build"  # working files of an unfinished build; not part of the release
+
+
+def shard_name(shard: int) -> str:
+    return f"{DATA_DIR}/{SPLIT}-{shard:05d}.tar"
+
+
+def shard_path(release_dir: Path, shard: int) -> Path:
+    return release_dir / shard_name(shard)
+
+
+def rejected_name(shard: int) -> str:
+    return f"{REJECTED_DIR}/{SPLIT}-{shard:05d}.jsonl"
+
+
+def shard_stats_path(release_dir: Path, shard: int) -> Path:
+    """Per-shard counts, kept beside the rejected log so parts copied together carry their stats."""
+    return release_dir / REJECTED_DIR / f"{SPLIT}-{shard:05d}.stats.json"
+
+
+def plan_path(release_dir: Path) -> Path:
+    return release_dir / BUILD_DIR / "plan.jsonl"

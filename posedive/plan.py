@@ -1,0 +1,152 @@
+"""The build plan: a pure, deterministic function of the recipe, the source index and the pose ids.
+
+For every training identity the plan holds ``images_per_pid`` work units. A unit owns a stable key, the
+shard it lands in, and ``max_attempts_per_image`` pre-drawn attempts (reference image, pose, camera,
+generation seed). The builder tries them in order until one passes the filter, so retries are part of
+the plan: which attempt succeeds can change nothing but which one is recorded.
+
+Every random draw of a unit comes from a seed derived from the recipe hash and the unit's key alone,
+so a unit's content does not depend on other units, on the order of work, or on the machine; the same
+recipe always gives the same plan, and any part of it can be built anywhere (``--part i/N``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from .recipe import Recipe
+from .sources import SourceIndex
+
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")  # WebDataset splits keys at the first dot: no dots
+
+
+class PlanError(ValueError):
+    """The plan cannot be made (no identities, no poses) or a part specification is wrong."""
+
+
+class Attempt(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int
+    reference: str = Field(description="source image, relative to the source root")
+    pose_id: str
+    elevation_deg: float
+    azimuth_deg: float
+    seed: int = Field(ge=0, lt=2**63)
+
+
+class WorkUnit(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    pid: int
+    shard: int
+    attempts: list[Attempt]
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recipe_hash: str
+    num_shards: int
+    units: list[WorkUnit]
+
+    def shard_units(self, shard: int) -> list[WorkUnit]:
+        return [unit for unit in self.units if unit.shard == shard]
+
+    def to_jsonl(self) -> str:
+        return "".join(unit.model_dump_json() + "\n" for unit in self.units)
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.to_jsonl().encode()).hexdigest()
+
+    def write(self, path: Path) -> None:
+        from .shards import atomic_write_bytes
+
+        atomic_write_bytes(path, self.to_jsonl().encode())
+
+    def summary(self) -> dict:
+        pids = {unit.pid for unit in self.units}
+        return {
+            "recipe_hash": self.recipe_hash,
+            "plan_hash": self.hash,
+            "identities": len(pids),
+            "work_units": len(self.units),
+            "attempts_per_unit": len(self.units[0].attempts) if self.units else 0,
+            "shards": self.num_shards,
+        }
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any parts (recipe hash, key, attempt), identical on every platform."""
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def unit_key(pid: int, index: int) -> str:
+    return f"{pid:06d}-{index:03d}"
+
+
+def _draw_attempt(recipe: Recipe, key: str, index: int, references: list[str], pose_ids: list[str]) -> Attempt:
+    rng = np.random.default_rng(derive_seed(recipe.hash, key, index))
+    elevation = recipe.viewpoint.elevation_deg
+    azimuth = recipe.viewpoint.azimuth_deg
+    return Attempt(
+        index=index,
+        reference=references[int(rng.integers(len(references)))],
+        pose_id=pose_ids[int(rng.integers(len(pose_ids)))],
+        # Rounded so that the plan's JSON, the gallery's cache keys and the provenance agree exactly.
+        elevation_deg=round(float(rng.uniform(*elevation)), 4),
+        azimuth_deg=round(float(rng.uniform(*azimuth)) % 360.0, 4),
+        seed=int(rng.integers(0, 2**63 - 1)),
+    )
+
+
+def make_plan(recipe: Recipe, source: SourceIndex, pose_ids: Iterable[str]) -> Plan:
+    """Every identity of the source's training split gets ``images_per_pid`` units (paper 4.1:
+    for each PID, a random instance paired with a random target condition, the same number per PID)."""
+    pose_ids = sorted(pose_ids)
+    if not pose_ids:
+        raise PlanError("the pose bank is empty: nothing to plan")
+    by_pid = source.train_by_pid()
+    if not by_pid:
+        raise PlanError(f"source {source.root} has no training images: nothing to plan")
+    units: list[WorkUnit] = []
+    for pid, records in by_pid.items():
+        references = [record.relpath for record in records]
+        for index in range(recipe.images_per_pid):
+            key = unit_key(pid, index)
+            attempts = [_draw_attempt(recipe, key, k, references, pose_ids) for k in range(recipe.max_attempts_per_image)]
+            units.append(WorkUnit(key=key, pid=pid, shard=0, attempts=attempts))
+    units.sort(key=lambda unit: unit.key)
+    per_shard = recipe.output.samples_per_shard
+    units = [unit.model_copy(update={"shard": position // per_shard}) for position, unit in enumerate(units)]
+    num_shards = (len(units) + per_shard - 1) // per_shard
+    return Plan(recipe_hash=recipe.hash, num_shards=num_shards, units=units)
+
+
+def parse_part(spec: str) -> tuple[int, int]:
+    """``"3/8"`` -> (3, 8): the third of eight parts, 1-based as batch schedulers count."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
+    if match is None:
+        raise PlanError(f"--part must look like i/N (e.g. 3/8), got {spec!r}")
+    index, count = int(match.group(1)), int(match.group(2))
+    if not 1 <= index <= count:
+        raise PlanError(f"--part {spec}: i must be between 1 and N")
+    return index, count
+
+
+def part_shards(num_shards: int, part: tuple[int, int] | None) -> list[int]:
+    """Shards of one part: round-robin, so parts stay balanced when the last shard is short."""
+    if part is None:
+        return list(range(num_shards))
+    index, count = part
+    return [shard for shard in range(num_shards) if shard % count == index - 1]

@@ -1,0 +1,81 @@
+"""The provenance record stored as ``json`` beside every generated image.
+
+Every sample carries the same fields with the same types (``datasets`` needs that to build a typed
+column), so optional information is ``None`` rather than absent. ``provenance_features()`` declares
+the same structure for the dataset card.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from .schema import BodyParams, Camera, GeneratorInfo
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceImage(_Record):
+    dataset: str
+    format: str
+    image: str
+    pid: int
+    camid: int
+    split: str
+
+
+class StageScores(_Record):
+    """One filter stage's decision: ``score`` is the statistic compared with ``threshold``."""
+
+    kept: bool
+    score: float
+    threshold: float
+    difference: float | None = None  # eq. 12, generated stage only
+    reason: str | None = None
+    confidences: list[float]
+
+
+class FilterRecord(_Record):
+    estimator: str
+    reference: StageScores
+    target: StageScores
+    generated: StageScores
+
+
+class SampleProvenance(_Record):
+    key: str
+    source: SourceImage
+    body: BodyParams
+    camera: Camera
+    condition_id: str
+    seed: int
+    attempt: int
+    filter: FilterRecord
+    generator: GeneratorInfo
+    recipe_hash: str
+    plan_hash: str
+    posedive_version: str
+
+
+def provenance_features():
+    """The ``datasets`` feature type of ``SampleProvenance`` (the card declares it for the json column)."""
+    from datasets import List, Value
+
+    f32, i64, text, flag = Value("float32"), Value("int64"), Value("string"), Value("bool")
+    stage = {"kept": flag, "score": f32, "threshold": f32, "difference": f32, "reason": text, "confidences": List(f32)}
+    return {
+        "key": text,
+        "source": {"dataset": text, "format": text, "image": text, "pid": i64, "camid": i64, "split": text},
+        "body": {"model": text, "pose_id": text, "pose": List(f32), "shape": List(f32)},
+        "camera": {"elevation_deg": f32, "azimuth_deg": f32, "distance_m": f32, "fov_deg": f32, "width": i64,
+                   "height": i64, "K": List(List(f32)), "R": List(List(f32)), "t": List(f32)},
+        "condition_id": text,
+        "seed": i64,
+        "attempt": i64,
+        "filter": {"estimator": text, "reference": stage, "target": stage, "generated": stage},
+        "generator": {"id": text, "revision": text, "sha256": text, "description": text},
+        "recipe_hash": text,
+        "plan_hash": text,
+        "posedive_version": text,
+    }

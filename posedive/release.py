@@ -1,0 +1,202 @@
+"""A release: the folder ``<output>/<name>/<version>/`` and its typed manifest.
+
+The manifest is written last, atomically: its presence marks a finished, immutable release. It holds
+each shard's sample count and sha256, every other file's hash, the build totals, the recipe hash and
+the software versions; it holds no timestamps, so the same recipe gives a byte-identical manifest
+however the build was split, interrupted or resumed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Iterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import RELEASE_FORMAT_VERSION, __version__, paths
+from .schema import GeneratorInfo
+from .shards import atomic_write_text, sha256_file
+
+
+class ReleaseError(ValueError):
+    """A release folder that is incomplete, inconsistent, or would be overwritten."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShardEntry(_Model):
+    path: str
+    samples: int
+    sha256: str
+    bytes: int
+
+
+class FileEntry(_Model):
+    sha256: str
+    bytes: int
+
+
+class RejectedAttempt(_Model):
+    """One line of ``rejected/<shard>.jsonl``: an attempt the filter turned down, with its scores."""
+
+    key: str
+    pid: int
+    attempt: int
+    stage: str
+    reason: str
+    reference: str
+    pose_id: str
+    elevation_deg: float
+    azimuth_deg: float
+    seed: int
+    scores: dict[str, float | None]
+
+
+class StageTotals(_Model):
+    """Attempts per filter stage, summed over work units (``short_units`` never reached acceptance)."""
+
+    work_units: int = 0
+    attempts: int = 0
+    reference_rejected: int = 0
+    target_rejected: int = 0
+    generated_rejected: int = 0
+    accepted: int = 0
+    short_units: int = 0
+
+    def add(self, other: "StageTotals") -> "StageTotals":
+        return StageTotals(**{name: getattr(self, name) + getattr(other, name) for name in StageTotals.model_fields})
+
+    def rates(self) -> dict[str, float]:
+        """Acceptance rate of each stage among the attempts that reached it."""
+        reached_target = self.attempts - self.reference_rejected
+        reached_generated = reached_target - self.target_rejected
+
+        def ratio(kept: int, total: int) -> float:
+            return round(kept / total, 4) if total else 0.0
+
+        return {
+            "reference": ratio(reached_target, self.attempts),
+            "target": ratio(reached_generated, reached_target),
+            "generated": ratio(self.accepted, reached_generated),
+            "overall": ratio(self.accepted, self.attempts),
+        }
+
+
+class ShardStats(_Model):
+    """Counts of one shard, stored beside its rejected log (so copied parts carry them)."""
+
+    shard: int
+    totals: StageTotals
+    short_pids: list[int] = Field(default_factory=list)
+
+
+class SourceSummary(_Model):
+    dataset: str
+    format: str
+    counts: dict[str, dict[str, int]]
+    junk: int
+    unreadable: list[str]
+
+
+class Manifest(_Model):
+    format_version: int = RELEASE_FORMAT_VERSION
+    name: str
+    version: str
+    recipe_hash: str
+    plan_hash: str
+    posedive_version: str = __version__
+    source: SourceSummary
+    generator: GeneratorInfo
+    estimator: str
+    condition_maps: list[str]
+    image_format: str
+    shards: list[ShardEntry]
+    totals: StageTotals
+    identities: int
+    short_pids: list[int]
+    files: dict[str, FileEntry]
+
+    @property
+    def samples(self) -> int:
+        return sum(shard.samples for shard in self.shards)
+
+
+class Release:
+    """A finished release on disk."""
+
+    def __init__(self, root: Path, manifest: Manifest):
+        self.root = root
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, root: Path | str) -> "Release":
+        root = Path(root)
+        manifest_file = root / paths.MANIFEST
+        if not manifest_file.is_file():
+            raise ReleaseError(f"{root}: no {paths.MANIFEST}; not a finished posedive release "
+                               f"(an unfinished build resumes with `posedive build RECIPE`)")
+        manifest = Manifest.model_validate_json(manifest_file.read_text())
+        if manifest.format_version > RELEASE_FORMAT_VERSION:
+            raise ReleaseError(f"{root}: release format {manifest.format_version} is newer than this posedive "
+                               f"reads ({RELEASE_FORMAT_VERSION}); upgrade with `pip install -U posedive`")
+        return cls(root, manifest)
+
+    def shard_paths(self) -> list[Path]:
+        return [self.root / shard.path for shard in self.manifest.shards]
+
+    def files(self) -> dict[str, FileEntry]:
+        """Every file of the release (shards included) with its hash, keyed by relative path."""
+        entries = {shard.path: FileEntry(sha256=shard.sha256, bytes=shard.bytes) for shard in self.manifest.shards}
+        entries.update(self.manifest.files)
+        entries[paths.MANIFEST] = FileEntry(sha256=sha256_file(self.root / paths.MANIFEST),
+                                            bytes=(self.root / paths.MANIFEST).stat().st_size)
+        return dict(sorted(entries.items()))
+
+    def verify(self) -> list[str]:
+        """Files whose size or sha256 differ from the manifest (empty when the release is intact)."""
+        problems = []
+        for relpath, entry in self.files().items():
+            path = self.root / relpath
+            if relpath == paths.MANIFEST:
+                continue
+            if not path.is_file():
+                problems.append(f"{relpath}: missing")
+            elif path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
+                problems.append(f"{relpath}: content differs from the manifest")
+        return problems
+
+    def iter_samples(self, decode: bool = True) -> Iterator[dict]:
+        """Samples in shard order: ``key``, ``image`` (PIL), ``provenance`` (dict) and condition maps."""
+        import tarfile
+
+        from PIL import Image
+
+        for shard in self.shard_paths():
+            grouped: dict[str, dict] = {}
+            order: list[str] = []
+            with tarfile.open(shard) as tar:
+                for member in tar:
+                    key, _, field = member.name.partition(".")
+                    if key not in grouped:
+                        grouped[key] = {}
+                        order.append(key)
+                    grouped[key][field] = tar.extractfile(member).read()
+            for key in order:
+                fields = grouped[key]
+                sample: dict = {"key": key, "provenance": json.loads(fields.pop("json"))}
+                for field, data in fields.items():
+                    name = "image" if field in ("jpg", "png") else field.removesuffix(".png")
+                    sample[name] = Image.open(io.BytesIO(data)) if decode else data
+                yield sample
+
+
+def write_manifest(root: Path, manifest: Manifest) -> None:
+    atomic_write_text(root / paths.MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+
+
+def read_json_model(path: Path, model: type[BaseModel]) -> BaseModel:
+    return model.model_validate_json(path.read_text())

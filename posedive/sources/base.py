@@ -1,0 +1,123 @@
+"""The record type every source reader yields, and the checks they share.
+
+A reader turns a dataset layout on disk into a sorted list of ``SourceRecord`` (image path, person id,
+camera id, split). Camera ids are kept as the dataset writes them (Market-1501's ``c1`` is camid 1).
+Junk images (Market-1501 pid -1) are dropped and counted; distractors (pid 0) stay in the gallery.
+Images that cannot be opened are skipped, counted and listed in ``SourceIndex.unreadable``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Literal
+
+from PIL import Image, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+Split = Literal["train", "query", "gallery"]
+SPLITS: tuple[Split, ...] = ("train", "query", "gallery")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class SourceError(ValueError):
+    """A source dataset that cannot be read; the message names the folder or file."""
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    path: Path
+    relpath: str  # relative to the source root, with forward slashes: stable across machines
+    pid: int
+    camid: int
+    split: Split
+
+
+@dataclass
+class SourceIndex:
+    """All usable records of a source dataset, plus what was left out and why."""
+
+    dataset: str
+    format: str
+    root: Path
+    records: list[SourceRecord]
+    junk: int = 0
+    unreadable: list[str] = field(default_factory=list)
+
+    def split(self, name: Split) -> list[SourceRecord]:
+        return [record for record in self.records if record.split == name]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Images and identities per split, in the form papers report them."""
+        result = {}
+        for name in SPLITS:
+            records = self.split(name)
+            result[name] = {"images": len(records), "identities": len({r.pid for r in records})}
+        return result
+
+    def train_by_pid(self) -> dict[int, list[SourceRecord]]:
+        grouped: dict[int, list[SourceRecord]] = {}
+        for record in self.split("train"):
+            grouped.setdefault(record.pid, []).append(record)
+        return {pid: sorted(records, key=lambda r: r.relpath) for pid, records in sorted(grouped.items())}
+
+    def summary(self) -> str:
+        parts = [f"{name}: {c['images']} images / {c['identities']} ids" for name, c in self.counts().items()]
+        line = f"{self.dataset} ({self.format}) at {self.root}: " + ", ".join(parts)
+        if self.junk:
+            line += f"; {self.junk} junk images dropped"
+        if self.unreadable:
+            line += f"; {len(self.unreadable)} unreadable images skipped"
+        return line
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise SourceError(f"{what}: folder {path} does not exist")
+    return path
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def is_readable(path: Path) -> bool:
+    """Open the image header; a truncated or non-image file fails here rather than mid-build."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return False
+
+
+def finish_index(
+    dataset: str, format: str, root: Path, candidates: Iterable[SourceRecord], junk: int = 0
+) -> SourceIndex:
+    """Drop unreadable images (listing them), sort, and log the counts."""
+    records: list[SourceRecord] = []
+    unreadable: list[str] = []
+    for record in candidates:
+        if is_readable(record.path):
+            records.append(record)
+        else:
+            unreadable.append(record.relpath)
+    order = {name: i for i, name in enumerate(SPLITS)}
+    records.sort(key=lambda r: (order[r.split], r.relpath))
+    index = SourceIndex(dataset=dataset, format=format, root=root, records=records, junk=junk,
+                        unreadable=sorted(unreadable))
+    for relpath in index.unreadable:
+        logger.warning("unreadable image skipped: %s", root / relpath)
+    logger.info(index.summary())
+    return index
+
+
+def relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def count_by(records: Iterable[SourceRecord], attribute: str) -> Counter:
+    return Counter(getattr(r, attribute) for r in records)

@@ -1,0 +1,100 @@
+"""Test doubles of the three model-bearing stages, for tests of the build frame only.
+
+They are deterministic and cheap, and they make the filter's decisions controllable: the double
+estimator's confidence for keypoint k is the mean brightness of the k-th horizontal band of the image,
+so a dark reference is rejected at eq. 10 and a dark generated image at eqs. 12-13. Nothing here is a
+model and nothing they produce is a generated dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from posedive.schema import (
+    BodyParams,
+    Camera,
+    ConditionRequest,
+    ConditionSet,
+    GenerationRequest,
+    GeneratorInfo,
+    PoseEstimate,
+)
+
+WIDTH, HEIGHT = 32, 64
+
+
+class DoubleRenderer:
+    def __init__(self, num_poses: int = 12, width: int = WIDTH, height: int = HEIGHT, target_brightness: int = 230):
+        self.num_poses, self.width, self.height = num_poses, width, height
+        self.target_brightness = target_brightness
+        self.rendered = 0
+
+    def pose_ids(self) -> list[str]:
+        return [f"double-{i:03d}" for i in range(self.num_poses)]
+
+    def render(self, requests: Sequence[ConditionRequest]) -> list[ConditionSet]:
+        out = []
+        for request in requests:
+            self.rendered += 1
+            condition_id = hashlib.sha256(repr(request).encode()).hexdigest()[:16]
+            depth = np.full((self.height, self.width), int(request.azimuth_deg) % 256, np.uint8)
+            normal = np.full((self.height, self.width, 3), self.target_brightness, np.uint8)
+            skeleton = np.zeros((self.height, self.width, 3), np.uint8)
+            skeleton[:, self.width // 2] = 255
+            camera = Camera(elevation_deg=request.elevation_deg, azimuth_deg=request.azimuth_deg, distance_m=3.0,
+                            fov_deg=30.0, width=self.width, height=self.height,
+                            K=[[100.0, 0, self.width / 2], [0, 100.0, self.height / 2], [0, 0, 1]],
+                            R=np.eye(3).tolist(), t=[0.0, 0.0, 3.0])
+            body = BodyParams(model="double", pose_id=request.pose_id, pose=[0.0] * 72, shape=[])
+            out.append(ConditionSet(condition_id=condition_id, depth=depth, normal=normal, skeleton=skeleton,
+                                    keypoints_2d=np.zeros((18, 3), np.float32), camera=camera, body=body))
+        return out
+
+
+class DoubleEstimator:
+    name = "brightness-double"
+
+    def estimate(self, images: Sequence[np.ndarray]) -> list[PoseEstimate]:
+        out = []
+        for image in images:
+            gray = np.asarray(image, dtype=np.float32)
+            gray = gray.mean(axis=2) if gray.ndim == 3 else gray
+            bands = np.array_split(gray, 17, axis=0)
+            conf = np.array([band.mean() / 255.0 for band in bands], dtype=np.float32)
+            keypoints = np.zeros((17, 3), np.float32)
+            keypoints[:, 2] = conf
+            out.append(PoseEstimate(keypoints=keypoints, person_found=bool(conf.max() > 0)))
+        return out
+
+
+class DoubleGenerator:
+    """Brightness depends on the seed alone, so about a third of the attempts fail eqs. 12-13."""
+
+    def __init__(self, delay_s: float = 0.0, width: int = WIDTH, height: int = HEIGHT):
+        self.delay_s, self.width, self.height = delay_s, width, height
+        self.calls = 0
+        self.info = GeneratorInfo(id="tests/double-generator", revision=None, sha256="0" * 64,
+                                  description="test double: a seeded brightness pattern, not a model")
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Image.Image]:
+        self.calls += 1
+        out = []
+        for request in requests:
+            time.sleep(self.delay_s)
+            rng = np.random.default_rng(request.seed)
+            brightness = 140 + int(rng.integers(0, 110))
+            reference = np.asarray(request.reference.convert("RGB").resize((self.width, self.height)), np.float32)
+            image = 0.2 * reference + 0.8 * brightness + rng.normal(0, 2, reference.shape)
+            out.append(Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)))
+        return out
+
+
+def double_stages(delay_s: float = 0.0):
+    from posedive.builder import BuildStages
+
+    return BuildStages(conditions=DoubleRenderer(), estimator=DoubleEstimator(), generator=DoubleGenerator(delay_s))

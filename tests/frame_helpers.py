@@ -1,0 +1,30 @@
+"""Recipes and builds over synthetic Market-1501 replicas, shared by the build-frame tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from layouts import make_market
+from posedive.recipe import parse_recipe
+
+
+def frame_recipe(tmp_path: Path, **overrides):
+    source_root = tmp_path / "market"
+    if not source_root.exists():
+        make_market(source_root, train_pids=(2, 7, 10, 11, 15), dark={7: 5})
+    data = {
+        "name": "frame-test",
+        "version": "1.0.0",
+        "source": {"format": "market1501", "root": "market"},
+        "images_per_pid": 3,
+        "max_attempts_per_image": 3,
+        "filter": {"tau_ref": 0.6, "tau_tar": 0.6, "eps_gen": 0.2, "tau_gen": 0.6},
+        "generator": {"weights": "tests/double-generator", "width": 32, "height": 64, "batch_size": 4},
+        "output": {"dir": "out", "samples_per_shard": 4},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return parse_recipe(data, base_dir=tmp_path)

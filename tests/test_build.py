@@ -1,0 +1,146 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from doubles import double_stages
+from frame_helpers import frame_recipe
+from posedive import paths
+from posedive.builder import build_release
+from posedive.release import Release, ReleaseError
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("build")
+    recipe = frame_recipe(tmp_path)
+    report = build_release(recipe, stages=double_stages(), show_progress=False)
+    return recipe, report
+
+
+def test_release_layout_and_manifest(built):
+    recipe, report = built
+    manifest = report.manifest
+    root = recipe.release_dir
+    assert root == report.release_dir and (root / paths.MANIFEST).is_file()
+    assert [s.path for s in manifest.shards] == [paths.shard_name(i) for i in range(4)]
+    assert manifest.samples == manifest.totals.accepted > 0
+    totals = manifest.totals
+    assert totals.work_units == 15
+    assert totals.accepted + totals.short_units == 15
+    assert totals.attempts == totals.reference_rejected + totals.target_rejected + totals.generated_rejected + totals.accepted
+    assert totals.reference_rejected > 0 and totals.generated_rejected > 0  # dark references, dark generations
+    assert Release.open(root).verify() == []
+    for relpath in (paths.CARD, paths.RECIPE, "plots/viewpoints.png"):
+        assert relpath in manifest.files
+
+
+def test_every_sample_has_the_same_fields_and_full_provenance(built):
+    recipe, report = built
+    release = Release.open(recipe.release_dir)
+    samples = list(release.iter_samples())
+    assert len(samples) == report.manifest.samples
+    units = {u.key: u for u in report.plan.units}
+    for sample in samples:
+        assert set(sample) == {"key", "image", "provenance", "depth", "normal", "skeleton"}
+        prov = sample["provenance"]
+        attempt = units[sample["key"]].attempts[prov["attempt"]]
+        assert prov["source"]["image"] == attempt.reference and prov["seed"] == attempt.seed
+        assert prov["camera"]["azimuth_deg"] == attempt.azimuth_deg
+        assert prov["body"]["pose_id"] == attempt.pose_id and len(prov["body"]["pose"]) == 72
+        assert prov["recipe_hash"] == recipe.hash
+        assert prov["generator"]["id"] == "tests/double-generator"
+        assert all(prov["filter"][stage]["kept"] for stage in ("reference", "target", "generated"))
+        assert prov["filter"]["reference"]["score"] >= recipe.filter.tau_ref
+        assert sample["image"].size == (32, 64)
+
+
+def test_rejected_attempts_are_logged_with_scores(built):
+    recipe, report = built
+    lines = []
+    for shard in range(report.plan.num_shards):
+        lines += (recipe.release_dir / paths.rejected_name(shard)).read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    totals = report.manifest.totals
+    assert len(entries) == totals.reference_rejected + totals.target_rejected + totals.generated_rejected
+    reference = [e for e in entries if e["stage"] == "reference"]
+    assert reference and all(e["pid"] == 7 and e["scores"]["min_confidence"] < 0.6 for e in reference)
+    assert all("tau_" in e["reason"] or "eps_gen" in e["reason"] for e in entries)
+
+
+def test_datasets_and_webdataset_read_the_release(built):
+    import datasets
+    import webdataset as wds
+
+    recipe, report = built
+    root = recipe.release_dir
+    expected = {s["key"]: s["provenance"] for s in Release.open(root).iter_samples(decode=False)}
+    ds = datasets.load_dataset(str(root), split="train", cache_dir=str(root.parent / "hf-cache"))
+    assert len(ds) == len(expected)
+    row = ds[0]
+    assert row["jpg"].size == (32, 64)
+    assert row["json"]["source"] == expected[row["__key__"]]["source"]
+    assert row["json"]["seed"] == expected[row["__key__"]]["seed"]
+    assert row["json"]["camera"]["K"][2] == [0.0, 0.0, 1.0]
+    streamed = list(datasets.load_dataset(str(root), split="train", streaming=True))
+    assert sorted(r["__key__"] for r in streamed) == sorted(expected)
+    plain = list(wds.WebDataset([str(p) for p in Release.open(root).shard_paths()], shardshuffle=False).decode("pil"))
+    assert sorted(s["__key__"] for s in plain) == sorted(expected)
+    assert plain[0]["json"]["key"] == plain[0]["__key__"]
+
+
+def test_finished_release_is_immutable(built):
+    recipe, report = built
+    again = build_release(recipe, stages=double_stages(), show_progress=False)
+    assert again.already_complete and again.manifest == report.manifest
+    changed = frame_recipe(recipe.base_dir, seed=99)
+    with pytest.raises(ReleaseError, match="immutable"):
+        build_release(changed, stages=double_stages(), show_progress=False)
+
+
+def test_parts_built_separately_give_the_same_release(built, tmp_path):
+    recipe, report = built
+    part_recipe = frame_recipe(tmp_path)
+    first = build_release(part_recipe, stages=double_stages(), part=(2, 2), show_progress=False)
+    assert first.manifest is None and first.missing_shards == [0, 2]
+    second = build_release(part_recipe, stages=double_stages(), part=(1, 2), show_progress=False)
+    assert second.manifest is not None
+    assert (part_recipe.release_dir / paths.MANIFEST).read_bytes() == (recipe.release_dir / paths.MANIFEST).read_bytes()
+
+
+BUILD_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from doubles import double_stages
+    from frame_helpers import frame_recipe
+    from posedive.builder import build_release
+    from pathlib import Path
+    build_release(frame_recipe(Path({root!r})), stages=double_stages(delay_s={delay}), show_progress=False)
+""")
+
+
+def test_sigkill_then_resume_gives_the_same_manifest(built, tmp_path):
+    recipe, report = built
+    script = BUILD_SCRIPT.format(tests=str(TESTS), root=str(tmp_path), delay=0.15)
+    process = subprocess.Popen([sys.executable, "-c", script])
+    first_shard = frame_recipe(tmp_path).release_dir / paths.shard_name(0)
+    deadline = time.time() + 120
+    while not first_shard.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert first_shard.exists(), "the build never completed a shard"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    resumed_recipe = frame_recipe(tmp_path)
+    assert not (resumed_recipe.release_dir / paths.MANIFEST).exists()
+    resumed = build_release(resumed_recipe, stages=double_stages(), show_progress=False)
+    assert 0 in resumed.skipped_shards
+    assert not list(resumed_recipe.release_dir.rglob("*.tmp-*"))
+    assert (resumed_recipe.release_dir / paths.MANIFEST).read_bytes() == (recipe.release_dir / paths.MANIFEST).read_bytes()

@@ -1,0 +1,86 @@
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from posedive.cli import app
+from posedive.recipe import RecipeError, load_recipe, parse_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+MINIMAL = {"name": "demo", "version": "1.0.0", "source": {"format": "folder", "root": "src"},
+           "generator": {"weights": "models/gen"}}
+
+
+def test_paper_defaults():
+    recipe = parse_recipe(MINIMAL)
+    assert recipe.viewpoint.elevation_deg == [0.0, 30.0]
+    assert recipe.viewpoint.azimuth_deg == [0.0, 360.0]
+    assert recipe.images_per_pid == 15
+    assert recipe.filter.tau_ref == 0.6
+    assert (recipe.generator.width, recipe.generator.height) == (192, 384)
+    assert recipe.body.model == "anny"
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "market.yaml", "msmt17.yaml", "cuhk03.yaml"])
+def test_shipped_recipes_load(name):
+    recipe = load_recipe(REPO / "recipes" / name)
+    assert recipe.name and recipe.hash
+
+
+def test_unknown_key_is_named_with_file_and_path(tmp_path):
+    data = dict(MINIMAL, viewpoint={"elevation_deg": [0, 30], "azimuht_deg": [0, 360]})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError) as error:
+        load_recipe(path)
+    message = str(error.value)
+    assert str(path) in message and "viewpoint.azimuht_deg" in message and "unknown field" in message
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"version": "1.0"}, "version"),
+        ({"name": "Has Spaces"}, "name"),
+        ({"viewpoint": {"elevation_deg": [40, 10]}}, "viewpoint.elevation_deg"),
+        ({"filter": {"tau_ref": 1.5}}, "filter.tau_ref"),
+        ({"filter": {"reference_keypoints": ["left_knee", "tail"]}}, "filter.reference_keypoints"),
+        ({"source": {"format": "duke", "root": "x"}}, "source"),
+        ({"body": {"model": "smpl"}}, "body"),
+    ],
+)
+def test_bad_values_name_the_field(change, field):
+    with pytest.raises(RecipeError) as error:
+        parse_recipe({**MINIMAL, **change}, source="r.yaml")
+    assert f"  {field}" in str(error.value) and "r.yaml" in str(error.value)
+
+
+def test_hash_is_stable_and_ignores_output_dir():
+    base = parse_recipe(MINIMAL)
+    reordered = parse_recipe(dict(reversed(list(MINIMAL.items()))))
+    moved = parse_recipe({**MINIMAL, "output": {"dir": "/elsewhere"}})
+    changed = parse_recipe({**MINIMAL, "seed": 1})
+    assert base.hash == reordered.hash == moved.hash
+    assert base.hash != changed.hash
+
+
+def test_validate_cli_rejects_a_wrong_field(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "images_per_id": 3}))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "images_per_id" in result.output
+
+
+def test_validate_cli_checks_paths(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(MINIMAL))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "source.root" in result.output
+    (tmp_path / "src").mkdir()
+    (tmp_path / "models" / "gen").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert parse_recipe(MINIMAL).hash in result.output
