@@ -119,7 +119,6 @@ def test_folder_source(tmp_path):
     assert index.train_by_pid()[2][0].relpath == "bob/0.png"
 
 
-@pytest.mark.skipif(not (FIXTURES / "vtest_market" / "READY").exists(), reason="real crops not present")
 def test_real_pedestrian_crops_read_as_market1501():
     index = read_source(source("market1501", FIXTURES / "vtest_market"))
     counts = index.counts()
