@@ -19,6 +19,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "validate",
     "build",
     "info",
+    "posebank",
+    "gallery",
+    "report",
 )
 
 app = typer.Typer(

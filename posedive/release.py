@@ -118,6 +118,8 @@ class Manifest(_Model):
     totals: StageTotals
     identities: int
     short_pids: list[int]
+    viewpoint_entropy: float = Field(description="entropy of the accepted samples' azimuth x elevation "
+                                     "histogram over its uniform maximum (1.0 = uniform coverage)")
     files: dict[str, FileEntry]
 
     @property

@@ -39,7 +39,8 @@ def test_release_layout_and_manifest(built):
     assert totals.attempts == totals.reference_rejected + totals.target_rejected + totals.generated_rejected + totals.accepted
     assert totals.reference_rejected > 0 and totals.generated_rejected > 0  # dark references, dark generations
     assert Release.open(root).verify() == []
-    for relpath in (paths.CARD, paths.RECIPE, "plots/viewpoints.png"):
+    assert 0 < manifest.viewpoint_entropy <= 1
+    for relpath in (paths.CARD, paths.RECIPE, "plots/viewpoints.png", "plots/poses.png"):
         assert relpath in manifest.files
 
 

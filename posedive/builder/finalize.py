@@ -64,7 +64,7 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex, generator:
         shards.append(ShardEntry(path=paths.shard_name(shard), samples=samples, sha256=sha256_file(shard_file),
                                  bytes=shard_file.stat().st_size))
 
-    plots = write_release_plots(root, [paths.shard_path(root, shard) for shard in range(plan.num_shards)])
+    coverage = write_release_plots(recipe, root, [paths.shard_path(root, shard) for shard in range(plan.num_shards)])
     manifest = Manifest(
         name=recipe.name,
         version=recipe.version,
@@ -80,10 +80,11 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex, generator:
         totals=totals,
         identities=len({unit.pid for unit in plan.units}),
         short_pids=sorted(short_pids),
+        viewpoint_entropy=coverage.viewpoint_entropy,
         files={},
     )
-    atomic_write_text(root / paths.CARD, render_card(recipe, manifest, plots))
-    sidecars = [paths.CARD, paths.RECIPE, *plots]
+    atomic_write_text(root / paths.CARD, render_card(recipe, manifest, coverage.plots))
+    sidecars = [paths.CARD, paths.RECIPE, *coverage.plots]
     sidecars += [paths.rejected_name(shard) for shard in range(plan.num_shards)]
     sidecars += [paths.shard_stats_path(root, shard).relative_to(root).as_posix() for shard in range(plan.num_shards)]
     manifest.files = {

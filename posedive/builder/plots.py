@@ -1,51 +1,64 @@
-"""Plots stored in a release: where the accepted samples' cameras are (azimuth x elevation).
+"""Plots stored in a release: where the accepted samples' cameras stood (azimuth x elevation) and
+which poses they show (Figure 2 of the paper), drawn with the conditions stage's coverage functions.
 
-Drawn from the provenance in the shards, so they show what the release holds, not what was planned.
-PNG metadata is fixed so that the same release always gives the same bytes (the manifest hashes them).
+They are drawn from the provenance in the shards, so they show what the release holds, not what was
+planned; the pose embedding uses the SMPL-24 pose each sample records.
 """
 
 from __future__ import annotations
 
 import json
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import paths
+from ..recipe import Recipe
 
 
-def read_cameras(shard_paths: list[Path]) -> np.ndarray:
-    """(N, 2) azimuth, elevation in degrees of every sample in the shards."""
-    angles = []
+@dataclass
+class ReleaseCoverage:
+    plots: list[str]
+    viewpoint_entropy: float
+
+
+def _read_provenance(shard_paths: list[Path]) -> list[dict]:
+    records = []
     for shard in shard_paths:
         with tarfile.open(shard) as tar:
             for member in tar:
                 if member.name.endswith(".json"):
-                    camera = json.loads(tar.extractfile(member).read())["camera"]
-                    angles.append((camera["azimuth_deg"], camera["elevation_deg"]))
-    return np.asarray(angles, dtype=np.float64).reshape(-1, 2)
+                    records.append(json.loads(tar.extractfile(member).read()))
+    return records
 
 
-def plot_viewpoints(azimuth: np.ndarray, elevation: np.ndarray, out: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 3.2), dpi=100)
-    axis.hist2d(azimuth, elevation, bins=(36, 9), range=((0, 360), (min(0.0, elevation.min(initial=0)), 90)), cmap="viridis")
-    axis.set_xlabel("azimuth (deg)")
-    axis.set_ylabel("elevation (deg)")
-    axis.set_title(title)
-    figure.tight_layout()
-    figure.savefig(out, format="png", metadata={"Software": None})
-    plt.close(figure)
+def _pose_group(pose_id: str) -> str:
+    """``deepmimic-walk-00012-mirror`` -> ``deepmimic-walk``: the clip a pose comes from."""
+    return "-".join(part for part in pose_id.split("-") if not part.isdigit() and part != "mirror") or pose_id
 
 
-def write_release_plots(root: Path, shard_paths: list[Path]) -> list[str]:
-    angles = read_cameras(shard_paths)
-    relpath = f"{paths.PLOTS_DIR}/viewpoints.png"
+def write_release_plots(recipe: Recipe, root: Path, shard_paths: list[Path]) -> ReleaseCoverage:
+    from ..conditions.coverage import (
+        normalised_entropy,
+        plot_poses,
+        plot_viewpoints,
+        pose_embedding,
+        viewpoint_histogram,
+    )
+
+    records = _read_provenance(shard_paths)
+    if not records:
+        return ReleaseCoverage(plots=[], viewpoint_entropy=0.0)
+    elevation = np.array([r["camera"]["elevation_deg"] for r in records])
+    azimuth = np.array([r["camera"]["azimuth_deg"] for r in records])
+    ranges = recipe.viewpoint.elevation_deg, recipe.viewpoint.azimuth_deg
+    histogram = viewpoint_histogram(elevation, azimuth, *ranges)
+    entropy = normalised_entropy(histogram)
     (root / paths.PLOTS_DIR).mkdir(parents=True, exist_ok=True)
-    plot_viewpoints(angles[:, 0], angles[:, 1], root / relpath, title=f"{len(angles)} accepted samples")
-    return [relpath]
+    viewpoints, poses = f"{paths.PLOTS_DIR}/viewpoints.png", f"{paths.PLOTS_DIR}/poses.png"
+    plot_viewpoints(histogram, *ranges, entropy, root / viewpoints)
+    pose_array = np.array([r["body"]["pose"] for r in records], dtype=np.float64)
+    plot_poses(pose_embedding(pose_array), [_pose_group(r["body"]["pose_id"]) for r in records], root / poses)
+    return ReleaseCoverage(plots=[viewpoints, poses], viewpoint_entropy=round(entropy, 6))

@@ -53,6 +53,9 @@ def build(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and stop"),
     plan_out: Path = typer.Option(None, "--plan-out", help="with --dry-run: write the plan as JSON lines here"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    engine: str = typer.Option("local", "--engine", help="where shards are built: local (this machine) or ray"),
+    address: str = typer.Option(None, "--address",
+                                help="with --engine ray: the cluster to join (e.g. auto); default: start a local one"),
 ) -> None:
     """Build the release a recipe describes (resumes an interrupted build; finished releases are immutable)."""
     from ..builder import StageUnavailable, build_release
@@ -60,13 +63,28 @@ def build(
     from ..recipe import load_recipe
 
     with user_errors():
+        if engine not in ("local", "ray"):
+            raise ValueError(f"--engine must be local or ray, got {engine!r}")
+        if address is not None and engine != "ray":
+            raise ValueError("--address is for --engine ray")
         recipe = load_recipe(recipe_path)
         problems = recipe.check_paths()
+        if dry_run:  # planning needs the source and the pose bank, not the generator's weights
+            problems = [problem for problem in problems if not problem.startswith("generator.")]
         if problems:
             raise ValueError(f"{recipe_path}: " + "; ".join(problems))
         part_spec = parse_part(part) if part else None
+        shard_engine = None
+        if engine == "ray" and not dry_run:
+            from ..builder.ray_engine import RayEngine, RayUnavailable
+
+            try:
+                shard_engine = RayEngine(address=address)
+            except RayUnavailable as error:
+                console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+                raise typer.Exit(code=3) from None
         try:
-            report = build_release(recipe, part=part_spec, dry_run=dry_run, show_progress=progress)
+            report = build_release(recipe, part=part_spec, dry_run=dry_run, show_progress=progress, engine=shard_engine)
         except StageUnavailable as error:
             console.print(f"[bold red]build stopped after planning:[/] {escape(str(error))}", highlight=False)
             raise typer.Exit(code=3) from None

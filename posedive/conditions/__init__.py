@@ -1,0 +1,38 @@
+"""The conditions stage: pose bank -> posed body -> camera -> depth / normal / skeleton maps.
+
+Public entry points used by the builder and the CLI:
+
+* :func:`load_condition_renderer` -> a :class:`posedive.schema.ConditionRenderer` for a recipe;
+* :func:`sample_requests` / :func:`gallery_requests` for uniform (pose, elevation, azimuth) draws;
+* :class:`PoseBank` and the importers in :mod:`posedive.conditions.posebank`.
+
+Heavy libraries (torch, anny, smplx, pyrender) are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from .cameras import camera_for, intrinsics, look_at_rotation, project, sample_viewpoints
+from .gallery import contact_sheet, gallery_requests, render_gallery, sample_requests
+from .posebank import PoseBank, cache_dir, load_builtin_bank, load_pose_bank
+from .renderer import BodyConditionRenderer, ConditionCache, RendererSpec, load_condition_renderer, renderer_spec
+
+__all__ = [
+    "BodyConditionRenderer",
+    "ConditionCache",
+    "PoseBank",
+    "RendererSpec",
+    "cache_dir",
+    "camera_for",
+    "contact_sheet",
+    "gallery_requests",
+    "intrinsics",
+    "load_builtin_bank",
+    "load_condition_renderer",
+    "load_pose_bank",
+    "look_at_rotation",
+    "project",
+    "render_gallery",
+    "renderer_spec",
+    "sample_requests",
+    "sample_viewpoints",
+]

@@ -1,0 +1,367 @@
+"""Body models: SMPL-24 pose and shape in, posed mesh and keypoints out, in posedive's world frame.
+
+World frame (shared by every backend, the cameras and the renderer): metres, y up, the body facing
++z, +x on the body's left (SMPL's own frame). Poses are SMPL-24 axis-angle vectors, theta in R^72,
+global orientation first, relative to SMPL's T-pose rest. Outputs are re-centred so the pelvis sits
+at the origin; the cameras look at the posed mesh's bounding-box centre anyway.
+
+Backends:
+
+* ``anny`` (default, works offline): the MakeHuman-based ``anny`` model. anny is z-up with the body
+  facing -y; world = ``ANNY_TO_WORLD @ anny``. SMPL rotations are retargeted to anny's 104-bone rig
+  (see :class:`AnnyBody`).
+* ``smpl``: the user's own SMPL model file (``SMPL_{GENDER}.pkl``) through ``smplx``.
+
+Each backend also regresses COCO-17 keypoints, from which :func:`openpose18_from_coco17` builds the
+OpenPose-18 joints the skeleton image is drawn from (the neck is the shoulders' midpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol, Sequence
+
+import numpy as np
+
+from ..schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS
+from .rotations import (
+    SMPL_JOINTS,
+    SMPL_PARENTS,
+    local_to_global,
+    pose_to_local_matrices,
+    rotation_between,
+)
+
+logger = logging.getLogger(__name__)
+
+Gender = Literal["neutral", "male", "female"]
+
+# anny is z-up with the body facing -y and its left on +x: (x, y, z) -> (x, z, -y).
+ANNY_TO_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+# anny phenotype "gender" runs from 0 (female) to 1 (male).
+ANNY_GENDER = {"female": 0.0, "neutral": 0.5, "male": 1.0}
+
+
+@dataclass(frozen=True)
+class BodyOutput:
+    """A batch of posed bodies in the world frame."""
+
+    vertices: np.ndarray  # (B, V, 3) float32, metres
+    faces: np.ndarray  # (F, 3) int32, shared by the batch
+    keypoints: np.ndarray  # (B, 18, 3) float32, OpenPose-18 joints in world coordinates
+    joints: np.ndarray  # (B, 24, 3) float32, the model's own SMPL-24-like joints (anny: bone heads)
+
+
+class BodyModel(Protocol):
+    """SMPL-24 poses in, posed meshes out (world frame, metres)."""
+
+    name: str
+
+    def shape(self) -> list[float]: ...
+
+    def forward(self, poses: np.ndarray) -> BodyOutput: ...
+
+
+def openpose18_from_coco17(coco: np.ndarray) -> np.ndarray:
+    """(..., 17, D) COCO-17 joints -> (..., 18, D) OpenPose-18 joints; neck = shoulders' midpoint."""
+    coco = np.asarray(coco)
+    index = {name: i for i, name in enumerate(COCO17_KEYPOINTS)}
+    out = []
+    for name in OPENPOSE18_KEYPOINTS:
+        if name == "neck":
+            out.append(0.5 * (coco[..., index["left_shoulder"], :] + coco[..., index["right_shoulder"], :]))
+        else:
+            out.append(coco[..., index[name], :])
+    return np.stack(out, axis=-2)
+
+
+# ------------------------------------------------------------------------------------------- anny
+# Which SMPL joint's world rotation drives each anny bone; bones not listed follow their parent.
+# The spine is spread by height: anny's five spine bones take the rotation of the SMPL segment they
+# lie in (spine05 still belongs to the pelvis, spine01 to spine3).
+ANNY_BONE_TO_SMPL: dict[str, str] = {
+    "root": "pelvis",
+    "spine05": "pelvis",
+    "spine04": "spine1",
+    "spine03": "spine1",
+    "spine02": "spine2",
+    "spine01": "spine3",
+    "neck01": "neck",
+    "neck02": "neck",
+    "neck03": "neck",
+    "head": "head",
+}
+for _side, _s in (("L", "left"), ("R", "right")):
+    ANNY_BONE_TO_SMPL.update(
+        {
+            f"pelvis.{_side}": "pelvis",
+            f"upperleg01.{_side}": f"{_s}_hip",
+            f"upperleg02.{_side}": f"{_s}_hip",
+            f"lowerleg01.{_side}": f"{_s}_knee",
+            f"lowerleg02.{_side}": f"{_s}_knee",
+            f"foot.{_side}": f"{_s}_ankle",
+            f"clavicle.{_side}": f"{_s}_collar",
+            f"shoulder01.{_side}": f"{_s}_collar",
+            f"upperarm01.{_side}": f"{_s}_shoulder",
+            f"upperarm02.{_side}": f"{_s}_shoulder",
+            f"lowerarm01.{_side}": f"{_s}_elbow",
+            f"lowerarm02.{_side}": f"{_s}_elbow",
+            f"wrist.{_side}": f"{_s}_wrist",
+        }
+    )
+
+# anny bones whose heads stand in for SMPL joints (used for retargeting checks and the pose plot).
+ANNY_JOINT_BONES: dict[str, str] = {
+    "pelvis": "root",
+    "spine1": "spine04",
+    "spine2": "spine02",
+    "spine3": "spine01",
+    "neck": "neck01",
+    "head": "head",
+}
+for _side, _s in (("L", "left"), ("R", "right")):
+    ANNY_JOINT_BONES.update(
+        {
+            f"{_s}_hip": f"upperleg01.{_side}",
+            f"{_s}_knee": f"lowerleg01.{_side}",
+            f"{_s}_ankle": f"foot.{_side}",
+            f"{_s}_foot": f"toe3-1.{_side}",
+            f"{_s}_collar": f"clavicle.{_side}",
+            f"{_s}_shoulder": f"upperarm01.{_side}",
+            f"{_s}_elbow": f"lowerarm01.{_side}",
+            f"{_s}_wrist": f"wrist.{_side}",
+            f"{_s}_hand": f"finger3-1.{_side}",
+        }
+    )
+
+
+class AnnyBody:
+    """The anny body driven by SMPL-24 poses.
+
+    Retargeting works on world rotations. SMPL's joint rotations are chained into world rotations
+    ``G_j`` (what each body part undergoes relative to the T-pose), moved into anny's axes
+    (``A^T G_j A`` with ``A = ANNY_TO_WORLD``) and given to every anny bone that lies on that SMPL
+    segment. anny's rest pose is an A-pose with slightly bent elbows, so the arm bones first take a
+    fixed rest correction ``C_b`` that brings them to SMPL's T-pose (horizontal, straight arms):
+    bone ``b`` gets ``G_b = A^T G_j A C_b``. anny's ``world-orient`` parameterisation takes each
+    bone's world orientation ``G_b R_b`` (``R_b`` its rest orientation) and keeps every bone's head
+    attached to its parent, so no joint offsets need converting.
+    """
+
+    name = "anny"
+
+    def __init__(self, gender: Gender = "neutral") -> None:
+        import torch
+
+        import anny
+
+        self._torch = torch
+        self.gender = gender
+        logger.debug("loading the anny body model (the first use builds anny's cache, about a minute)")
+        self.model = anny.Anny()
+        self.model.eval()
+        self.regressor = anny.KeypointsRegressor.coco(self.model, labels=list(COCO17_KEYPOINTS))
+        self.labels: list[str] = list(self.model.bone_labels)
+        self.parents: list[int] = [int(p) for p in self.model.bone_parents]
+        self.faces = np.asarray(self.model.get_triangular_faces(), dtype=np.int32)
+        self._phenotype = {"gender": ANNY_GENDER[gender]}
+        with torch.no_grad():
+            rest = self.model(phenotype_kwargs=self._phenotype)
+        self.rest_bone_poses = rest["rest_bone_poses"][0].double().numpy()  # (104, 4, 4), anny frame
+        self._smpl_index = np.array(
+            [SMPL_JOINTS.index(ANNY_BONE_TO_SMPL[label]) if label in ANNY_BONE_TO_SMPL else -1 for label in self.labels]
+        )
+        self._rest_correction = self._arm_rest_corrections()
+        self._joint_bones = [self.labels.index(ANNY_JOINT_BONES[name]) for name in SMPL_JOINTS]
+
+    def shape(self) -> list[float]:
+        return [self._phenotype["gender"]]
+
+    def _bone_direction(self, label: str) -> np.ndarray:
+        return self.rest_bone_poses[self.labels.index(label), :3, 1]  # anny bones point along local +y
+
+    def _arm_rest_corrections(self) -> np.ndarray:
+        """Per-bone rotations (anny frame) that take anny's rest arms to SMPL's T-pose."""
+        corrections = np.tile(np.eye(3), (len(self.labels), 1, 1))
+        for side, sign in (("L", 1.0), ("R", -1.0)):
+            lateral = np.array([sign, 0.0, 0.0])
+            upper = rotation_between(self._bone_direction(f"upperarm01.{side}"), lateral)
+            lower = rotation_between(self._bone_direction(f"lowerarm01.{side}"), lateral)
+            for index, label in enumerate(self.labels):
+                if label in (f"upperarm01.{side}", f"upperarm02.{side}"):
+                    corrections[index] = upper
+                elif label.endswith(f".{side}") and self._descends_from(index, f"lowerarm01.{side}"):
+                    corrections[index] = lower
+        return corrections
+
+    def _descends_from(self, index: int, ancestor: str) -> bool:
+        target = self.labels.index(ancestor)
+        while index >= 0:
+            if index == target:
+                return True
+            index = self.parents[index]
+        return False
+
+    def bone_world_rotations(self, poses: np.ndarray) -> np.ndarray:
+        """(B, 72) SMPL poses -> (B, 104, 3, 3) world rotation of every anny bone, anny frame."""
+        smpl_world = local_to_global(pose_to_local_matrices(poses))  # world frame
+        a = ANNY_TO_WORLD
+        in_anny = a.T @ smpl_world @ a  # (B, 24, 3, 3)
+        batch = in_anny.shape[0]
+        bones = np.empty((batch, len(self.labels), 3, 3))
+        for index, (smpl, parent) in enumerate(zip(self._smpl_index, self.parents)):
+            if smpl >= 0:
+                bones[:, index] = in_anny[:, smpl] @ self._rest_correction[index]
+            elif parent >= 0:
+                bones[:, index] = bones[:, parent] @ np.linalg.inv(self._rest_correction[parent]) @ self._rest_correction[index]
+            else:
+                bones[:, index] = np.eye(3)
+        return bones
+
+    def forward(self, poses: np.ndarray) -> BodyOutput:
+        torch = self._torch
+        poses = np.asarray(poses, dtype=np.float64).reshape(-1, 72)
+        rotations = self.bone_world_rotations(poses)
+        deltas = np.tile(np.eye(4), (poses.shape[0], len(self.labels), 1, 1))
+        deltas[:, :, :3, :3] = rotations @ self.rest_bone_poses[None, :, :3, :3]
+        deltas[:, 0, :3, 3] = self.rest_bone_poses[0, :3, 3]
+        with torch.no_grad():
+            out = self.model(
+                pose_parameters=torch.as_tensor(deltas, dtype=self.model.dtype),
+                phenotype_kwargs=self._phenotype,
+                pose_parameterization="world-orient",
+            )
+            coco = self.regressor(out)
+        origin = self.rest_bone_poses[0, :3, 3]
+        heads = out["bone_poses"][..., :3, 3].double().numpy()[:, self._joint_bones]
+
+        def to_world(points: np.ndarray) -> np.ndarray:
+            return ((points - origin) @ ANNY_TO_WORLD.T).astype(np.float32)
+
+        return BodyOutput(
+            vertices=to_world(out["vertices"].double().numpy()),
+            faces=self.faces,
+            keypoints=to_world(openpose18_from_coco17(coco.double().numpy())),
+            joints=to_world(heads),
+        )
+
+
+# ------------------------------------------------------------------------------------------- SMPL
+# COCO-17 keypoints from SMPL joints. The face points are fixed offsets in the head joint's frame
+# (metres), so the backend also works with SMPL-format files whose mesh is not SMPL's own.
+_SMPL_COCO_FROM_JOINT = {
+    "left_shoulder": "left_shoulder",
+    "right_shoulder": "right_shoulder",
+    "left_elbow": "left_elbow",
+    "right_elbow": "right_elbow",
+    "left_wrist": "left_wrist",
+    "right_wrist": "right_wrist",
+    "left_hip": "left_hip",
+    "right_hip": "right_hip",
+    "left_knee": "left_knee",
+    "right_knee": "right_knee",
+    "left_ankle": "left_ankle",
+    "right_ankle": "right_ankle",
+}
+_SMPL_FACE_OFFSETS = {
+    "nose": (0.0, 0.0, 0.11),
+    "left_eye": (0.035, 0.035, 0.09),
+    "right_eye": (-0.035, 0.035, 0.09),
+    "left_ear": (0.075, 0.01, 0.0),
+    "right_ear": (-0.075, 0.01, 0.0),
+}
+
+
+class SMPLBody:
+    """The user's SMPL model (never shipped), loaded with ``smplx`` and posed with its LBS."""
+
+    name = "smpl"
+
+    def __init__(self, model_dir: Path, gender: Gender = "neutral", betas: Sequence[float] | None = None) -> None:
+        import torch
+
+        import smplx
+
+        self._torch = torch
+        model_dir = Path(model_dir)
+        path = model_dir / f"SMPL_{gender.upper()}.pkl"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"body.smpl_model_dir: {path} not found (expected SMPL's model file for gender {gender!r}, "
+                "e.g. SMPL_NEUTRAL.pkl from https://smpl.is.tue.mpg.de)"
+            )
+        self.model = smplx.SMPL(model_path=str(path), gender=gender)
+        self.faces = np.asarray(self.model.faces, dtype=np.int32)
+        count = int(self.model.shapedirs.shape[-1])
+        values = list(betas or [])[:count]
+        self._betas = values + [0.0] * (count - len(values))
+
+    def shape(self) -> list[float]:
+        return list(self._betas)
+
+    def forward(self, poses: np.ndarray) -> BodyOutput:
+        torch = self._torch
+        from smplx.lbs import lbs
+
+        poses = np.asarray(poses, dtype=np.float64).reshape(-1, 72)
+        batch = poses.shape[0]
+        m = self.model
+        with torch.no_grad():
+            vertices, joints = lbs(
+                torch.tensor([self._betas] * batch, dtype=m.shapedirs.dtype),
+                torch.as_tensor(poses, dtype=m.shapedirs.dtype),
+                m.v_template,
+                m.shapedirs,
+                m.posedirs,
+                m.J_regressor,
+                m.parents,
+                m.lbs_weights,
+            )
+        vertices = vertices.double().numpy()
+        joints = joints.double().numpy()[:, :24]
+        pelvis = joints[:, :1]
+        world = local_to_global(pose_to_local_matrices(poses))
+        head = SMPL_JOINTS.index("head")
+        coco = np.zeros((batch, 17, 3))
+        for k, name in enumerate(COCO17_KEYPOINTS):
+            if name in _SMPL_COCO_FROM_JOINT:
+                coco[:, k] = joints[:, SMPL_JOINTS.index(_SMPL_COCO_FROM_JOINT[name])]
+            else:
+                coco[:, k] = joints[:, head] + world[:, head] @ np.array(_SMPL_FACE_OFFSETS[name])
+        return BodyOutput(
+            vertices=(vertices - pelvis).astype(np.float32),
+            faces=self.faces,
+            keypoints=openpose18_from_coco17(coco - pelvis).astype(np.float32),
+            joints=(joints - pelvis).astype(np.float32),
+        )
+
+
+def load_body_model(
+    model: Literal["anny", "smpl"] = "anny",
+    *,
+    gender: Gender = "neutral",
+    smpl_model_dir: Path | None = None,
+) -> BodyModel:
+    """Build the body model a recipe names (``recipe.body``)."""
+    if model == "anny":
+        return AnnyBody(gender=gender)
+    if model == "smpl":
+        if smpl_model_dir is None:
+            raise ValueError("body.model 'smpl' needs body.smpl_model_dir (SMPL files are never shipped)")
+        return SMPLBody(smpl_model_dir, gender=gender)
+    raise ValueError(f"body.model: unknown body model {model!r}; known: anny, smpl")
+
+
+__all__ = [
+    "ANNY_TO_WORLD",
+    "AnnyBody",
+    "BodyModel",
+    "BodyOutput",
+    "SMPLBody",
+    "SMPL_PARENTS",
+    "load_body_model",
+    "openpose18_from_coco17",
+]

@@ -1,0 +1,155 @@
+"""The target condition gallery (paper section 4.1, step 2): many condition sets rendered once.
+
+``gallery_requests`` samples (pose, elevation, azimuth) triples uniformly from a recipe's pose bank
+and viewpoint ranges, seeded by the recipe; ``render_gallery`` renders requests into the
+content-addressed cache in parallel worker processes (one body model and one GL context each),
+skipping what is cached; ``contact_sheet`` lays condition sets out in one PNG for people to check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..schema import ConditionRequest, ConditionSet
+from .renderer import BodyConditionRenderer, RendererSpec, renderer_spec
+
+logger = logging.getLogger(__name__)
+
+
+def gallery_seed(recipe, salt: str = "gallery") -> int:
+    """A seed derived from the recipe hash, so a recipe always samples the same gallery."""
+    return int.from_bytes(hashlib.sha256(f"{recipe.hash}:{salt}".encode()).digest()[:8], "little")
+
+
+def sample_requests(
+    pose_ids: Sequence[str],
+    count: int,
+    elevation_range: Sequence[float],
+    azimuth_range: Sequence[float],
+    rng: np.random.Generator,
+) -> list[ConditionRequest]:
+    """``count`` requests: poses uniform over the bank, elevation and azimuth uniform over the ranges."""
+    if not pose_ids:
+        raise ValueError("the pose bank is empty")
+    poses = rng.integers(0, len(pose_ids), size=count)
+    elevation = rng.uniform(elevation_range[0], elevation_range[1], size=count)
+    azimuth = rng.uniform(azimuth_range[0], azimuth_range[1], size=count)
+    return [
+        ConditionRequest(pose_id=pose_ids[p], elevation_deg=float(e), azimuth_deg=float(a))
+        for p, e, a in zip(poses, elevation, azimuth)
+    ]
+
+
+def gallery_requests(recipe, count: int, pose_ids: Sequence[str]) -> list[ConditionRequest]:
+    """The recipe's gallery of ``count`` condition requests (deterministic for a recipe)."""
+    rng = np.random.default_rng(gallery_seed(recipe))
+    return sample_requests(pose_ids, count, recipe.viewpoint.elevation_deg, recipe.viewpoint.azimuth_deg, rng)
+
+
+# One renderer per worker process, built by the pool initializer.
+_WORKER: dict[str, BodyConditionRenderer] = {}
+
+
+def _init_worker(spec: RendererSpec) -> None:
+    # Processes already fill the cores: one rasterizer thread per worker avoids oversubscribing them
+    # (llvmpipe reads this when the GL context is created, on the first render).
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER["renderer"] = BodyConditionRenderer(spec)
+
+
+def _render_chunk(requests: list[ConditionRequest]) -> list[str]:
+    return [c.condition_id for c in _WORKER["renderer"].render(requests)]
+
+
+def render_gallery(
+    spec: RendererSpec,
+    requests: Sequence[ConditionRequest],
+    *,
+    workers: int | None = None,
+    chunk_size: int = 8,
+    progress: bool = True,
+) -> list[str]:
+    """Render ``requests`` into the cache, ``workers`` processes (default: all cores); returns the
+    condition ids in request order. Cached conditions are not rendered again."""
+    if spec.cache_root is None:
+        raise ValueError("render_gallery needs a cache (RendererSpec.cache_root)")
+    index = BodyConditionRenderer(spec)
+    ids = [index.condition_id(r) for r in requests]
+    todo: dict[str, ConditionRequest] = {}
+    for request, key in zip(requests, ids):
+        if not index.cache.has(key):
+            todo.setdefault(key, request)
+    logger.info("gallery: %d requests, %d distinct, %d to render", len(requests), len(set(ids)), len(todo))
+    if not todo:
+        return ids
+    pending = list(todo.values())
+    chunks = [pending[i : i + chunk_size] for i in range(0, len(pending), chunk_size)]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("rendering conditions"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not progress
+    ) as bar:
+        task = bar.add_task("render", total=len(pending))
+        if workers == 1:
+            with index:
+                for chunk in chunks:
+                    index.render(chunk)
+                    bar.advance(task, len(chunk))
+        else:
+            context = multiprocessing.get_context("spawn")  # a fresh GL context per worker
+            with context.Pool(workers, initializer=_init_worker, initargs=(spec,)) as pool:
+                for done in pool.imap_unordered(_render_chunk, chunks):
+                    bar.advance(task, len(done))
+    return ids
+
+
+def load_gallery(spec: RendererSpec, requests: Sequence[ConditionRequest]) -> list[ConditionSet]:
+    """Condition sets for requests (from the cache where rendered, rendering the rest here)."""
+    with BodyConditionRenderer(spec) as renderer:
+        return renderer.render(requests)
+
+
+def contact_sheet(conditions: Sequence[ConditionSet], path: Path, *, columns: int = 4, scale: float = 0.5) -> Path:
+    """One PNG with, per condition set, depth | normal | skeleton over normal, captioned with the
+    pose id and viewpoint."""
+    from PIL import Image, ImageDraw
+
+    if not conditions:
+        raise ValueError("contact sheet: no condition sets")
+    h, w = conditions[0].depth.shape
+    tw, th = max(1, int(w * scale)), max(1, int(h * scale))
+    caption, pad = 26, 6
+    cell_w, cell_h = 3 * tw + 2 * 2 + pad, th + caption + pad
+    rows = (len(conditions) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * cell_w + pad, rows * cell_h + pad), (40, 40, 40))
+    draw = ImageDraw.Draw(sheet)
+    for n, c in enumerate(conditions):
+        x0 = pad + (n % columns) * cell_w
+        y0 = pad + (n // columns) * cell_h
+        overlay = np.where(c.skeleton.any(axis=2, keepdims=True), c.skeleton, c.normal // 2)
+        tiles = [np.repeat(c.depth[..., None], 3, axis=2), c.normal, overlay]
+        for k, tile in enumerate(tiles):
+            image = Image.fromarray(tile).resize((tw, th), Image.BILINEAR)
+            sheet.paste(image, (x0 + k * (tw + 2), y0))
+        label = f"{c.body.pose_id}\nel {c.camera.elevation_deg:.0f}  az {c.camera.azimuth_deg:.0f}"
+        draw.multiline_text((x0, y0 + th + 1), label, fill=(230, 230, 230), spacing=1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def spec_for(recipe, cache_root: Path | None = None) -> RendererSpec:
+    return renderer_spec(recipe, cache_root=cache_root)

@@ -1,0 +1,169 @@
+"""Rendering the three condition maps (paper eq. 8): depth, surface normals and an OpenPose skeleton.
+
+pyrender draws headless through EGL (``PYOPENGL_PLATFORM=egl`` is set, unless the user chose a
+platform, before OpenGL is first imported): Mesa's llvmpipe on a CPU machine, the GPU where there is
+one. One unlit pass with vertex colours set to camera-frame normals gives the normal map and, from
+the same pass, the metric depth buffer.
+
+Encodings (all ``uint8``, ``H x W`` from the recipe, 192x384 by default):
+
+* depth ``(H, W)``: 0 is background; on the body, per-image normalised inverse depth, 255 at the
+  nearest surface and 1 at the farthest (the usual "near is bright" convention of depth
+  conditions). Larger metric depth always means a smaller value.
+* normal ``(H, W, 3)``: the unit surface normal in camera axes x right, y up, z towards the
+  viewer, encoded ``round((n + 1) / 2 * 255)``: a surface facing the camera is (128, 128, 255).
+  Background is black. (OpenCV's camera axes are flipped in y and z relative to these.)
+* skeleton ``(H, W, 3)``: OpenPose-18 limbs and joints in OpenPose's colours on black, drawn from
+  the body's projected 3D joints; joints outside the image are left out with their limbs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..schema import Camera
+
+# Part of the gallery's cache key: bump whenever the pixels a request produces change.
+RENDERER_VERSION = "1"
+
+# OpenPose-18 limbs (0-based pairs) and colours, as OpenPose and ControlNet draw them.
+OPENPOSE_LIMBS: tuple[tuple[int, int], ...] = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
+    (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+)  # fmt: skip
+OPENPOSE_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
+    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+)  # fmt: skip
+
+# OpenGL camera axes (x right, y up, z backwards) in OpenCV camera axes.
+CV_TO_GL = np.diag([1.0, -1.0, -1.0])
+
+
+@dataclass(frozen=True)
+class RenderedMaps:
+    depth_m: np.ndarray  # (H, W) float32 metric depth along the optical axis, 0 = background
+    normal: np.ndarray  # (H, W, 3) uint8, encoded as in the module docstring
+    mask: np.ndarray  # (H, W) bool, body pixels
+
+
+def encode_depth(depth_m: np.ndarray) -> np.ndarray:
+    """Metric depth (0 = background) -> the uint8 depth map described in the module docstring."""
+    mask = depth_m > 0
+    out = np.zeros(depth_m.shape, dtype=np.uint8)
+    if not mask.any():
+        return out
+    near, far = float(depth_m[mask].min()), float(depth_m[mask].max())
+    span = max(far - near, 1e-6)
+    out[mask] = np.round(255.0 - 254.0 * (depth_m[mask] - near) / span).astype(np.uint8)
+    return out
+
+
+def decode_normal(normal: np.ndarray) -> np.ndarray:
+    """uint8 normal map -> unit vectors in the (x right, y up, z to viewer) camera axes."""
+    vectors = normal.astype(np.float32) / 127.5 - 1.0
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-6)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray, incidence=None) -> np.ndarray:
+    """Area-weighted unit vertex normals; ``incidence`` (from :func:`face_incidence`) makes it fast."""
+    v = np.asarray(vertices, dtype=np.float32)[faces]
+    face_normals = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+    if incidence is None:
+        incidence = face_incidence(faces, len(vertices))
+    normals = incidence @ face_normals
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+def face_incidence(faces: np.ndarray, vertex_count: int):
+    """Sparse (V, F) matrix summing each face's value into its three vertices."""
+    from scipy.sparse import csr_matrix
+
+    rows = faces.reshape(-1)
+    cols = np.repeat(np.arange(len(faces)), 3)
+    return csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(vertex_count, len(faces)))
+
+
+def draw_skeleton(keypoints_2d: np.ndarray, width: int, height: int, stick_width: int | None = None) -> np.ndarray:
+    """OpenPose-18 skeleton image from (18, 3) pixel joints (x, y, visible flag)."""
+    import cv2
+
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    stick = stick_width or max(2, int(round(4 * height / 512)))
+    visible = keypoints_2d[:, 2] > 0
+    for index, (a, b) in enumerate(OPENPOSE_LIMBS):
+        if not (visible[a] and visible[b]):
+            continue
+        (xa, ya), (xb, yb) = keypoints_2d[a, :2], keypoints_2d[b, :2]
+        length = float(np.hypot(xb - xa, yb - ya))
+        angle = float(np.degrees(np.arctan2(yb - ya, xb - xa)))
+        centre = (int(round((xa + xb) / 2)), int(round((ya + yb) / 2)))
+        polygon = cv2.ellipse2Poly(centre, (int(round(length / 2)), stick), int(round(angle)), 0, 360, 1)
+        colour = tuple(int(0.6 * c) for c in OPENPOSE_COLOURS[index])
+        cv2.fillConvexPoly(canvas, polygon, colour, lineType=cv2.LINE_AA)
+    for index in np.flatnonzero(visible):
+        x, y = keypoints_2d[index, :2]
+        cv2.circle(canvas, (int(round(x)), int(round(y))), stick, OPENPOSE_COLOURS[index], -1, lineType=cv2.LINE_AA)
+    return canvas
+
+
+def _use_egl() -> None:
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+
+class MeshRasterizer:
+    """One reusable pyrender ``OffscreenRenderer`` (creating one costs ~200 ms) for one image size."""
+
+    def __init__(self, width: int, height: int) -> None:
+        _use_egl()
+        import pyrender
+
+        self._pyrender = pyrender
+        self.width, self.height = int(width), int(height)
+        self._renderer = pyrender.OffscreenRenderer(self.width, self.height)
+        self._scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=(1.0, 1.0, 1.0))
+        self._incidence = None
+        self._faces_id: int | None = None
+
+    def render(self, vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> RenderedMaps:
+        pyrender = self._pyrender
+        if (camera.width, camera.height) != (self.width, self.height):
+            raise ValueError(f"camera is {camera.width}x{camera.height}, the rasterizer {self.width}x{self.height}")
+        if self._faces_id != id(faces) or self._incidence is None:
+            self._incidence = face_incidence(faces, len(vertices))
+            self._faces_id = id(faces)
+        R, t, K = np.asarray(camera.R), np.asarray(camera.t), np.asarray(camera.K)
+        normals_gl = vertex_normals(vertices, faces, self._incidence) @ R.T @ CV_TO_GL.T
+        colours = np.concatenate([(normals_gl + 1.0) / 2.0, np.ones((len(vertices), 1))], axis=1)
+        primitive = pyrender.Primitive(
+            positions=np.asarray(vertices, dtype=np.float32),
+            indices=np.asarray(faces, dtype=np.uint32),
+            color_0=colours.astype(np.float32),
+            material=pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0), doubleSided=True),
+        )
+        mesh_node = self._scene.add(pyrender.Mesh([primitive]))
+        pose = np.eye(4)
+        pose[:3, :3] = R.T @ CV_TO_GL
+        pose[:3, 3] = -R.T @ t
+        znear = max(0.01, camera.distance_m - 3.0)
+        cam = pyrender.IntrinsicsCamera(
+            fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], znear=znear, zfar=camera.distance_m + 3.0
+        )
+        camera_node = self._scene.add(cam, pose=pose)
+        try:
+            colour, depth = self._renderer.render(self._scene, flags=pyrender.RenderFlags.FLAT)
+        finally:
+            self._scene.remove_node(mesh_node)
+            self._scene.remove_node(camera_node)
+        mask = depth > 0
+        normal = np.where(mask[..., None], colour[..., :3], 0).astype(np.uint8)
+        return RenderedMaps(depth_m=depth.astype(np.float32), normal=normal, mask=mask)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.delete()
+            self._renderer = None

@@ -1,0 +1,276 @@
+"""The conditions stage's ``ConditionRenderer``: (pose id, elevation, azimuth) -> ``ConditionSet``.
+
+Each request poses the recipe's body model in a pose from the bank, places a camera at the
+requested viewpoint (``cameras.camera_for``) and renders depth, normals and the skeleton
+(``render``). Results go through a content-addressed cache (``ConditionCache``) keyed by everything
+that decides the pixels: renderer version, body model and shape, pose id and values, viewpoint,
+field of view and image size. The same condition is therefore rendered once per machine, whichever
+build asks for it, and a request always returns identical arrays.
+
+One renderer per process: it owns one body model and one ``OffscreenRenderer``, created on the first
+``render`` call (``pose_ids`` stays cheap). Call ``close()`` to release the GL context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..schema import BodyParams, Camera, ConditionRequest, ConditionSet
+from .body import BodyModel, load_body_model
+from .cameras import DEFAULT_MARGIN, camera_for, project
+from .posebank import BUILTIN_BANKS, PoseBank, builtin_bank_path, cache_dir, load_builtin_bank, load_pose_bank
+from .render import RENDERER_VERSION, MeshRasterizer, draw_skeleton, encode_depth
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RendererSpec:
+    """Everything a worker process needs to build the same renderer (picklable)."""
+
+    bank_path: Path
+    body_model: str = "anny"
+    gender: str = "neutral"
+    smpl_model_dir: Path | None = None
+    width: int = 192
+    height: int = 384
+    fov_deg: float = 30.0
+    margin: float = DEFAULT_MARGIN
+    cache_root: Path | None = None
+    body_identity: dict = field(default_factory=dict)
+
+
+class ConditionCache:
+    """Condition sets on disk under ``<root>/conditions/<key[:2]>/<key>.npz``, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root) / "conditions"
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npz"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def get(self, key: str) -> ConditionSet | None:
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                return ConditionSet(
+                    condition_id=key,
+                    depth=data["depth"],
+                    normal=data["normal"],
+                    skeleton=data["skeleton"],
+                    keypoints_2d=data["keypoints_2d"],
+                    camera=Camera.model_validate(meta["camera"]),
+                    body=BodyParams.model_validate(meta["body"]),
+                )
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            logger.warning("ignoring unreadable cached condition %s (%s); rendering it again", path, error)
+            return None
+
+    def put(self, conditions: ConditionSet) -> Path:
+        path = self.path(conditions.condition_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        meta = {"camera": conditions.camera.model_dump(mode="json"), "body": conditions.body.model_dump(mode="json")}
+        np.savez_compressed(
+            buffer,
+            depth=conditions.depth,
+            normal=conditions.normal,
+            skeleton=conditions.skeleton,
+            keypoints_2d=conditions.keypoints_2d,
+            meta=np.array(json.dumps(meta, sort_keys=True)),
+        )
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, path)
+        return path
+
+
+def body_identity(model: str, gender: str, smpl_model_dir: Path | None) -> dict:
+    """What identifies the rendered body in cache keys, without loading the model."""
+    if model == "anny":
+        from importlib.metadata import version
+
+        return {"model": "anny", "version": version("anny"), "gender": gender}
+    path = Path(smpl_model_dir or ".") / f"SMPL_{gender.upper()}.pkl"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+    return {"model": "smpl", "file_sha256": digest, "gender": gender}
+
+
+class BodyConditionRenderer:
+    """Renders condition sets for a pose bank with one body model; see the module docstring."""
+
+    def __init__(self, spec: RendererSpec, bank: PoseBank | None = None) -> None:
+        self.spec = spec
+        self.bank = bank if bank is not None else PoseBank.load(spec.bank_path)
+        self.cache = ConditionCache(spec.cache_root) if spec.cache_root is not None else None
+        self._body: BodyModel | None = None
+        self._rasterizer: MeshRasterizer | None = None
+        self._identity = spec.body_identity or body_identity(spec.body_model, spec.gender, spec.smpl_model_dir)
+
+    # ------------------------------------------------------------------------------ the protocol
+    def pose_ids(self) -> list[str]:
+        return [str(i) for i in self.bank.ids]
+
+    def condition_id(self, request: ConditionRequest) -> str:
+        pose = self.bank.pose(request.pose_id)
+        payload = {
+            "renderer": RENDERER_VERSION,
+            "body": self._identity,
+            "pose_id": request.pose_id,
+            "pose_sha256": hashlib.sha256(np.ascontiguousarray(pose, dtype=np.float32).tobytes()).hexdigest(),
+            "elevation_deg": round(float(request.elevation_deg), 6),
+            "azimuth_deg": round(float(request.azimuth_deg), 6),
+            "fov_deg": round(float(self.spec.fov_deg), 6),
+            "width": self.spec.width,
+            "height": self.spec.height,
+            "margin": self.spec.margin,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def render(self, requests: Sequence[ConditionRequest]) -> list[ConditionSet]:
+        keys = [self.condition_id(r) for r in requests]
+        results: list[ConditionSet | None] = [self.cache.get(k) if self.cache else None for k in keys]
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            fresh = self._render_uncached([requests[i] for i in missing], [keys[i] for i in missing])
+            for i, conditions in zip(missing, fresh):
+                results[i] = conditions
+                if self.cache is not None:
+                    self.cache.put(conditions)
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        if self._rasterizer is not None:
+            self._rasterizer.close()
+            self._rasterizer = None
+
+    def __enter__(self) -> "BodyConditionRenderer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------- the work
+    @property
+    def body(self) -> BodyModel:
+        if self._body is None:
+            self._body = load_body_model(
+                self.spec.body_model, gender=self.spec.gender, smpl_model_dir=self.spec.smpl_model_dir
+            )
+        return self._body
+
+    @property
+    def rasterizer(self) -> MeshRasterizer:
+        if self._rasterizer is None:
+            self._rasterizer = MeshRasterizer(self.spec.width, self.spec.height)
+        return self._rasterizer
+
+    def _render_uncached(self, requests: Sequence[ConditionRequest], keys: Sequence[str], batch: int = 16) -> list[ConditionSet]:
+        out: list[ConditionSet] = []
+        for start in range(0, len(requests), batch):
+            chunk = requests[start : start + batch]
+            poses = np.stack([self.bank.pose(r.pose_id) for r in chunk]).astype(np.float64)
+            bodies = self.body.forward(poses)
+            for offset, request in enumerate(chunk):
+                out.append(
+                    self.render_body(
+                        bodies.vertices[offset],
+                        bodies.faces,
+                        bodies.keypoints[offset],
+                        request,
+                        keys[start + offset],
+                        poses[offset],
+                    )
+                )
+        return out
+
+    def render_body(
+        self,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        keypoints_3d: np.ndarray,
+        request: ConditionRequest,
+        condition_id: str,
+        pose: np.ndarray,
+    ) -> ConditionSet:
+        """One condition set from an already posed body."""
+        spec = self.spec
+        camera = camera_for(
+            vertices,
+            elevation_deg=request.elevation_deg,
+            azimuth_deg=request.azimuth_deg,
+            fov_deg=spec.fov_deg,
+            width=spec.width,
+            height=spec.height,
+            margin=spec.margin,
+        )
+        maps = self.rasterizer.render(vertices, faces, camera)
+        projected = project(keypoints_3d, camera)
+        inside = (
+            (projected[:, 0] >= 0)
+            & (projected[:, 0] < spec.width)
+            & (projected[:, 1] >= 0)
+            & (projected[:, 1] < spec.height)
+            & (projected[:, 2] > 0)
+        )
+        keypoints_2d = np.concatenate([projected[:, :2], inside[:, None]], axis=1).astype(np.float32)
+        return ConditionSet(
+            condition_id=condition_id,
+            depth=encode_depth(maps.depth_m),
+            normal=maps.normal,
+            skeleton=draw_skeleton(keypoints_2d, spec.width, spec.height),
+            keypoints_2d=keypoints_2d,
+            camera=camera,
+            body=BodyParams(
+                model=self.body.name,
+                pose_id=request.pose_id,
+                pose=[float(v) for v in pose],
+                shape=[float(v) for v in self.body.shape()],
+            ),
+        )
+
+
+def renderer_spec(recipe, *, cache_root: Path | None = None) -> RendererSpec:
+    """The renderer spec a recipe asks for; builds the built-in pose bank if needed."""
+    bank_source = recipe.poses.source
+    if bank_source in BUILTIN_BANKS:
+        load_builtin_bank(bank_source)  # built and cached on first use
+        bank_path = builtin_bank_path(bank_source)
+    else:
+        bank_path = recipe.resolve(bank_source)
+        load_pose_bank(str(bank_path))  # fails early, naming the file
+    smpl_dir = recipe.resolve(recipe.body.smpl_model_dir) if recipe.body.smpl_model_dir is not None else None
+    return RendererSpec(
+        bank_path=bank_path,
+        body_model=recipe.body.model,
+        gender=recipe.body.gender,
+        smpl_model_dir=smpl_dir,
+        width=recipe.generator.width,
+        height=recipe.generator.height,
+        fov_deg=recipe.viewpoint.fov_deg,
+        cache_root=cache_root if cache_root is not None else cache_dir(),
+        body_identity=body_identity(recipe.body.model, recipe.body.gender, smpl_dir),
+    )
+
+
+def load_condition_renderer(recipe, *, cache_root: Path | None = None) -> BodyConditionRenderer:
+    """The ``ConditionRenderer`` for a recipe (``posedive.recipe.Recipe``): its pose bank, body model,
+    image size and field of view; conditions cached under ``$POSEDIVE_CACHE_DIR`` (default
+    ``~/.cache/posedive``) unless ``cache_root`` says otherwise."""
+    return BodyConditionRenderer(renderer_spec(recipe, cache_root=cache_root))
