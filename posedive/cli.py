@@ -22,6 +22,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "posebank",
     "gallery",
     "report",
+    "reid",
+    "export",
+    "stats",
 )
 
 app = typer.Typer(

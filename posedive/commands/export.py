@@ -1,0 +1,37 @@
+"""``posedive export RELEASE --format market1501``: a release plus its source in a Re-ID codebase's layout."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import console, escape, user_errors
+
+
+class ExportFormat(str, Enum):
+    market1501 = "market1501"
+
+
+def export(
+    release: Path = typer.Argument(..., help="finished release folder (<output.dir>/<name>/<version>)"),
+    fmt: ExportFormat = typer.Option(..., "--format", help="layout to write"),
+    source_root: Path = typer.Option(..., "--source-root", help="the source dataset the release was built from"),
+    out: Path = typer.Option(..., "--out", help="new folder to write"),
+    camid: Optional[int] = typer.Option(None, help="camera id of generated images (default: first one the source lacks; "
+                                                   "torchreid's Market1501 class accepts only 1..6)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Write the source's train/query/gallery plus every generated image, named so Re-ID readers parse them."""
+    from ..reid.export import export_market1501
+
+    exporters = {ExportFormat.market1501: export_market1501}
+    with user_errors():
+        report = exporters[fmt](release, source_root, out, camid=camid, show_progress=progress)
+    console.print(escape(report.summary()), highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)

@@ -1,0 +1,58 @@
+"""``posedive stats SOURCE_OR_RECIPE [MORE...]``: how biased are a dataset's body orientations and poses?
+
+Runs the pose estimator over a source dataset (given by a recipe, or a folder and its format) and/or
+an augmented release (a folder of WebDataset shards), on all CPU cores with a content-hash cache, and
+writes ``stats.json``, per-image ``*.poses.jsonl`` and PNG plots in the style of the paper's Figure 2.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ._common import console, user_errors
+
+
+def stats(
+    inputs: list[Path] = typer.Argument(
+        ..., help="recipe YAML, source folder, or release folder (*.tar shards); several are compared"
+    ),
+    format: Optional[str] = typer.Option(
+        None, "--format", help="layout of a source folder: market1501, msmt17, cuhk03, folder"
+    ),
+    split: str = typer.Option("train", "--split", help="source split to analyse: train, query, gallery or all"),
+    out: Path = typer.Option(Path("stats"), "--out", "-o", help="folder for stats.json, *.poses.jsonl and the plots"),
+    workers: int = typer.Option(0, "--workers", "-j", help="estimator processes (0 = one per CPU core)"),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", help="pose cache folder (default ~/.cache/posedive/poses)"
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="analyse every image again and store nothing"),
+) -> None:
+    """Body-orientation and pose statistics of source datasets and augmented releases."""
+    from ..filtering.cache import default_cache_dir
+    from ..filtering.inputs import resolve_input
+    from ..filtering.stats import compute_stats, write_report
+
+    with user_errors():
+        if split not in ("train", "query", "gallery", "all"):
+            raise ValueError(f"--split must be train, query, gallery or all, got {split!r}")
+        resolved = [resolve_input(path, format, split) for path in inputs]  # type: ignore[arg-type]
+        processes = workers or (os.cpu_count() or 1)
+        cache = None if no_cache else (cache_dir or default_cache_dir())
+        result = compute_stats(resolved, workers=processes, cache_dir=cache)
+        path = write_report(out, result, resolved)
+    report = result.report
+    for item in report.inputs:
+        overall = item.overall
+        sectors = ", ".join(f"{name} {fraction:.0%}" for name, fraction in overall.sectors.items())
+        uniformity = "n/a" if overall.azimuth_uniformity is None else f"{overall.azimuth_uniformity:.2f}"
+        console.print(f"{item.name}: person found in {overall.persons_found}/{overall.images} images; "
+                      f"orientation {sectors}; uniformity {uniformity}", highlight=False)
+    typer.echo(f"wrote {path} and {', '.join(report.plots)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("stats")(stats)

@@ -1,0 +1,125 @@
+"""What ``posedive stats`` can look at, turned into lists of encoded images grouped by camera.
+
+* a recipe (``.yaml``/``.yml``): its ``source`` section, read with ``posedive.sources``;
+* a source dataset folder with its ``format`` (Market-1501's layout is recognised without one);
+* an augmented release: a release folder (its shards are ``posedive.paths.SHARD_GLOB``) or any other
+  folder holding WebDataset shards (``*.tar``, hidden folders such as an unfinished build's skipped),
+  read with ``webdataset``; each sample's ``jpg`` (or ``png``) image is analysed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .analysis import ImageItem
+
+logger = logging.getLogger(__name__)
+
+SOURCE_FORMATS = ("market1501", "msmt17", "cuhk03", "folder")
+SplitChoice = Literal["train", "query", "gallery", "all"]
+
+
+@dataclass(frozen=True)
+class StatsInput:
+    name: str
+    kind: Literal["source", "release"]
+    location: Path
+    items: list[ImageItem]
+
+
+def _source_config(root: Path, format: str | None):
+    from ..recipe import CUHK03Source, FolderSource, Market1501Source, MSMT17Source
+
+    if format is None:
+        format = "market1501" if (root / "bounding_box_train").is_dir() else None
+    if format is None:
+        raise ValueError(f"{root}: cannot tell the dataset layout; pass --format ({', '.join(SOURCE_FORMATS)})")
+    classes = {"market1501": Market1501Source, "msmt17": MSMT17Source, "cuhk03": CUHK03Source, "folder": FolderSource}
+    if format not in classes:
+        raise ValueError(f"unknown source format {format!r}; valid: {', '.join(SOURCE_FORMATS)}")
+    return classes[format](format=format, root=root)
+
+
+def _source_items(config, base_dir: Path | None, split: SplitChoice) -> tuple[str, Path, list[ImageItem]]:
+    from ..sources import read_source
+
+    index = read_source(config, base_dir)
+    records = index.records if split == "all" else index.split(split)
+    if not records:
+        raise ValueError(f"{index.root}: the {split} split of {index.dataset} holds no images")
+    items = [ImageItem(key=r.relpath, camera=f"c{r.camid}", data=Path(r.path).read_bytes()) for r in records]
+    return index.dataset, Path(index.root), items
+
+
+def _shard_paths(folder: Path) -> list[Path]:
+    from ..paths import SHARD_GLOB
+
+    release_shards = sorted(folder.glob(SHARD_GLOB))
+    if release_shards:
+        return release_shards
+    return sorted(
+        path for path in folder.rglob("*.tar")
+        if not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+def _sample_metadata(sample: dict) -> tuple[str, float | None]:
+    """From a sample's provenance (``json``): the source camera its reference image came from
+    (``source.camid``; "generated" when unknown) and the virtual camera's azimuth
+    (``camera.azimuth_deg``), which uses the same convention as ``orientation``."""
+    try:
+        meta = json.loads(sample["json"]) if sample.get("json") is not None else {}
+    except (ValueError, TypeError):
+        meta = {}
+    if not isinstance(meta, dict):
+        meta = {}
+    camera = "generated"
+    for holder in (meta.get("source"), meta):
+        if isinstance(holder, dict) and isinstance(holder.get("camid"), int):
+            camera = f"c{holder['camid']}"
+            break
+    virtual = meta.get("camera")
+    azimuth = virtual.get("azimuth_deg") if isinstance(virtual, dict) else None
+    return camera, float(azimuth) % 360.0 if isinstance(azimuth, (int, float)) else None
+
+
+def release_items(folder: Path) -> list[ImageItem]:
+    """Every sample image of the WebDataset shards under ``folder``, in shard and key order."""
+    import webdataset as wds
+
+    shards = _shard_paths(folder)
+    if not shards:
+        raise ValueError(f"{folder}: no WebDataset shards (*.tar) found")
+    items: list[ImageItem] = []
+    dataset = wds.WebDataset([str(p) for p in shards], shardshuffle=False, empty_check=False)
+    for sample in dataset:
+        image = sample.get("jpg", sample.get("png"))
+        if image is None:
+            logger.warning("%s: sample %s has no jpg or png image; skipped", sample.get("__url__"), sample["__key__"])
+            continue
+        camera, azimuth = _sample_metadata(sample)
+        items.append(ImageItem(key=sample["__key__"], camera=camera, data=image, requested_azimuth_deg=azimuth))
+    if not items:
+        raise ValueError(f"{folder}: the shards hold no jpg/png images")
+    return items
+
+
+def resolve_input(path: Path, format: str | None = None, split: SplitChoice = "train") -> StatsInput:
+    """A recipe, a source folder or a release folder -> the images to analyse."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
+        from ..recipe import load_recipe
+
+        recipe = load_recipe(path)
+        name, root, items = _source_items(recipe.source, recipe.base_dir, split)
+        return StatsInput(name=name, kind="source", location=root, items=items)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: neither a recipe (.yaml) nor a dataset or release folder")
+    if format is None and _shard_paths(path):
+        return StatsInput(name=path.resolve().name, kind="release", location=path, items=release_items(path))
+    name, root, items = _source_items(_source_config(path, format), None, split)
+    return StatsInput(name=name, kind="source", location=root, items=items)
