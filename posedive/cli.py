@@ -18,6 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stats",
     "push",
     "splits",
+    "pairs",
+    "fit",
     "validate",
     "build",
     "info",

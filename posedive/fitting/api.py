@@ -1,0 +1,36 @@
+"""Images in, fits out: pose estimation and fitting in one call."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .fitter import FitConfig, fit_observations
+from .landmarks import observe
+from .result import FitResult
+from .skeleton import Skeleton
+
+
+def fit_images(
+    images: Sequence[np.ndarray],
+    body=None,
+    config: FitConfig | None = None,
+    *,
+    sequence: bool = False,
+    estimator=None,
+    skeleton: Skeleton | None = None,
+    device: str = "cpu",
+) -> list[FitResult]:
+    """Fit the body model to one person per RGB uint8 image (``sequence``: consecutive video frames).
+
+    ``body`` is a ``posedive.conditions.body.BodyModel`` (anny when omitted); pass ``skeleton`` to
+    reuse one read before.
+    """
+    if skeleton is None:
+        if body is None:
+            from ..conditions.body import load_body_model
+
+            body = load_body_model("anny")
+        skeleton = Skeleton.from_body(body)
+    return fit_observations(observe(images, estimator), skeleton, config, sequence=sequence, device=device)

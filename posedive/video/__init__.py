@@ -1,0 +1,1 @@
+"""People in video: detection, tracking and Re-ID crops from fixed cameras (``posedive pairs``)."""
