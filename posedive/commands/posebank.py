@@ -39,12 +39,26 @@ def build(
     mirror: bool = typer.Option(True, help="add left-right mirrored poses"),
     dedup: float = typer.Option(0.03, help="drop poses within this mean joint distance (m) of a kept one; 0 keeps all"),
     rebuild: bool = typer.Option(False, help="rebuild the cached built-in bank"),
+    from_images: Optional[Path] = typer.Option(
+        None, "--from-images", help="fit the people in an image, a folder of images or a video into the bank"
+    ),
 ) -> None:
     """Build a pose bank and print its summary."""
     from ..conditions import posebank as pb
 
     with user_errors():
-        if format is BankFormat.deepmimic:
+        if from_images is not None:
+            if inputs:
+                raise ValueError("--from-images takes its images itself; give no other inputs")
+            if out is None:
+                raise ValueError("--out is required for a bank fitted from images (a .npz path)")
+            from ..fitting.posebank import bank_from_images
+
+            bank = bank_from_images(from_images, licence=licence or "as the fitted images")
+            if mirror:
+                bank = bank.with_mirrors()
+            bank = bank.deduplicated(dedup)
+        elif format is BankFormat.deepmimic:
             if inputs:
                 raise ValueError("the deepmimic bank is built from the pybullet wheel; give no inputs")
             if out is None:

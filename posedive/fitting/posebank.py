@@ -1,0 +1,67 @@
+"""Pose banks from a user's own photographs or videos: fitted poses become bank entries.
+
+Each person in the images (or each clean track of a fixed-camera video) is fitted with the body
+fitter; successful fits are kept with their provenance (source folder or video, group, frame index),
+so a user can augment with the poses of their own domain. Fitted poses live in the body's own upright
+frame (the viewpoint is in the fit's camera, not in the pose), which is the canonical form a bank
+holds: the build's sampled camera then supplies the viewpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..conditions.posebank import PoseBank
+from .fitter import FitConfig, fit_observations
+from .inputs import iter_inputs
+from .landmarks import observe
+from .skeleton import Skeleton
+
+logger = logging.getLogger(__name__)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "images"
+
+
+def bank_from_images(
+    source: Path,
+    *,
+    licence: str,
+    body=None,
+    config: FitConfig | None = None,
+    progress: bool = True,
+) -> PoseBank:
+    """Fit every person in ``source`` (an image, a folder of images or a video) into a pose bank."""
+    from ..filtering.blazepose import BlazePoseEstimator
+
+    if body is None:
+        from ..conditions.body import load_body_model
+
+        body = load_body_model("anny")
+    skeleton = Skeleton.from_body(body)
+    origin = _slug(Path(source).stem)
+    poses, ids, clips, frames = [], [], [], []
+    fitted = total = 0
+    with BlazePoseEstimator() as estimator:
+        for group in iter_inputs(Path(source), progress=progress):
+            fits = fit_observations(observe(group.images, estimator), skeleton, config, sequence=group.sequence)
+            clip = _slug(group.name)
+            for index, fit in enumerate(fits):
+                total += 1
+                if not fit.success:
+                    continue
+                fitted += 1
+                poses.append(fit.pose)
+                ids.append(f"{origin}-{clip}-{index:05d}")
+                clips.append(clip)
+                frames.append(index)
+    logger.info("%d of %d images fitted into the pose bank", fitted, total)
+    if not poses:
+        raise ValueError(f"{source}: no person could be fitted, so there are no poses to bank")
+    n = len(ids)
+    return PoseBank.from_arrays(np.asarray(poses), ids, [origin] * n, clips, frames, [licence] * n)
