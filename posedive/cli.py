@@ -15,20 +15,20 @@ import typer
 from . import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "train_generator",
     "stats",
-    "push",
-    "splits",
-    "pairs",
-    "fit",
     "validate",
     "build",
     "info",
     "posebank",
     "gallery",
     "report",
+    "push",
+    "splits",
     "reid",
     "export",
-    "stats",
+    "pairs",
+    "fit",
 )
 
 app = typer.Typer(

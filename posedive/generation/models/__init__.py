@@ -1,0 +1,19 @@
+"""Weights-bearing modules and attention processors of the two-branch generator."""
+
+from .pose_guider import PoseGuider
+from .reference_attention import (
+    ReferenceBank,
+    ReferenceReadProcessor,
+    ReferenceWriteProcessor,
+    pose_features_added,
+    reference_attention,
+)
+
+__all__ = [
+    "PoseGuider",
+    "ReferenceBank",
+    "ReferenceReadProcessor",
+    "ReferenceWriteProcessor",
+    "pose_features_added",
+    "reference_attention",
+]

@@ -1,0 +1,235 @@
+"""``PoseDivePipeline``: reference image + depth/normal/skeleton maps + seed -> person image.
+
+Paper section 3.4 and supplementary 2. The call reads like the method:
+
+1. check inputs;
+2. encode the reference twice: CLIP image embedding (replaces the text of Stable Diffusion's
+   cross-attention) and VAE latents (input of the reference U-Net);
+3. encode the condition maps with the pose guider (eq. 7);
+4. run the reference U-Net once at t=0, its self-attention inputs written to a bank;
+5. denoise from per-sample noise; every step reads the same bank (eq. 6). Classifier-free guidance's
+   unconditional branch sees neither the reference tokens nor the CLIP embedding, only the pose;
+6. decode with the VAE.
+
+Noise comes from one ``torch.Generator`` per sample and every operation is per-sample, so an image
+does not depend on the other images of its batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import AutoencoderKL, DiffusionPipeline, UNet2DConditionModel
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from torch.nn import functional as F
+from transformers import CLIPImageProcessorPil, CLIPVisionModelWithProjection
+
+from .models.pose_guider import PoseGuider
+from .models.reference_attention import pose_features_added, reference_attention
+
+CONDITION_CHANNELS: dict[str, int] = {"depth": 1, "normal": 3, "skeleton": 3}
+
+
+@dataclass
+class PoseDivePipelineOutput(BaseOutput):
+    """``images``: PIL images, or a ``(B, H, W, 3)`` float array in [0, 1] for ``output_type="np"``."""
+
+    images: list[PIL.Image.Image] | np.ndarray
+
+
+def conditions_to_tensor(
+    maps: Sequence[dict[str, np.ndarray]], height: int, width: int
+) -> torch.Tensor:
+    """Stack depth (H,W), normal (H,W,3) and skeleton (H,W,3) uint8 maps into ``(B, 7, height, width)``
+    in [0, 1], in that channel order (eq. 7), resized bilinearly when their size differs."""
+    batch = []
+    for index, sample in enumerate(maps):
+        channels = []
+        for name, count in CONDITION_CHANNELS.items():
+            if name not in sample:
+                raise ValueError(f"conditions[{index}] has no {name!r} map (needs {list(CONDITION_CHANNELS)})")
+            array = np.asarray(sample[name])
+            if array.ndim == 2:
+                array = array[:, :, None]
+            if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != count:
+                raise ValueError(
+                    f"conditions[{index}][{name!r}] must be uint8 with {count} channel(s), "
+                    f"got {array.dtype} {array.shape}"
+                )
+            channels.append(torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1).float() / 255.0)
+        stacked = torch.cat(channels, 0)[None]
+        if stacked.shape[-2:] != (height, width):
+            stacked = F.interpolate(stacked, size=(height, width), mode="bilinear", align_corners=False)
+        batch.append(stacked)
+    return torch.cat(batch, 0)
+
+
+class PoseDivePipeline(DiffusionPipeline):
+    """Two-branch pose-guided generation (Pose-dIVE / AnimateAnyone architecture) on diffusers parts.
+
+    Components: ``vae`` (frozen SD autoencoder), ``image_encoder`` + ``feature_extractor`` (frozen
+    CLIP vision tower with projection), ``reference_unet`` and ``denoising_unet`` (two U-Nets of one
+    architecture, both initialised from Stable Diffusion), ``pose_guider`` and ``scheduler``.
+    """
+
+    model_cpu_offload_seq = "image_encoder->reference_unet->pose_guider->denoising_unet->vae"
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        image_encoder: CLIPVisionModelWithProjection,
+        feature_extractor: CLIPImageProcessorPil,
+        reference_unet: UNet2DConditionModel,
+        denoising_unet: UNet2DConditionModel,
+        pose_guider: PoseGuider,
+        scheduler: KarrasDiffusionSchedulers,
+    ) -> None:
+        super().__init__()
+        self.register_modules(
+            vae=vae,
+            image_encoder=image_encoder,
+            feature_extractor=feature_extractor,
+            reference_unet=reference_unet,
+            denoising_unet=denoising_unet,
+            pose_guider=pose_guider,
+            scheduler=scheduler,
+        )
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+        self._check_components()
+
+    def _check_components(self) -> None:
+        if self.pose_guider.downscale_factor != self.vae_scale_factor:
+            raise ValueError(
+                f"pose_guider downscales by {self.pose_guider.downscale_factor} but the VAE by {self.vae_scale_factor}"
+            )
+        width = self.denoising_unet.config.block_out_channels[0]
+        if self.pose_guider.config.conditioning_embedding_channels != width:
+            raise ValueError(
+                f"pose_guider.conditioning_embedding_channels={self.pose_guider.config.conditioning_embedding_channels} "
+                f"must equal denoising_unet.block_out_channels[0]={width}"
+            )
+        ref_config = {k: v for k, v in self.reference_unet.config.items() if not k.startswith("_")}
+        den_config = {k: v for k, v in self.denoising_unet.config.items() if not k.startswith("_")}
+        different = sorted(k for k in ref_config.keys() | den_config.keys() if ref_config.get(k) != den_config.get(k))
+        if different:
+            raise ValueError(f"reference_unet and denoising_unet must share one architecture; they differ in {different}")
+        embed = self.image_encoder.config.projection_dim
+        if self.denoising_unet.config.cross_attention_dim != embed:
+            raise ValueError(
+                f"denoising_unet.cross_attention_dim={self.denoising_unet.config.cross_attention_dim} must equal "
+                f"image_encoder.projection_dim={embed}"
+            )
+
+    # ----------------------------------------------------------------------------------- encoders
+    def encode_reference(
+        self, images: Sequence[PIL.Image.Image], height: int, width: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """CLIP image embeddings ``(B, 1, D)`` and VAE latents (distribution means) of the references."""
+        rgb = [image.convert("RGB") for image in images]
+        pixels = self.feature_extractor(images=rgb, return_tensors="pt").pixel_values
+        embeds = self.image_encoder(pixels.to(device=device, dtype=self.image_encoder.dtype)).image_embeds
+        vae_input = self.image_processor.preprocess(rgb, height=height, width=width)
+        vae_input = vae_input.to(device=device, dtype=self.vae.dtype)
+        latents = self.vae.encode(vae_input).latent_dist.mean * self.vae.config.scaling_factor
+        return embeds.unsqueeze(1).to(dtype), latents.to(dtype)
+
+    def check_inputs(
+        self,
+        reference_images: Sequence[PIL.Image.Image],
+        conditions: torch.Tensor,
+        generator: list[torch.Generator] | None,
+        height: int,
+        width: int,
+        num_inference_steps: int,
+    ) -> None:
+        if len(reference_images) == 0:
+            raise ValueError("reference_images is empty")
+        if not all(isinstance(image, PIL.Image.Image) for image in reference_images):
+            raise ValueError("reference_images must be PIL images")
+        if height % self.vae_scale_factor or width % self.vae_scale_factor:
+            raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}, got {width}x{height}")
+        expected = (len(reference_images), self.pose_guider.config.conditioning_channels, height, width)
+        if tuple(conditions.shape) != expected:
+            raise ValueError(f"conditions must have shape {expected}, got {tuple(conditions.shape)}")
+        if generator is not None and len(generator) != len(reference_images):
+            raise ValueError(f"one generator per sample: got {len(generator)} for {len(reference_images)} references")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+
+    # ------------------------------------------------------------------------------------- call
+    @torch.no_grad()
+    def __call__(
+        self,
+        reference_images: Sequence[PIL.Image.Image],
+        conditions: torch.Tensor,
+        generator: list[torch.Generator] | None = None,
+        height: int = 384,
+        width: int = 192,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 3.5,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ) -> PoseDivePipelineOutput | tuple:
+        """Generate one image per reference.
+
+        Args:
+            reference_images: identity images (any size; resized to ``width x height``).
+            conditions: ``(B, 7, height, width)`` depth, normal and skeleton maps in [0, 1]
+                (see :func:`conditions_to_tensor`).
+            generator: one ``torch.Generator`` per sample; the noise of sample *i* comes from
+                ``generator[i]`` only.
+            guidance_scale: classifier-free guidance on the reference; <= 1 disables it.
+        """
+        self.check_inputs(reference_images, conditions, generator, height, width, num_inference_steps)
+        device = self._execution_device
+        dtype = self.denoising_unet.dtype
+        batch = len(reference_images)
+        guided = guidance_scale > 1.0
+
+        image_embeds, reference_latents = self.encode_reference(reference_images, height, width, device, dtype)
+        pose_features = self.pose_guider(conditions.to(device=device, dtype=self.pose_guider.dtype)).to(dtype)
+
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        shape = (batch, self.denoising_unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        latents = latents * self.scheduler.init_noise_sigma
+
+        if guided:
+            encoder_states = torch.cat([torch.zeros_like(image_embeds), image_embeds])
+            keep = torch.cat([torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)]).to(device)
+        else:
+            encoder_states, keep = image_embeds, None
+
+        with reference_attention(self.reference_unet, self.denoising_unet) as bank:
+            zero_t = torch.zeros(batch, device=device, dtype=torch.long)
+            self.reference_unet(reference_latents, zero_t, encoder_hidden_states=image_embeds, return_dict=False)
+            bank.keep = keep
+            with pose_features_added(self.denoising_unet, pose_features), self.progress_bar(total=len(timesteps)) as bar:
+                for t in timesteps:
+                    model_input = torch.cat([latents] * 2) if guided else latents
+                    model_input = self.scheduler.scale_model_input(model_input, t)
+                    noise = self.denoising_unet(model_input, t, encoder_hidden_states=encoder_states, return_dict=False)[0]
+                    if guided:
+                        uncond, cond = noise.chunk(2)
+                        noise = uncond + guidance_scale * (cond - uncond)
+                    latents = self.scheduler.step(noise, t, latents, return_dict=False)[0]
+                    bar.update()
+
+        if output_type == "latent":
+            images = latents
+        else:
+            decoded = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor, return_dict=False)[0]
+            images = self.image_processor.postprocess(decoded.float(), output_type=output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return PoseDivePipelineOutput(images=images)

@@ -1,0 +1,170 @@
+"""The typed configuration of ``posedive train-generator`` (a YAML file, validated by Pydantic).
+
+Three ways to initialise the model (``model.kind``):
+
+* ``pretrained`` (paper stage 1): both U-Nets and the VAE from a Stable Diffusion 1.5 checkpoint, the
+  CLIP image encoder from an image-variation checkpoint, each by Hub id (or local path) and revision;
+  a fresh pose guider with a zero-initialised last layer.
+* ``generator`` (paper stage 2): continue from a posedive generator checkpoint (stage 1's output).
+* ``scratch``: random initialisation from explicit architecture configs, with a short autoencoder
+  pre-training of the VAE on the training images. Only for the offline demo model, which cannot
+  download pre-trained weights; its images are crude and its metadata says so.
+
+Paths are relative to the config file. Validators do no I/O.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+# A live mirror of Stable Diffusion 1.5 (the original runwayml repository was deleted), pinned by commit.
+SD15_MIRROR = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+SD15_REVISION = "451f4fe16113bff5a5d2269ed5ad43b0592e9a14"
+# The CLIP ViT-L/14 vision tower with projection that SD image-variations was trained with.
+IMAGE_ENCODER_REPO = "lambdalabs/sd-image-variations-diffusers"
+IMAGE_ENCODER_REVISION = "v2.0"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PoseGuiderSpec(_Strict):
+    conditioning_channels: int = Field(7, ge=1)
+    block_out_channels: list[int] = Field(default_factory=lambda: [16, 32, 96, 256])
+
+
+class PretrainedInit(_Strict):
+    kind: Literal["pretrained"]
+    base: str = Field(SD15_MIRROR, description="Stable Diffusion 1.5 checkpoint (Hub id or local folder)")
+    base_revision: str | None = SD15_REVISION
+    image_encoder: str = Field(IMAGE_ENCODER_REPO, description="repo with image_encoder/ and feature_extractor/")
+    image_encoder_revision: str | None = IMAGE_ENCODER_REVISION
+    pose_guider: PoseGuiderSpec = Field(default_factory=PoseGuiderSpec)
+
+
+class GeneratorInit(_Strict):
+    kind: Literal["generator"]
+    path: str = Field(description="posedive generator checkpoint (Hub id or local folder)")
+    revision: str | None = None
+
+
+class VaePretrainConfig(_Strict):
+    steps: int = Field(500, ge=0)
+    batch_size: int = Field(8, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    kl_weight: float = Field(1e-6, ge=0)
+    width: int | None = Field(
+        None, ge=8, multiple_of=8, description="pre-train at this size (the VAE is convolutional); default data.width"
+    )
+    height: int | None = Field(None, ge=8, multiple_of=8, description="default data.height")
+
+
+class ScratchInit(_Strict):
+    kind: Literal["scratch"]
+    unet: dict[str, Any] = Field(description="UNet2DConditionModel arguments (both U-Nets)")
+    vae: dict[str, Any] = Field(description="AutoencoderKL arguments")
+    image_encoder: dict[str, Any] = Field(description="CLIPVisionConfig arguments")
+    pose_guider: PoseGuiderSpec = Field(default_factory=PoseGuiderSpec)
+    scheduler: dict[str, Any] = Field(default_factory=dict, description="DDPMScheduler arguments")
+    vae_pretrain: VaePretrainConfig = Field(default_factory=VaePretrainConfig)
+
+
+ModelInit = Annotated[Union[PretrainedInit, GeneratorInit, ScratchInit], Field(discriminator="kind")]
+
+
+class DataConfig(_Strict):
+    pairs: list[str] = Field(min_length=1, description="pairs folders or .tar shards (posedive.generation.data)")
+    width: int = Field(192, ge=8, multiple_of=8)
+    height: int = Field(384, ge=8, multiple_of=8)
+    reference_drop_prob: float = Field(
+        0.1, ge=0, lt=1, description="drop reference tokens and CLIP embedding, to learn classifier-free guidance"
+    )
+    num_workers: int = Field(0, ge=0)
+    cache_latents: bool = Field(
+        False,
+        description="encode every pair once with the frozen VAE and CLIP before training (small data sets)",
+    )
+
+
+class OptimConfig(_Strict):
+    """AdamW with the paper's settings (section 4.1: lr 1e-5, weight decay 0.01)."""
+
+    learning_rate: float = Field(1e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    max_grad_norm: float = Field(1.0, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+
+
+class LoraSpec(_Strict):
+    """Train low-rank adapters of both U-Nets' attention projections (plus the whole pose guider)."""
+
+    rank: int = Field(16, ge=1)
+    alpha: float = Field(16, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
+
+
+class TrainingConfig(_Strict):
+    description: str = Field(description="what this model is, for its card: data, stage, purpose")
+    output_dir: Path = Field(description="checkpoints, logs and (by default) the trained generator")
+    generator_dir: Path | None = Field(None, description="where the trained generator goes; default OUTPUT/generator")
+    model: ModelInit
+    data: DataConfig
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    lora: LoraSpec | None = None
+    max_steps: int = Field(ge=1, description="optimizer steps (each of gradient_accumulation_steps batches)")
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    checkpoint_every: int = Field(1000, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(10, ge=1)
+    save_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="after")
+    def _scratch_without_lora(self) -> "TrainingConfig":
+        if self.lora is not None and self.model.kind == "scratch":
+            raise ValueError("lora adapts pre-trained U-Nets; a scratch model trains all weights (remove lora)")
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def resolve(self, path: str | Path) -> Path:
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self._base_dir / path
+
+    def with_base_dir(self, base_dir: Path) -> "TrainingConfig":
+        self._base_dir = Path(base_dir)
+        return self
+
+
+def load_training_config(path: Path | str) -> TrainingConfig:
+    """Read and validate a training YAML; errors name the file and each bad field."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: training config not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML: {error}") from None
+    try:
+        config = TrainingConfig.model_validate(data)
+    except ValidationError as error:
+        lines = [f"{path}: invalid training config ({error.error_count()} problem(s))"]
+        for item in error.errors():
+            lines.append(f"  {'.'.join(str(p) for p in item['loc']) or '<root>'}: {item['msg']}")
+        raise ValueError("\n".join(lines)) from None
+    return config.with_base_dir(path.resolve().parent)

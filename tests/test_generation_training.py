@@ -1,0 +1,115 @@
+"""``train_generator`` on tiny models: it overfits a tiny set, resumes exactly, and trains LoRA adapters."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from generation_tiny import HEIGHT, IMAGE_ENCODER, POSE_GUIDER, UNET, VAE, WIDTH, make_pairs, make_pipeline, one_torch_thread
+from posedive.generation import PoseDivePipeline, TrainingConfig, load_training_config, train_generator
+from posedive.generation.generator import METADATA_FILE
+
+OVERFIT_STEPS = 200
+OVERFIT_FACTOR = 2.0  # fixed-noise loss after / before must fall by at least this factor
+
+_one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pairs")
+    make_pairs(folder, 4)
+    return folder
+
+
+def _config(pairs, out, **overrides) -> TrainingConfig:
+    data = dict(
+        description="tiny test model",
+        output_dir=str(out),
+        model=dict(
+            kind="scratch", unet=UNET, vae=VAE, image_encoder=IMAGE_ENCODER, pose_guider=POSE_GUIDER,
+            scheduler=dict(clip_sample=False), vae_pretrain=dict(steps=0),
+        ),
+        data=dict(pairs=[str(pairs)], width=WIDTH, height=HEIGHT, reference_drop_prob=0.25),
+        optim=dict(learning_rate=1e-3),
+        max_steps=OVERFIT_STEPS,
+        batch_size=4,
+        log_every=10,
+        checkpoint_every=1000,
+    )
+    data.update(overrides)
+    return TrainingConfig.model_validate(data)
+
+
+def test_overfits_a_tiny_set(pairs, tmp_path):
+    config = _config(pairs, tmp_path / "run", data=dict(pairs=[str(pairs)], width=WIDTH, height=HEIGHT, reference_drop_prob=0.0))
+    result = train_generator(config)
+    assert result.steps == OVERFIT_STEPS
+    assert result.eval_loss_after < result.eval_loss_before / OVERFIT_FACTOR, result
+    assert result.loss_last < result.loss_first / OVERFIT_FACTOR, result
+    generator = tmp_path / "run" / "generator"
+    meta = json.loads((generator / METADATA_FILE).read_text())
+    assert meta["description"] == "tiny test model" and meta["training"]["result"]["steps"] == OVERFIT_STEPS
+    loaded = PoseDivePipeline.from_pretrained(generator)
+    assert loaded.scheduler.__class__.__name__ == "DDIMScheduler"
+    # the VAE and CLIP encoder stay frozen: their saved weights are those the run started from
+    assert result.trainable_parameters == sum(
+        p.numel() for m in (loaded.reference_unet, loaded.denoising_unet, loaded.pose_guider) for p in m.parameters()
+    )
+
+
+def _final_weights(folder):
+    return load_file(str(folder / "generator" / "denoising_unet" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_resume_continues_where_it_stopped(pairs, tmp_path):
+    # 4 pairs in batches of 2: the checkpoint at step 3 falls in the middle of an epoch
+    settings = dict(max_steps=6, checkpoint_every=3, batch_size=2)
+    straight = train_generator(_config(pairs, tmp_path / "straight", **settings))
+    assert straight.steps == 6
+    first = train_generator(_config(pairs, tmp_path / "resumed", **{**settings, "max_steps": 3, "keep_checkpoints": 1}))
+    assert first.steps == 3
+    assert [p.name for p in sorted((tmp_path / "resumed" / "checkpoints").iterdir())] == ["step-0000003"]
+    second = train_generator(_config(pairs, tmp_path / "resumed", **settings))
+    assert second.steps == 6
+    a, b = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "resumed")
+    at_3 = load_file(str(tmp_path / "resumed" / "checkpoints" / "step-0000003" / "model.safetensors"))
+    moved = sum(float((a[k] - at_3[f"denoising_unet.{k}"]).norm() ** 2) for k in a) ** 0.5
+    apart = sum(float((a[k] - b[k]).norm() ** 2) for k in a) ** 0.5
+    # the last three steps moved the weights; the resumed run took (numerically) the same three steps
+    assert moved > 1e-2 and apart < 1e-2 * moved, (moved, apart)
+
+
+def test_lora_and_accumulation_from_a_generator(pairs, tmp_path):
+    base = tmp_path / "base"
+    make_pipeline(seed=0).save_pretrained(base)
+    config = _config(
+        pairs, tmp_path / "lora", model=dict(kind="generator", path=str(base)), lora=dict(rank=4, alpha=4),
+        max_steps=2, gradient_accumulation_steps=2, batch_size=2, gradient_checkpointing=True,
+    )
+    result = train_generator(config)
+    loaded = PoseDivePipeline.from_pretrained(tmp_path / "lora" / "generator")
+    unet_params = sum(p.numel() for p in loaded.denoising_unet.parameters())
+    guider_params = sum(p.numel() for p in loaded.pose_guider.parameters())
+    assert guider_params < result.trainable_parameters < unet_params  # adapters + guider, not the U-Nets
+    assert not any("lora" in k for k in loaded.denoising_unet.state_dict())  # merged on save
+    before = PoseDivePipeline.from_pretrained(base)
+    changed = [
+        name for name, p in loaded.denoising_unet.named_parameters()
+        if not torch.equal(p, before.denoising_unet.state_dict()[name])
+    ]
+    assert changed and all(any(t in name for t in ("to_q", "to_k", "to_v", "to_out")) for name in changed)
+
+
+def test_config_errors_name_the_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("description: x\noutput_dir: out\nmax_steps: 0\nmodel: {kind: pretrained}\ndata: {pairs: [p]}\n")
+    with pytest.raises(ValueError, match="max_steps"):
+        load_training_config(path)
+    path.write_text("description: x\noutput_dir: out\nmax_steps: 1\nmodel: {kind: pretrained}\ndata: {pairs: [p]}\n")
+    config = load_training_config(path)
+    assert config.optim.learning_rate == 1e-5 and config.optim.weight_decay == 0.01
+    assert config.resolve(config.output_dir) == tmp_path / "out"
