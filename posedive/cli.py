@@ -15,20 +15,20 @@ import typer
 from . import __version__
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "train_generator",
-    "stats",
     "validate",
     "build",
     "info",
     "posebank",
     "gallery",
     "report",
+    "stats",
+    "fit",
+    "pairs",
+    "train_generator",
     "push",
     "splits",
     "reid",
     "export",
-    "pairs",
-    "fit",
 )
 
 app = typer.Typer(
