@@ -562,21 +562,41 @@ def train_generator(config: TrainingConfig) -> TrainingResult:
         if save_dtype != torch.float32:
             pipeline.to(dtype=save_dtype)
         pipeline.save_pretrained(generator_dir, safe_serialization=True)
-        GeneratorMetadata(
-            description=config.description,
-            resolution=(config.data.width, config.data.height),
-            training={
-                "config": json.loads(config.model_dump_json()),
-                "result": asdict(result),
-                "pairs": len(index),
-            },
-        ).save(generator_dir)
+        training_metadata(config, result, index).save(generator_dir)
         logger.info(
             "saved generator to %s (%d steps, %.0f s; fixed-noise loss %.4f -> %.4f)",
             generator_dir, step, seconds, eval_before, eval_after,
         )
     accelerator.end_training()
     return result
+
+
+def training_metadata(config: TrainingConfig, result: TrainingResult, index: "PairsIndex") -> "GeneratorMetadata":
+    """The ``posedive_generator.json`` of a trained generator: its description, the resolved config
+    (paths relative to the config file, so the record travels with the repository) and the data it saw
+    (shard names and sha256)."""
+    import hashlib
+    import os
+
+    from .generator import GeneratorMetadata
+
+    def portable(path: str | Path) -> str:
+        return Path(os.path.relpath(config.resolve(path), config.base_dir)).as_posix()
+
+    resolved = json.loads(config.model_dump_json())
+    resolved["output_dir"] = portable(config.output_dir)
+    if config.generator_dir is not None:
+        resolved["generator_dir"] = portable(config.generator_dir)
+    resolved["data"]["pairs"] = [portable(p) for p in config.data.pairs]
+    shards = [
+        {"name": shard.name, "sha256": hashlib.sha256(shard.read_bytes()).hexdigest()} for shard in index.shards
+    ]
+    outcome = {k: v for k, v in asdict(result).items() if k != "generator_dir"}
+    return GeneratorMetadata(
+        description=config.description,
+        resolution=(config.data.width, config.data.height),
+        training={"config": resolved, "result": outcome, "pairs": len(index), "shards": shards},
+    )
 
 
 def _save_checkpoint(accelerator: Any, folder: Path, step: int, keep: int) -> None:
