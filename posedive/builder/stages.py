@@ -52,10 +52,3 @@ def load_generator(recipe: Recipe) -> Generator:
         raise StageUnavailable(f"the generation stage (posedive.generation) cannot be loaded: {error}") from error
     return load(recipe.generator, recipe.base_dir)
 
-
-def load_stages(recipe: Recipe, *, planning_only: bool = False) -> BuildStages:
-    stages = BuildStages(conditions=load_conditions(recipe))
-    if not planning_only:
-        stages.estimator = load_estimator(recipe)
-        stages.generator = load_generator(recipe)
-    return stages
