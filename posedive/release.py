@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import RELEASE_FORMAT_VERSION, __version__, paths
 from .schema import GeneratorInfo
-from .shards import atomic_write_text, sha256_file
+from .shards import atomic_write_text, iter_shard_members, sha256_file
 
 
 class ReleaseError(ValueError):
@@ -173,20 +173,16 @@ class Release:
 
     def iter_samples(self, decode: bool = True) -> Iterator[dict]:
         """Samples in shard order: ``key``, ``image`` (PIL), ``provenance`` (dict) and condition maps."""
-        import tarfile
-
         from PIL import Image
 
         for shard in self.shard_paths():
             grouped: dict[str, dict] = {}
             order: list[str] = []
-            with tarfile.open(shard) as tar:
-                for member in tar:
-                    key, _, field = member.name.partition(".")
-                    if key not in grouped:
-                        grouped[key] = {}
-                        order.append(key)
-                    grouped[key][field] = tar.extractfile(member).read()
+            for key, field, data in iter_shard_members(shard):
+                if key not in grouped:
+                    grouped[key] = {}
+                    order.append(key)
+                grouped[key][field] = data
             for key in order:
                 fields = grouped[key]
                 sample: dict = {"key": key, "provenance": json.loads(fields.pop("json"))}

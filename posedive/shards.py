@@ -12,7 +12,7 @@ import hashlib
 import io
 import os
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 from PIL import Image
@@ -98,3 +98,23 @@ def remove_stale_temporaries(folder: Path) -> int:
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def iter_shard_members(shard: Path) -> Iterator[tuple[str, str, bytes]]:
+    """``(key, field, bytes)`` of every member of a shard, in the order written."""
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        for member in tar:
+            key, _, field = member.name.partition(".")
+            yield key, field, tar.extractfile(member).read()
+
+
+def iter_provenance(shards: Iterable[Path]) -> Iterator[dict]:
+    """The provenance record of every sample of the shards, in order."""
+    import json
+
+    for shard in shards:
+        for _, field, data in iter_shard_members(shard):
+            if field == "json":
+                yield json.loads(data)

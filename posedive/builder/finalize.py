@@ -7,9 +7,7 @@ machines and copied together finish exactly as an uninterrupted build does.
 
 from __future__ import annotations
 
-import json
 import logging
-import tarfile
 
 from .. import paths
 from ..card import render_card
@@ -17,20 +15,11 @@ from ..plan import Plan
 from ..recipe import Recipe
 from ..release import FileEntry, Manifest, ShardEntry, ShardStats, SourceSummary, StageTotals, write_manifest
 from ..schema import GeneratorInfo
-from ..shards import atomic_write_text, sha256_file
+from ..shards import atomic_write_text, iter_provenance, iter_shard_members, sha256_file
 from ..sources import SourceIndex
 from .plots import write_release_plots
 
 logger = logging.getLogger(__name__)
-
-
-def _first_provenance(recipe: Recipe, plan: Plan) -> dict | None:
-    for shard in range(plan.num_shards):
-        with tarfile.open(paths.shard_path(recipe.release_dir, shard)) as tar:
-            for member in tar:
-                if member.name.endswith(".json"):
-                    return json.loads(tar.extractfile(member).read())
-    return None
 
 
 def _stages_identity(recipe: Recipe, plan: Plan, generator: GeneratorInfo | None,
@@ -39,7 +28,8 @@ def _stages_identity(recipe: Recipe, plan: Plan, generator: GeneratorInfo | None
     loaded neither (it only found every shard already built)."""
     if generator is not None and estimator is not None:
         return generator, estimator
-    provenance = _first_provenance(recipe, plan)
+    shards = [paths.shard_path(recipe.release_dir, shard) for shard in range(plan.num_shards)]
+    provenance = next(iter_provenance(shards), None)
     if provenance is not None:
         return GeneratorInfo(**provenance["generator"]), provenance["filter"]["estimator"]
     from .stages import load_estimator, load_generator
@@ -57,8 +47,7 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex, generator:
         totals = totals.add(stats.totals)
         short_pids.update(stats.short_pids)
         shard_file = paths.shard_path(root, shard)
-        with tarfile.open(shard_file) as tar:
-            samples = sum(1 for member in tar if member.name.endswith(".json"))
+        samples = sum(1 for _, field, _ in iter_shard_members(shard_file) if field == "json")
         if samples != stats.totals.accepted:
             raise RuntimeError(f"{shard_file}: holds {samples} samples but its stats say {stats.totals.accepted}")
         shards.append(ShardEntry(path=paths.shard_name(shard), samples=samples, sha256=sha256_file(shard_file),

@@ -7,8 +7,6 @@ planned; the pose embedding uses the SMPL-24 pose each sample records.
 
 from __future__ import annotations
 
-import json
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,22 +14,13 @@ import numpy as np
 
 from .. import paths
 from ..recipe import Recipe
+from ..shards import iter_provenance
 
 
 @dataclass
 class ReleaseCoverage:
     plots: list[str]
     viewpoint_entropy: float
-
-
-def _read_provenance(shard_paths: list[Path]) -> list[dict]:
-    records = []
-    for shard in shard_paths:
-        with tarfile.open(shard) as tar:
-            for member in tar:
-                if member.name.endswith(".json"):
-                    records.append(json.loads(tar.extractfile(member).read()))
-    return records
 
 
 def _pose_group(pose_id: str) -> str:
@@ -48,7 +37,7 @@ def write_release_plots(recipe: Recipe, root: Path, shard_paths: list[Path]) -> 
         viewpoint_histogram,
     )
 
-    records = _read_provenance(shard_paths)
+    records = list(iter_provenance(shard_paths))
     if not records:
         return ReleaseCoverage(plots=[], viewpoint_entropy=0.0)
     elevation = np.array([r["camera"]["elevation_deg"] for r in records])
