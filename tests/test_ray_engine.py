@@ -168,7 +168,7 @@ DRIVER_SCRIPT = textwrap.dedent("""
     from posedive.builder import build_release
     from posedive.builder.ray_engine import RayEngine
     ray.init(address={address!r}, runtime_env={{"env_vars": {{"PYTHONPATH": {pythonpath!r}}}}})
-    engine = RayEngine(stages_factory=functools.partial(double_stages, 0.15), shard_workers=1)
+    engine = RayEngine(stages_factory=functools.partial(double_stages, 0.6), shard_workers=1)
     build_release(frame_recipe(Path({folder!r})), stages=double_stages(), engine=engine, show_progress=False)
 """)
 
