@@ -7,7 +7,9 @@ posedive builds such splits for any source dataset in two steps:
 1. **Labelling** (needs the pose estimator, cached by content): every image gets a *group*:
 
    * ``viewpoint``: a region made of the camera id and the sector of the estimated body orientation
-     relative to the camera (front / left / back / right, ``posedive.filtering.orientation``);
+     relative to the camera (front / left / back / right, ``posedive.filtering.orientation``), taken
+     from a fit of the body model (``posedive.fitting``) or, where the fit fails or with
+     ``orientation="landmarks"``, from BlazePose's landmark geometry;
      ``regions="camera"`` uses the camera alone (no estimator), ``"orientation"`` the sector alone;
    * ``pose``: a cluster of the normalised 2D pose embedding (``posedive.filtering.embedding``),
      k-means with a fixed seed.
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 SplitBy = Literal["viewpoint", "pose"]
 RegionKind = Literal["camera+orientation", "camera", "orientation"]
+OrientationKind = Literal["fit", "landmarks"]
 EVAL_SPLITS: tuple[str, ...] = ("train", "query", "gallery")
 TABLE_COLUMNS: tuple[str, ...] = ("image", "pid", "camid", "group")
 SPLIT_REPORT = "split.json"
@@ -61,6 +64,7 @@ class LabelledImage:
     pid: int
     camid: int
     group: str | None
+    orientation_source: OrientationKind | None = None  # what gave the body azimuth behind a viewpoint group
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,10 @@ class SplitReport(BaseModel):
     by: SplitBy
     regions: RegionKind | None = None
     clusters: int | None = None
+    orientation: OrientationKind | None = Field(None, description="body azimuth method of viewpoint regions")
+    orientation_sources: dict[str, int] | None = Field(
+        None, description="images whose body azimuth came from a body fit ('fit') or the landmark geometry"
+    )
     test_fraction: float
     seed: int
     train_groups: list[str]
@@ -380,9 +388,11 @@ def label_source(
     seed: int = 0,
     workers: int = 1,
     cache_dir: Path | None = None,
+    orientation: OrientationKind = "fit",
 ) -> list[LabelledImage]:
     """Give every record of a ``SourceIndex`` its viewpoint region or pose cluster. The pose estimator
-    runs only when needed (not for ``regions="camera"``) and answers from the content cache."""
+    runs only when needed (not for ``regions="camera"``) and answers from the content cache; body
+    orientations come from ``orientation`` (``posedive.filtering.analysis.analyse_items``)."""
     records = sorted(index.records, key=lambda r: r.relpath)
     if by == "viewpoint" and regions == "camera":
         return [LabelledImage(r.relpath, r.pid, r.camid, viewpoint_region(r.camid, None, "camera")) for r in records]
@@ -391,13 +401,16 @@ def label_source(
 
     items = [ImageItem(key=r.relpath, camera=f"c{r.camid}", data=Path(r.path).read_bytes()) for r in records]
     with PoseCache(cache_dir or default_cache_dir()) as cache:
-        poses = analyse_items(items, workers=workers, cache=cache, description=f"estimating poses for {by} splits")
+        poses = analyse_items(items, workers=workers, cache=cache,
+                              orientation=orientation if by == "viewpoint" else "landmarks",  # pose: no fits
+                              description=f"estimating poses for {by} splits")
     if by == "viewpoint":
-        groups = [viewpoint_region(r.camid, p.azimuth_deg if p.person_found else None, regions)
-                  for r, p in zip(records, poses)]
-    else:
-        keypoints = [np.asarray(p.keypoints) if p.person_found and p.keypoints else None for p in poses]
-        groups = pose_clusters(keypoints, clusters, seed)
+        return [LabelledImage(r.relpath, r.pid, r.camid,
+                              viewpoint_region(r.camid, p.azimuth_deg if p.person_found else None, regions),
+                              p.orientation_source if p.person_found else None)
+                for r, p in zip(records, poses)]
+    keypoints = [np.asarray(p.keypoints) if p.person_found and p.keypoints else None for p in poses]
+    groups = pose_clusters(keypoints, clusters, seed)
     return [LabelledImage(r.relpath, r.pid, r.camid, g) for r, g in zip(records, groups)]
 
 
@@ -418,17 +431,22 @@ def make_split(
     workers: int = 1,
     cache_dir: Path | None = None,
     labelled: Sequence[LabelledImage] | None = None,
+    orientation: OrientationKind = "fit",
 ) -> SplitResult:
     """Label a source (unless ``labelled`` is given), assign the split and measure it."""
     if by not in ("viewpoint", "pose"):
         raise ValueError(f"--by must be viewpoint or pose, got {by!r}")
+    computed = labelled is None
     if labelled is None:
         labelled = label_source(index, by, regions=regions, clusters=clusters, seed=seed, workers=workers,
-                                cache_dir=cache_dir)
+                                cache_dir=cache_dir, orientation=orientation)
+    oriented = by == "viewpoint" and regions != "camera"
+    sources = Counter(row.orientation_source for row in labelled if row.orientation_source is not None)
     rows, excluded, train_groups, test_groups = assign_splits(labelled, test_fraction=test_fraction, seed=seed)
     report = SplitReport(
         dataset=index.dataset, source_format=index.format, by=by, regions=regions if by == "viewpoint" else None,
-        clusters=clusters if by == "pose" else None, test_fraction=test_fraction, seed=seed,
+        clusters=clusters if by == "pose" else None, orientation=orientation if oriented and computed else None,
+        orientation_sources=dict(sorted(sources.items())) if oriented else None, test_fraction=test_fraction, seed=seed,
         train_groups=train_groups, test_groups=test_groups, sizes=split_sizes(rows), excluded=excluded,
         overlap=measure_overlap(rows), queries_with_cross_camera_match=count_valid_queries(rows),
     )
@@ -525,7 +543,12 @@ def describe(report: SplitReport) -> str:
                       for name, s in report.sizes.items())
     excluded = ", ".join(f"{k} {v}" for k, v in report.excluded.items()) or "none"
     o = report.overlap
-    return (f"{report.dataset} split by {report.by}: {sizes}. Excluded: {excluded}. Overlap train/test: "
+    orientation = ""
+    if report.orientation_sources is not None:
+        counts = ", ".join(f"{k} {v}" for k, v in report.orientation_sources.items()) or "none"
+        orientation = f" Body orientation ({report.orientation or 'given'}) from: {counts}."
+    return (f"{report.dataset} split by {report.by}: {sizes}.{orientation} Excluded: {excluded}. "
+            f"Overlap train/test: "
             f"{o.identities} identities, {o.groups} groups, {o.images} images. Queries with a cross-camera "
             f"match: {report.queries_with_cross_camera_match}/{report.sizes['query'].images}. "
             f"Test groups: {', '.join(report.test_groups)}")

@@ -197,6 +197,7 @@ def test_stats_on_a_source_and_a_release(demo_data, tmp_path, caplog):
     assert rendered.requested_azimuth_histogram == [1] * 12
     assert rendered.azimuth_within_45deg >= 0.9 and rendered.azimuth_error_median_deg < 15
     assert market.overall.requested_azimuth_histogram is None
+    assert saved.orientation == "fit" and sum(market.overall.orientation_sources.values()) == 9
     assert sum(market.overall.azimuth_histogram) == 9
     assert sum(market.overall.sectors.values()) == pytest.approx(1.0)
     assert 0 < market.overall.azimuth_uniformity < 1
@@ -206,6 +207,7 @@ def test_stats_on_a_source_and_a_release(demo_data, tmp_path, caplog):
 
     lines = [json.loads(line) for line in (tmp_path / "out" / market.poses_file).read_text().splitlines()]
     assert len(lines) == 9 and all(line["embedding_2d"] is not None for line in lines)
+    assert all(line["orientation_source"] in ("fit", "landmarks") for line in lines)
     assert [line["key"] for line in lines] == sorted(line["key"] for line in lines)
     for name in saved.plots:
         with Image.open(tmp_path / "out" / name) as image:
@@ -230,10 +232,12 @@ def test_stats_command(demo_data, tmp_path):
     source, _ = demo_data
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["stats", str(source), "--format", "market1501", "--split", "query",
-                                      "-o", str(out), "-j", "1", "--no-cache"])
+                                      "-o", str(out), "-j", "1", "--no-cache", "--orientation", "landmarks"])
     assert result.exit_code == 0, result.output
-    assert "person found in 9/9 images" in result.output
+    assert "person found in 9/9 images" in result.output and "(from landmarks 9)" in result.output
     report = json.loads((out / "stats.json").read_text())
+    assert report["orientation"] == "landmarks"
+    assert report["inputs"][0]["overall"]["orientation_sources"] == {"landmarks": 9}
     assert sorted(report["inputs"][0]["cameras"]) == ["c1", "c2", "c3"]
     assert (out / "orientation.png").is_file()
 

@@ -35,6 +35,11 @@ def test_real_crops_split_without_shared_groups_or_identities(by, pattern, pose_
     assert report.overlap.model_dump() == {"identities": 0, "groups": 0, "images": 0}
     assert len(rows) + sum(report.excluded.values()) == len(index.records)
     assert count_valid_queries(rows) == report.sizes["query"].images
+    if by == "viewpoint":  # orientation from the body fitter, the landmark geometry where a fit fails
+        assert report.orientation == "fit" and report.orientation_sources["fit"] >= 0.8 * len(index.records)
+        assert '"orientation_sources"' in (folder / "split.json").read_text()
+    else:
+        assert report.orientation is None and report.orientation_sources is None
     for row in rows:
         match = re.fullmatch(pattern, row.group)
         assert match, row.group

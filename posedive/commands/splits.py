@@ -19,6 +19,8 @@ def splits(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for the tables (default splits/<dataset>-<by>)"),
     regions: str = typer.Option("camera+orientation", "--regions", help="viewpoint regions: camera+orientation, "
                                 "camera (no pose estimation) or orientation"),
+    orientation: str = typer.Option("fit", "--orientation", help="body orientation of viewpoint regions: from a "
+                                    "body-model fit (fit; landmark geometry where it fails) or the landmarks alone"),
     clusters: int = typer.Option(8, "--clusters", min=2, help="pose clusters for --by pose"),
     test_fraction: float = typer.Option(0.5, "--test-fraction", help="share of kept images in test (query + gallery)"),
     seed: int = typer.Option(0, "--seed", help="seed of the group search, k-means and query choice"),
@@ -36,9 +38,12 @@ def splits(
             raise ValueError(f"--by must be viewpoint or pose, got {by!r}")
         if regions not in ("camera+orientation", "camera", "orientation"):
             raise ValueError(f"--regions must be camera+orientation, camera or orientation, got {regions!r}")
+        if orientation not in ("fit", "landmarks"):
+            raise ValueError(f"--orientation must be fit or landmarks, got {orientation!r}")
         index = open_source(source, format)
         result = make_split(index, by, regions=regions, clusters=clusters, test_fraction=test_fraction,  # type: ignore[arg-type]
-                            seed=seed, workers=workers or (os.cpu_count() or 1), cache_dir=cache_dir)
+                            seed=seed, workers=workers or (os.cpu_count() or 1), cache_dir=cache_dir,
+                            orientation=orientation)  # type: ignore[arg-type]
         folder = write_split(result, out or Path("splits") / f"{index.dataset}-{by}".lower())
     console.print(describe(result.report), highlight=False, soft_wrap=True)
     overlap = result.report.overlap

@@ -30,6 +30,10 @@ def stats(
         None, "--cache-dir", help="pose cache folder (default ~/.cache/posedive/poses)"
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="analyse every image again and store nothing"),
+    orientation: str = typer.Option(
+        "fit", "--orientation", help="body azimuth from a body-model fit (fit; landmark geometry where it fails) "
+        "or from the landmark geometry alone (landmarks)"
+    ),
 ) -> None:
     """Body-orientation and pose statistics of source datasets and augmented releases."""
     from ..filtering.cache import default_cache_dir
@@ -39,18 +43,22 @@ def stats(
     with user_errors():
         if split not in ("train", "query", "gallery", "all"):
             raise ValueError(f"--split must be train, query, gallery or all, got {split!r}")
+        if orientation not in ("fit", "landmarks"):
+            raise ValueError(f"--orientation must be fit or landmarks, got {orientation!r}")
         resolved = [resolve_input(path, format, split) for path in inputs]  # type: ignore[arg-type]
         processes = workers or (os.cpu_count() or 1)
         cache = None if no_cache else (cache_dir or default_cache_dir())
-        result = compute_stats(resolved, workers=processes, cache_dir=cache)
+        result = compute_stats(resolved, workers=processes, cache_dir=cache,  # type: ignore[arg-type]
+                               orientation=orientation)
         path = write_report(out, result, resolved)
     report = result.report
     for item in report.inputs:
         overall = item.overall
         sectors = ", ".join(f"{name} {fraction:.0%}" for name, fraction in overall.sectors.items())
         uniformity = "n/a" if overall.azimuth_uniformity is None else f"{overall.azimuth_uniformity:.2f}"
+        sources = ", ".join(f"{name} {count}" for name, count in overall.orientation_sources.items()) or "none"
         console.print(f"{item.name}: person found in {overall.persons_found}/{overall.images} images; "
-                      f"orientation {sectors}; uniformity {uniformity}", highlight=False)
+                      f"orientation {sectors} (from {sources}); uniformity {uniformity}", highlight=False)
     typer.echo(f"wrote {path} and {', '.join(report.plots)}")
 
 

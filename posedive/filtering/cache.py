@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,6 +27,7 @@ class PoseRecord(BaseModel):
     height: int
     keypoints: list[list[float]] | None = None  # (17, 3): x, y in pixels, confidence
     azimuth_deg: float | None = None  # see posedive.filtering.orientation for the convention
+    orientation_source: Literal["fit", "landmarks"] | None = None  # what gave azimuth_deg
 
 
 def default_cache_dir() -> Path:

@@ -32,7 +32,8 @@ AZIMUTH_BINS = 12  # 30-degree bins, centred on multiples of 30 (0 = facing the 
 AZIMUTH_CONVENTION = (
     "degrees in [0, 360): direction of the camera around the body's vertical axis, from the body's front "
     "towards its left; 0 = facing the camera, 90 = left side visible, 180 = back to the camera, "
-    "270 = right side visible (estimated from BlazePose world landmarks' shoulders and hips)"
+    "270 = right side visible (from a fit of the body model to BlazePose's landmarks, or from the world "
+    "landmarks' shoulders and hips where the fit fails or orientation is 'landmarks'; see orientation_sources)"
 )
 
 
@@ -48,6 +49,9 @@ class GroupStats(_Model):
     mean_confidence: float | None = Field(None, description="mean COCO-17 confidence where a person was found")
     azimuth_histogram: list[int] = Field(description=f"{AZIMUTH_BINS} bins of 30 degrees, the first centred on 0")
     sectors: dict[str, float] = Field(description="fraction of azimuths in the front/left/back/right 90-degree sectors")
+    orientation_sources: dict[str, int] = Field(
+        default_factory=dict, description="images whose azimuth came from a body fit ('fit') or the landmark geometry"
+    )
     azimuth_uniformity: float | None = Field(
         None, description="normalised entropy of the azimuth histogram: 1 = uniform over all directions, 0 = one bin"
     )
@@ -77,6 +81,9 @@ class InputStats(_Model):
 class StatsReport(_Model):
     format_version: int = STATS_FORMAT_VERSION
     estimator: dict[str, Any]
+    orientation: Literal["fit", "landmarks"] = Field(
+        "landmarks", description="how body azimuths were estimated: 'fit' falls back to 'landmarks' per image"
+    )
     azimuth_convention: str = AZIMUTH_CONVENTION
     azimuth_bin_centres_deg: list[float] = Field(
         default_factory=lambda: [i * 360.0 / AZIMUTH_BINS for i in range(AZIMUTH_BINS)]
@@ -118,8 +125,11 @@ def group_stats(
     valid = embeddings[~np.isnan(embeddings).any(axis=1)] if len(embeddings) else embeddings
     spread = float(np.linalg.norm(valid - valid.mean(axis=0), axis=1).mean()) if len(valid) >= 2 else None
     confidence = float(np.mean([np.mean(np.asarray(r.keypoints)[:, 2]) for r in found])) if found else None
+    sources = {name: sum(1 for r in found if r.orientation_source == name) for name in ("fit", "landmarks")}
     stats = GroupStats(images=len(records), persons_found=len(found), mean_confidence=confidence,
-                       azimuth_histogram=counts, sectors={k: round(v, 4) for k, v in sectors.items()},
+                       azimuth_histogram=counts,
+                       orientation_sources={name: count for name, count in sources.items() if count},
+                       sectors={k: round(v, 4) for k, v in sectors.items()},
                        azimuth_uniformity=uniformity(counts), pose_spread=spread)
     known = [(r, a) for r, a in zip(records, requested or []) if a is not None]
     if known:
@@ -167,9 +177,11 @@ def compute_stats(
     workers: int = 1,
     cache_dir: Path | None = None,
     estimator_options: dict[str, Any] | None = None,
+    orientation: Literal["fit", "landmarks"] = "fit",
 ) -> StatsResult:
     """Analyse every input (``workers`` processes, answers cached under ``cache_dir`` if given) and
-    summarise it overall and per camera; one PCA is fitted on the poses of all inputs together."""
+    summarise it overall and per camera; one PCA is fitted on the poses of all inputs together.
+    ``orientation`` picks how body azimuths are estimated (``analysis.analyse_items``)."""
     from .analysis import estimator_settings
 
     options = dict(estimator_options or {})
@@ -177,7 +189,7 @@ def compute_stats(
     try:
         all_records = [
             analyse_items(item.items, workers=workers, cache=cache, estimator_options=options,
-                          description=f"poses of {_display_name(item)}")
+                          orientation=orientation, description=f"poses of {_display_name(item)}")
             for item in inputs
         ]
     finally:
@@ -204,7 +216,8 @@ def compute_stats(
         summaries.append(InputStats(name=_display_name(stats_input), kind=stats_input.kind,
                                     location=str(stats_input.location),
                                     overall=group_stats(records, embedding, requested), cameras=cameras))
-    report = StatsReport(estimator=estimator_settings(options), embedding=pca, inputs=summaries)
+    report = StatsReport(estimator=estimator_settings(options), orientation=orientation, embedding=pca,
+                         inputs=summaries)
     return StatsResult(report=report, records=all_records, projections=projections)
 
 
@@ -229,6 +242,7 @@ def _poses_line(item: ImageItem, record: PoseRecord, point: np.ndarray) -> str:
         "camera": item.camera,
         "person_found": record.person_found,
         "azimuth_deg": None if record.azimuth_deg is None else round(record.azimuth_deg, 2),
+        "orientation_source": record.orientation_source,
         "requested_azimuth_deg": item.requested_azimuth_deg,
         "mean_confidence": confidence,
         "embedding_2d": None if np.isnan(point).any() else [round(float(v), 4) for v in point],
