@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from transformers import CLIPImageProcessorPil, CLIPVisionModelWithProjection
 
     from .data import PairsIndex, TrainingPair
+    from .generator import GeneratorMetadata
     from .models.pose_guider import PoseGuider
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,14 @@ def build_components(config: TrainingConfig) -> Components:
 
     init = config.model
 
+    def new_pose_guider(denoising_unet) -> PoseGuider:
+        """A fresh (zero-initialised) guider whose output width matches the U-Net's ``conv_in``."""
+        return PoseGuider(
+            conditioning_channels=init.pose_guider.conditioning_channels,
+            block_out_channels=tuple(init.pose_guider.block_out_channels),
+            conditioning_embedding_channels=denoising_unet.config.block_out_channels[0],
+        )
+
     def local_or_hub(name: str) -> str:
         candidate = config.resolve(name)
         return str(candidate) if candidate.exists() else name
@@ -97,11 +106,7 @@ def build_components(config: TrainingConfig) -> Components:
             feature_extractor=CLIPImageProcessorPil.from_pretrained(encoder, subfolder="feature_extractor", revision=enc_rev),
             reference_unet=reference_unet,
             denoising_unet=denoising_unet,
-            pose_guider=PoseGuider(
-                conditioning_channels=init.pose_guider.conditioning_channels,
-                block_out_channels=tuple(init.pose_guider.block_out_channels),
-                conditioning_embedding_channels=denoising_unet.config.block_out_channels[0],
-            ),
+            pose_guider=new_pose_guider(denoising_unet),
             noise_scheduler=DDPMScheduler.from_pretrained(base, subfolder="scheduler", revision=rev),
         )
     if isinstance(init, GeneratorInit):
@@ -131,11 +136,7 @@ def build_components(config: TrainingConfig) -> Components:
         feature_extractor=CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size}),
         reference_unet=reference_unet,
         denoising_unet=denoising_unet,
-        pose_guider=PoseGuider(
-            conditioning_channels=init.pose_guider.conditioning_channels,
-            block_out_channels=tuple(init.pose_guider.block_out_channels),
-            conditioning_embedding_channels=denoising_unet.config.block_out_channels[0],
-        ),
+        pose_guider=new_pose_guider(denoising_unet),
         noise_scheduler=DDPMScheduler(**init.scheduler),
     )
 
@@ -393,7 +394,6 @@ def train_generator(config: TrainingConfig) -> TrainingResult:
     from tqdm.auto import tqdm
 
     from .data import PairsIndex
-    from .generator import GeneratorMetadata
     from .models.two_branch import TwoBranchNet
     from .pipeline import PoseDivePipeline
 

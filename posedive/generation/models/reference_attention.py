@@ -109,13 +109,17 @@ class ReferenceBank:
         self.keep = None
 
 
-class ReferenceWriteProcessor:
-    """Stores a self-attention layer's input tokens in the bank, then attends as usual."""
+class _BankProcessor:
+    """A self-attention processor bound to one layer's entry of a shared reference bank."""
 
     def __init__(self, bank: ReferenceBank, layer: str) -> None:
         self.bank = bank
         self.layer = layer
         self._attend = AttnProcessor2_0()
+
+
+class ReferenceWriteProcessor(_BankProcessor):
+    """Stores a self-attention layer's input tokens in the bank, then attends as usual."""
 
     def __call__(
         self,
@@ -130,16 +134,11 @@ class ReferenceWriteProcessor:
         return self._attend(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
 
 
-class ReferenceReadProcessor:
+class ReferenceReadProcessor(_BankProcessor):
     """Self-attention whose keys and values also cover the bank's reference tokens (eq. 6).
 
     With an empty bank (or no entry for its layer) it is plain self-attention.
     """
-
-    def __init__(self, bank: ReferenceBank, layer: str) -> None:
-        self.bank = bank
-        self.layer = layer
-        self._attend = AttnProcessor2_0()
 
     def __call__(
         self,
