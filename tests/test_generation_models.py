@@ -129,3 +129,115 @@ def test_mismatched_unets_are_refused(pipe):
     with pytest.raises(ValueError, match="share their self-attention layers"):
         with reference_attention(pipe.reference_unet, other):
             pass
+
+
+# ------------------------------------------------------------------ the read processor against eq. 6 by hand
+def _attention_layer(fused: bool):
+    from diffusers.models.attention_processor import Attention
+
+    torch.manual_seed(3)
+    attn = Attention(query_dim=16, heads=2, dim_head=8, bias=True, out_bias=True)
+    for parameter in attn.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    if fused:
+        attn.fuse_projections(fuse=True)
+    return attn.eval()
+
+
+def _by_hand(attn, hidden, reference, keep):
+    """Eq. 6 row by row: queries from the row's tokens, keys and values from its tokens followed by its
+    reference's tokens (row i reads reference i % R) when it keeps the reference, else its own only."""
+    rows = []
+    for i, x in enumerate(hidden):
+        source = torch.cat([x, reference[i % len(reference)]]) if keep[i] else x
+        q, k, v = attn.to_q(x), attn.to_k(source), attn.to_v(source)
+        heads = []
+        for h in range(attn.heads):
+            cols = slice(8 * h, 8 * (h + 1))
+            weights = torch.softmax(q[:, cols] @ k[:, cols].T / np.sqrt(8), dim=-1)
+            heads.append(weights @ v[:, cols])
+        rows.append(attn.to_out[0](torch.cat(heads, -1)))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize(
+    "keep", [[True, True], [False, False, True, True], [True, False, False, True], [False, True, True, False, True, False]]
+)
+def test_read_processor_is_eq6_by_hand(keep, fused):
+    from posedive.generation.models import ReferenceBank
+
+    attn = _attention_layer(fused)
+    bank = ReferenceBank()
+    attn.set_processor(ReferenceReadProcessor(bank, "layer"))
+    generator = torch.Generator().manual_seed(len(keep))
+    hidden = torch.randn(len(keep), 5, 16, generator=generator)
+    reference = torch.randn(2, 7, 16, generator=generator)
+    bank.write("layer", reference)
+    bank.keep = torch.tensor(keep)
+    with torch.no_grad():
+        expected = _by_hand(attn, hidden, reference, keep)
+        on_the_fly = attn(hidden)
+        bank.project(torch.nn.ModuleDict({"layer": attn}))
+        assert set(bank.projections) == {"layer"}
+        cached = attn(hidden)
+    torch.testing.assert_close(on_the_fly, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(cached, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_projected_reference_is_read_not_recomputed_and_rewrites_invalidate_it():
+    from posedive.generation.models import ReferenceBank
+
+    attn = _attention_layer(fused=False)
+    bank = ReferenceBank()
+    attn.set_processor(ReferenceReadProcessor(bank, "layer"))
+    key_inputs = []
+    attn.to_k.register_forward_hook(lambda module, args, out: key_inputs.append(args[0].shape[1]))
+    hidden, first, second = torch.randn(2, 5, 16), torch.randn(2, 7, 16), torch.randn(2, 7, 16)
+    with torch.no_grad():
+        bank.write("layer", first)
+        bank.project(torch.nn.ModuleDict({"layer": attn}))
+        key_inputs.clear()
+        for _ in range(3):  # three denoising steps: only the 5 own tokens are projected each time
+            out_first = attn(hidden)
+        assert key_inputs == [5, 5, 5]
+        bank.write("layer", second)  # a new reference: the old keys and values must not be read
+        assert "layer" not in bank.projections
+        out_second = attn(hidden)
+    torch.testing.assert_close(out_first, _by_hand(attn, hidden, first, [True, True]), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out_second, _by_hand(attn, hidden, second, [True, True]), rtol=1e-5, atol=1e-5)
+
+
+def test_training_gradients_reach_the_reference_projections():
+    """With gradients on nothing is cached: the loss reaches to_k/to_v through the reference tokens."""
+    from posedive.generation.models import ReferenceBank
+
+    attn = _attention_layer(fused=False)
+    bank = ReferenceBank()
+    attn.set_processor(ReferenceReadProcessor(bank, "layer"))
+    reference = torch.randn(2, 7, 16, requires_grad=True)
+    bank.write("layer", reference)
+    attn(torch.randn(2, 5, 16)).square().sum().backward()
+    assert not bank.projections
+    assert reference.grad is not None and reference.grad.abs().sum() > 0
+
+
+def test_compiled_denoiser_is_one_graph_and_matches_eager():
+    """The denoising U-Net compiles whole (fullgraph: no graph break in the reference attention or
+    the pose-feature hook) and later batches with new references reuse the graph."""
+    from torch._dynamo.utils import counters
+
+    eager = make_pipeline(seed=0, randomise_guider=True)
+    compiled = make_pipeline(seed=0, randomise_guider=True)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled.compile_denoiser(backend="eager")  # fullgraph by default: a graph break would raise
+    try:
+        for seed in (1, 2, 3):
+            refs, maps = [random_image(seed), random_image(seed + 10)], [random_maps(seed), random_maps(seed + 10)]
+            np.testing.assert_allclose(
+                _run(compiled, refs, maps, [seed, seed + 1]), _run(eager, refs, maps, [seed, seed + 1]), rtol=1e-5, atol=1e-5
+            )
+        assert counters["stats"]["unique_graphs"] == 1
+    finally:
+        torch._dynamo.reset()

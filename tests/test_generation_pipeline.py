@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from diffusers.models.attention_processor import Attention
 from PIL import Image
 
 from generation_tiny import HEIGHT, WIDTH, make_pipeline, random_image, random_maps, request, one_torch_thread
@@ -95,6 +96,9 @@ def test_load_generator_is_a_generator(saved, pipe):
     assert isinstance(generator, Generator)
     assert generator.info.description == "tiny random test model"
     assert generator.info.sha256 == weights_sha256(saved) and len(generator.info.sha256) == 64
+    attention = [m for m in generator.pipeline.denoising_unet.modules() if isinstance(m, Attention)]
+    assert attention and all(m.fused_projections for m in attention)
+    assert generator.pipeline.denoising_unet._compiled_call_impl is None  # compile is opt-in
     requests = [request(s) for s in (11, 12, 13)]
     images = generator.generate(requests)
     assert [i.size for i in images] == [(WIDTH, HEIGHT)] * 3
@@ -107,8 +111,9 @@ def test_load_generator_is_a_generator(saved, pipe):
 def test_load_generator_relative_path_and_missing_metadata(saved, tmp_path):
     folder = tmp_path / "copy"
     PoseDivePipeline.from_pretrained(saved).save_pretrained(folder)
-    generator = load_generator(GeneratorConfig(weights="copy", width=WIDTH, height=HEIGHT), tmp_path)
+    generator = load_generator(GeneratorConfig(weights="copy", width=WIDTH, height=HEIGHT, compile=True), tmp_path)
     assert "posedive_generator.json" in generator.info.description
+    assert generator.pipeline.denoising_unet._compiled_call_impl is not None  # compiled lazily, at the first batch
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_generator(GeneratorConfig(weights="./nowhere"), tmp_path)
 

@@ -160,6 +160,9 @@ def load_generator(config: "GeneratorConfig", base_dir: Path) -> DiffusionGenera
     pipeline = PoseDivePipeline.from_pretrained(folder, dtype=dtype)
     pipeline.to(device)
     pipeline.set_progress_bar_config(disable=True)
+    pipeline.fuse_qkv_projections()
+    if config.compile:
+        pipeline.compile_denoiser()
     metadata = GeneratorMetadata.load(folder)
     description = (
         metadata.description

@@ -11,6 +11,12 @@ Samples can drop the reference (classifier-free guidance's unconditional branch,
 training): the bank's ``keep`` mask says which rows of the denoising batch read the reference; the
 others attend to their own tokens only, exactly as a plain U-Net would.
 
+The reference tokens are the same at every denoising step (the reference U-Net runs once, at t=0), so
+at inference :meth:`ReferenceBank.project` turns them into each layer's keys and values once per batch;
+the read processor then projects only the denoising tokens (one pass over the whole batch, fused QKV
+when the U-Net has ``fuse_qkv_projections()``) and appends the banked keys and values. In training
+(gradients on) the projection is recomputed in every forward, so gradients reach ``to_k``/``to_v``.
+
 :func:`reference_attention` installs both processors for the duration of a ``with`` block and restores
 the U-Nets' previous processors and empties the bank on exit, so no state outlives a call.
 :func:`pose_features_added` adds the pose guider's output to ``conv_in``'s output with a forward hook
@@ -48,13 +54,14 @@ class ReferenceBank:
 
     ``keep`` is a boolean tensor over the *denoising* batch (``None`` = every row reads the
     reference). The denoising batch may be a whole multiple of the reference batch (classifier-free
-    guidance stacks ``[unconditional, conditional]``); the reference tokens are tiled to match.
+    guidance stacks ``[unconditional, conditional]``); row ``i`` reads reference row ``i % R``.
     Setting ``keep`` reads it to the host once, so that no attention layer has to synchronise with
     the device to learn which rows read the reference.
     """
 
     def __init__(self) -> None:
         self.features: dict[str, torch.Tensor] = {}
+        self.projections: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._keep: torch.Tensor | None = None
         self.kept_rows: Rows | None = None
         self.dropped_rows: Rows | None = None
@@ -87,9 +94,10 @@ class ReferenceBank:
 
     def write(self, layer: str, tokens: torch.Tensor) -> None:
         self.features[layer] = tokens
+        self.projections.pop(layer, None)
 
     def read(self, layer: str, batch_size: int) -> torch.Tensor | None:
-        """Reference tokens of ``layer`` tiled to ``batch_size`` rows, or ``None``."""
+        """Reference tokens ``(R, M, C)`` of ``layer`` for a denoising batch of ``batch_size`` rows, or ``None``."""
         tokens = self.features.get(layer)
         if tokens is None:
             return None
@@ -100,13 +108,58 @@ class ReferenceBank:
             )
         if self._keep is not None and self._keep.shape[0] != batch_size:
             raise ValueError(f"bank keep mask has {self._keep.shape[0]} rows, the denoising batch has {batch_size}")
-        if batch_size != tokens.shape[0]:
-            tokens = tokens.repeat(batch_size // tokens.shape[0], 1, 1)
         return tokens
+
+    def project(self, unet: nn.Module) -> None:
+        """Turn every banked layer's tokens into that layer's keys and values with ``unet``'s projections,
+        once. For inference only: the cached tensors carry no gradient to the projections."""
+        with torch.no_grad():
+            for layer, tokens in self.features.items():
+                self.projections[layer] = reference_keys_values(unet.get_submodule(layer), tokens)
 
     def clear(self) -> None:
         self.features.clear()
+        self.projections.clear()
         self.keep = None
+
+
+def _split_heads(tokens: torch.Tensor, heads: int) -> torch.Tensor:
+    """``(B, N, heads * d)`` -> ``(B, heads, N, d)``."""
+    batch, length, width = tokens.shape
+    return tokens.view(batch, length, heads, width // heads).transpose(1, 2)
+
+
+def reference_keys_values(attn: Attention, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values ``(R, heads, M, d)`` of reference tokens ``(R, M, C)`` in layer ``attn``."""
+    tokens = tokens.to(attn.to_k.weight.dtype)
+    key = _split_heads(attn.to_k(tokens), attn.heads)
+    value = _split_heads(attn.to_v(tokens), attn.heads)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    return key, value
+
+
+def _queries_keys_values(attn: Attention, hidden_states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The denoising tokens' queries, keys and values ``(B, heads, N, d)``, in one matmul when fused."""
+    if getattr(attn, "fused_projections", False) and hasattr(attn, "to_qkv"):
+        query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
+    else:
+        query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+    query, key, value = (_split_heads(x, attn.heads) for x in (query, key, value))
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    return query, key, value
+
+
+def _reference_rows(rows: Rows, reference_batch: int) -> Rows:
+    """Which reference rows the denoising ``rows`` read (row ``i`` reads ``i % reference_batch``)."""
+    if isinstance(rows, slice):
+        if rows.start % reference_batch == 0 and rows.stop - rows.start == reference_batch:
+            return slice(None)
+        rows = torch.arange(rows.start, rows.stop)
+    return rows % reference_batch
 
 
 class _BankProcessor:
@@ -149,8 +202,9 @@ class ReferenceReadProcessor(_BankProcessor):
         temb: torch.Tensor | None = None,
         **kwargs: object,
     ) -> torch.Tensor:
-        reference = self.bank.read(self.layer, hidden_states.shape[0])
-        if reference is None or self.bank.reads_nothing:
+        batch = hidden_states.shape[0]
+        tokens = self.bank.read(self.layer, batch)
+        if tokens is None or self.bank.reads_nothing:
             return self._attend(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         if hidden_states.ndim != 3 or attn.group_norm is not None or attn.spatial_norm is not None:
             raise ValueError(
@@ -159,51 +213,41 @@ class ReferenceReadProcessor(_BankProcessor):
             )
         if attention_mask is not None:
             raise ValueError(f"layer {self.layer}: reference attention does not take an attention mask")
-        reference = reference.to(hidden_states.dtype)
+        cached = self.bank.projections.get(self.layer)
+        reference_key, reference_value = cached if cached is not None else reference_keys_values(attn, tokens)
+        query, key, value = _queries_keys_values(attn, hidden_states)
+
+        def with_reference(rows: Rows) -> torch.Tensor:
+            ref_rows = _reference_rows(rows, tokens.shape[0])
+            keys = torch.cat([key[rows], reference_key[ref_rows].to(key.dtype)], dim=2)
+            values = torch.cat([value[rows], reference_value[ref_rows].to(value.dtype)], dim=2)
+            return F.scaled_dot_product_attention(query[rows], keys, values)
+
         if self.bank.reads_all:
-            out = self._attention(attn, hidden_states, torch.cat([hidden_states, reference], 1))
+            hidden = with_reference(slice(0, batch))
         else:
             kept, dropped = self.bank.kept_rows, self.bank.dropped_rows
-            own = hidden_states[kept]
-            with_reference = self._attention(attn, own, torch.cat([own, reference[kept]], 1))
-            alone = self._attention(attn, hidden_states[dropped], hidden_states[dropped])
+            read = with_reference(kept)
+            alone = F.scaled_dot_product_attention(query[dropped], key[dropped], value[dropped])
             if isinstance(kept, slice) and isinstance(dropped, slice) and dropped.stop == kept.start:
-                out = torch.cat([alone, with_reference])  # [unconditional, conditional]: no scatter
+                hidden = torch.cat([alone, read])  # [unconditional, conditional]: no scatter
             else:
-                out = hidden_states.new_empty(hidden_states.shape[0], *with_reference.shape[1:])
-                out[kept] = with_reference
-                out[dropped] = alone
+                hidden = query.new_empty(query.shape)
+                hidden[kept] = read
+                hidden[dropped] = alone
+        hidden = hidden.transpose(1, 2).reshape(batch, -1, query.shape[1] * query.shape[3]).to(query.dtype)
+        out = attn.to_out[1](attn.to_out[0](hidden))
         if attn.residual_connection:
             out = out + hidden_states
         return out / attn.rescale_output_factor
 
-    @staticmethod
-    def _attention(attn: Attention, queries_from: torch.Tensor, keys_from: torch.Tensor) -> torch.Tensor:
-        batch = queries_from.shape[0]
-        query = attn.to_q(queries_from)
-        key = attn.to_k(keys_from)
-        value = attn.to_v(keys_from)
-        head_dim = key.shape[-1] // attn.heads
-        query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-        hidden = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
-        hidden = hidden.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
-        return attn.to_out[1](attn.to_out[0](hidden))
-
 
 def _processors(unet: nn.Module, bank: ReferenceBank, kind: type) -> dict[str, object]:
-    processors: dict[str, object] = {}
-    for name in unet.attn_processors:
-        if _is_reference_layer(name):
-            processors[name] = kind(bank, name.removesuffix(".processor"))
-        else:
-            processors[name] = AttnProcessor2_0()
-    return processors
+    """``kind`` on the self-attention layers; every other layer keeps the processor it has."""
+    return {
+        name: kind(bank, name.removesuffix(".processor")) if _is_reference_layer(name) else processor
+        for name, processor in unet.attn_processors.items()
+    }
 
 
 @contextlib.contextmanager
