@@ -2,6 +2,11 @@
 
     python benchmarks/generation.py --device cpu --batch-sizes 1 2 --steps 1 2        # CPU, extrapolated
     python benchmarks/generation.py --device cuda --dtype bfloat16 --batch-sizes 8 16 32 64
+    python benchmarks/generation.py --device cuda --batch-sizes 32 64 --steps 25 --compile
+
+The pipeline is prepared as ``posedive build`` prepares it (``load_generator``): fused QKV projections
+(``--no-fuse-qkv`` turns them off) and, with ``--compile``, ``torch.compile`` of the denoising U-Net;
+compilation happens in the warm-up call, which is not timed.
 
 The pipeline is ``PoseDivePipeline`` with the Stable Diffusion 1.5 U-Net and VAE and the CLIP
 ViT-L/14 vision tower, random weights (speed and memory depend on the architecture only), at
@@ -14,8 +19,9 @@ fixed cost (CLIP, VAE encode, reference pass, VAE decode) ``t(s1) - s1 * per_ste
 steps directly. Each time is the best of ``--repeats`` calls after a warm-up call.
 
 FLOPs are counted by ``torch.utils.flop_counter`` on the meta device (no compute): per image
-``clip + vae_encode + pose_guider + reference_unet + steps * (denoising_unet with the reference +
-denoising_unet without it) + vae_decode``. The roofline is ``peak / flops_per_image`` images/s and the
+``clip + vae_encode + pose_guider + reference_unet + reference_projection + steps * (denoising_unet
+with the reference + denoising_unet without it) + vae_decode``, where ``reference_projection`` turns
+the banked reference tokens into keys and values once per batch. The roofline is ``peak / flops_per_image`` images/s and the
 ratio is measured / roofline. Peak memory: ``torch.cuda.max_memory_allocated`` on GPU; on CPU the
 process's peak resident set (``ru_maxrss``), cumulative over the run (batch sizes run in rising order).
 Results go to ``benchmarks/results/generation_<device>.json``.
@@ -66,16 +72,16 @@ def count_flops(pipe, steps: int, guided: bool) -> dict[str, float]:
         "vae_decode": flops(lambda: meta.vae.decode(latent)),
         "denoising_unet_plain": flops(lambda: meta.denoising_unet(latent, t, encoder_hidden_states=embeds)),
     }
-    with reference_attention(meta.reference_unet, meta.denoising_unet):
+    with torch.no_grad(), reference_attention(meta.reference_unet, meta.denoising_unet) as bank:
         parts["reference_unet"] = flops(lambda: meta.reference_unet(latent, t * 0, encoder_hidden_states=embeds))
+        parts["reference_projection"] = flops(lambda: bank.project(meta.denoising_unet))
         parts["denoising_unet_with_reference"] = flops(
             lambda: meta.denoising_unet(latent, t, encoder_hidden_states=embeds)
         )
     per_step = parts["denoising_unet_with_reference"] + (parts["denoising_unet_plain"] if guided else 0.0)
     parts["per_step"] = per_step
-    parts["per_image"] = (
-        parts["clip"] + parts["vae_encode"] + parts["pose_guider"] + parts["reference_unet"] + steps * per_step + parts["vae_decode"]
-    )
+    once = ("clip", "vae_encode", "pose_guider", "reference_unet", "reference_projection", "vae_decode")
+    parts["per_image"] = sum(parts[name] for name in once) + steps * per_step
     return parts
 
 
@@ -124,6 +130,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense peak of the device; default 790 on GPU (H100/H200 bf16)")
     parser.add_argument("--channels-last", action="store_true", help="U-Nets and VAE in channels-last memory format")
+    parser.add_argument("--no-fuse-qkv", action="store_true", help="keep separate Q, K and V projections")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the denoising U-Net (as generator.compile)")
+    parser.add_argument("--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -144,6 +153,10 @@ def main() -> None:
     if args.channels_last:
         for module in (pipe.reference_unet, pipe.denoising_unet, pipe.vae, pipe.pose_guider):
             module.to(memory_format=torch.channels_last)
+    if not args.no_fuse_qkv:
+        pipe.fuse_qkv_projections()
+    if args.compile:
+        pipe.compile_denoiser(**({"mode": args.compile_mode} if args.compile_mode else {}))
     steps = sorted(args.steps)
     peak_tflops = args.peak_tflops or (790.0 if device.type == "cuda" else None)
     rows = []
@@ -201,6 +214,8 @@ def main() -> None:
         "dtype": str(dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
         "memory_format": "channels_last" if args.channels_last else "contiguous",
+        "fused_qkv": not args.no_fuse_qkv,
+        "compiled": (args.compile_mode or "default") if args.compile else False,
         "load_average": os.getloadavg(),
         "torch": torch.__version__,
         "report_steps": args.report_steps,

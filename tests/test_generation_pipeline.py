@@ -108,6 +108,34 @@ def test_load_generator_is_a_generator(saved, pipe):
     generator.close()
 
 
+def test_compiled_generator_pads_short_batches_to_one_graph(saved):
+    """Rounds of retries ask for 3, then 1, then 2 images: padded to batch_size 2, the compiled U-Net
+    sees one batch size (one graph), and the images are those of the uncompiled generator."""
+    from torch._dynamo.utils import counters
+
+    from posedive.generation import DiffusionGenerator
+
+    eager = load_generator(GeneratorConfig(weights=str(saved), steps=2, batch_size=2, width=WIDTH, height=HEIGHT), saved.parent)
+    config = eager.config.model_copy(update={"compile": True})
+    pipeline = PoseDivePipeline.from_pretrained(saved)
+    pipeline.set_progress_bar_config(disable=True)
+    pipeline.fuse_qkv_projections()
+    torch._dynamo.reset()
+    counters.clear()
+    pipeline.compile_denoiser(backend="eager")
+    compiled = DiffusionGenerator(pipeline, config, eager.info)
+    try:
+        for seeds in ([21, 22, 23], [24], [25, 26]):
+            requests = [request(s) for s in seeds]
+            got, expected = compiled.generate(requests), eager.generate(requests)
+            assert len(got) == len(seeds)
+            for a, b in zip(got, expected):
+                np.testing.assert_allclose(np.asarray(a, np.int16), np.asarray(b, np.int16), atol=1)
+        assert counters["stats"]["unique_graphs"] == 1
+    finally:
+        torch._dynamo.reset()
+
+
 def test_load_generator_relative_path_and_missing_metadata(saved, tmp_path):
     folder = tmp_path / "copy"
     PoseDivePipeline.from_pretrained(saved).save_pretrained(folder)

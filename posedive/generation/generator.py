@@ -95,7 +95,13 @@ def resolve_dtype(spec: str, device: "torch.device") -> "torch.dtype":
 
 
 class DiffusionGenerator:
-    """Generates one image per request at the configured size, in batches of ``config.batch_size``."""
+    """Generates one image per request at the configured size, in batches of ``config.batch_size``.
+
+    With ``config.compile`` a short last batch is padded to ``batch_size`` (repeating its last
+    request, whose extra images are dropped): a compiled U-Net recompiles for every new batch size,
+    and a build's rounds of retries would otherwise bring many. Samples do not depend on their batch,
+    so padding changes no image.
+    """
 
     def __init__(self, pipeline: "PoseDivePipeline", config: "GeneratorConfig", info: GeneratorInfo) -> None:
         self.pipeline = pipeline
@@ -112,7 +118,8 @@ class DiffusionGenerator:
         images: list[Image.Image] = []
         starts = range(0, len(requests), config.batch_size)
         for start in tqdm(starts, desc="generating", unit="batch", disable=len(starts) < 2, leave=False):
-            chunk = requests[start : start + config.batch_size]
+            wanted = requests[start : start + config.batch_size]
+            chunk = list(wanted) + [wanted[-1]] * (config.batch_size - len(wanted) if config.compile else 0)
             conditions = conditions_to_tensor([r.conditions.maps() for r in chunk], config.height, config.width)
             generators = [torch.Generator("cpu").manual_seed(int(r.seed)) for r in chunk]
             output = self.pipeline(
@@ -124,7 +131,7 @@ class DiffusionGenerator:
                 num_inference_steps=config.steps,
                 guidance_scale=config.guidance_scale,
             )
-            images.extend(output.images)
+            images.extend(output.images[: len(wanted)])
         return images
 
     def close(self) -> None:
