@@ -12,7 +12,7 @@ import hashlib
 import io
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -108,6 +108,43 @@ def iter_shard_members(shard: Path) -> Iterator[tuple[str, str, bytes]]:
         for member in tar:
             key, _, field = member.name.partition(".")
             yield key, field, tar.extractfile(member).read()
+
+
+class ShardScan(NamedTuple):
+    samples: int  # members whose field is ``json``: one per sample
+    sha256: str  # of the whole file, as ``sha256_file`` gives it
+    bytes: int  # the file's size
+
+
+class _HashingReader:
+    """A read-only file that hashes and counts every byte read from it."""
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        block = self._handle.read(size)
+        self.digest.update(block)
+        self.size += len(block)
+        return block
+
+
+def scan_shard(shard: Path, chunk: int = 1 << 20) -> ShardScan:
+    """Count a shard's samples and hash it in one read of the file: tar headers are parsed from the
+    same stream that is hashed (member data is skipped by reading through it)."""
+    import tarfile
+
+    with open(shard, "rb") as handle:
+        reader = _HashingReader(handle)
+        samples = 0
+        with tarfile.open(fileobj=reader, mode="r|", bufsize=chunk) as tar:  # type: ignore[arg-type]
+            for member in tar:
+                samples += member.name.partition(".")[2] == "json"
+        while reader.read(chunk):  # whatever follows the end-of-archive blocks
+            pass
+    return ShardScan(samples=samples, sha256=reader.digest.hexdigest(), bytes=reader.size)
 
 
 def iter_provenance(shards: Iterable[Path]) -> Iterator[dict]:

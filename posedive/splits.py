@@ -399,7 +399,7 @@ def label_source(
     from .filtering.analysis import ImageItem, analyse_items
     from .filtering.cache import PoseCache, default_cache_dir
 
-    items = [ImageItem(key=r.relpath, camera=f"c{r.camid}", data=Path(r.path).read_bytes()) for r in records]
+    items = [ImageItem(key=r.relpath, camera=f"c{r.camid}", location=Path(r.path)) for r in records]
     with PoseCache(cache_dir or default_cache_dir()) as cache:
         poses = analyse_items(items, workers=workers, cache=cache,
                               orientation=orientation if by == "viewpoint" else "landmarks",  # pose: no fits

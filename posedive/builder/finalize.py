@@ -15,7 +15,7 @@ from ..plan import Plan
 from ..recipe import Recipe
 from ..release import FileEntry, Manifest, ShardEntry, ShardStats, SourceSummary, StageTotals, write_manifest
 from ..schema import GeneratorInfo
-from ..shards import atomic_write_text, iter_provenance, iter_shard_members, sha256_file
+from ..shards import atomic_write_text, iter_provenance, scan_shard, sha256_file
 from ..sources import SourceIndex
 from .plots import write_release_plots
 
@@ -47,11 +47,11 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex, generator:
         totals = totals.add(stats.totals)
         short_pids.update(stats.short_pids)
         shard_file = paths.shard_path(root, shard)
-        samples = sum(1 for _, field, _ in iter_shard_members(shard_file) if field == "json")
-        if samples != stats.totals.accepted:
-            raise RuntimeError(f"{shard_file}: holds {samples} samples but its stats say {stats.totals.accepted}")
-        shards.append(ShardEntry(path=paths.shard_name(shard), samples=samples, sha256=sha256_file(shard_file),
-                                 bytes=shard_file.stat().st_size))
+        scan = scan_shard(shard_file)  # the sample count and the hash from one read of the file
+        if scan.samples != stats.totals.accepted:
+            raise RuntimeError(f"{shard_file}: holds {scan.samples} samples but its stats say {stats.totals.accepted}")
+        shards.append(ShardEntry(path=paths.shard_name(shard), samples=scan.samples, sha256=scan.sha256,
+                                 bytes=scan.bytes))
 
     coverage = write_release_plots(recipe, root, [paths.shard_path(root, shard) for shard in range(plan.num_shards)])
     manifest = Manifest(

@@ -1,9 +1,12 @@
 """Run BlazePose over many image files on all CPU cores, with a progress bar and the content cache.
 
-Each worker process builds one estimator (MediaPipe graphs are neither picklable nor thread-safe)
-and analyses chunks of encoded images; the parent hashes the bytes, answers what it can from the
-cache, and stores new answers. Workers are started with ``spawn`` so that nothing the parent holds
-(torch threads, OpenGL contexts) is forked into them.
+Images are read lazily, a chunk at a time (``load_images``): an ``ImageItem`` names an image file or
+a member of a tar shard, so a release of hundreds of thousands of images never sits in memory. The
+parent reads a chunk, hashes its bytes, answers what it can from the cache, hands the rest to the
+estimator and lets the bytes go before reading the next chunk. Each worker process builds one
+estimator (MediaPipe graphs are neither picklable nor thread-safe) and analyses chunks of encoded
+images; the parent stores new answers. Workers are started with ``spawn`` so that nothing the parent
+holds (torch threads, OpenGL contexts) is forked into them.
 
 With ``orientation="fit"`` each worker also fits the body model (``posedive.fitting``, one torch
 thread) to the BlazePose answers of its chunk, and the body azimuth comes from the fitted camera; the
@@ -16,7 +19,8 @@ import io
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -28,15 +32,56 @@ logger = logging.getLogger(__name__)
 _WORKER_STATE: dict[str, Any] = {}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class TarMember:
+    """An image stored as member ``name`` of the tar file ``shard``: its bytes are the ``size`` bytes at
+    ``offset`` (``tarfile.TarInfo.offset_data``) of the (decompressed) tar stream."""
+
+    shard: Path
+    name: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class ImageItem:
     """One encoded image to analyse; ``key`` names it in reports, ``camera`` groups it.
-    ``requested_azimuth_deg`` is the virtual camera's azimuth of a generated image, when known."""
+    ``requested_azimuth_deg`` is the virtual camera's azimuth of a generated image, when known.
+    The bytes are either held (``data``) or read when needed from ``location``, an image file or a
+    ``TarMember``; exactly one of the two is given (see ``load_images``)."""
 
     key: str
     camera: str
-    data: bytes
+    data: bytes | None = None
     requested_azimuth_deg: float | None = None
+    location: Path | TarMember | None = None
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.location is None):
+            raise ValueError(f"{self.key}: an ImageItem needs either data or a location, not both or neither")
+
+
+def load_images(items: Sequence[ImageItem]) -> list[bytes]:
+    """The encoded bytes of ``items``, in order: held bytes as they are, image files read, tar members
+    read from their shard (opened once per call, members read in file order)."""
+    import tarfile
+
+    data: list[bytes | None] = [item.data for item in items]
+    by_shard: dict[Path, list[tuple[int, TarMember]]] = {}
+    for i, item in enumerate(items):
+        if isinstance(item.location, TarMember):
+            by_shard.setdefault(item.location.shard, []).append((i, item.location))
+        elif item.location is not None:
+            data[i] = Path(item.location).read_bytes()
+    for shard, members in by_shard.items():
+        with tarfile.open(shard) as tar:
+            stream = tar.fileobj  # the plain file, or the decompressed stream of a compressed tar
+            for i, member in sorted(members, key=lambda pair: pair[1].offset):
+                stream.seek(member.offset)
+                data[i] = stream.read(member.size)
+                if len(data[i]) != member.size:
+                    raise ValueError(f"{shard}: member {member.name} is truncated")
+    return data  # type: ignore[return-value]
 
 
 def decode_image(data: bytes, what: str) -> np.ndarray:
@@ -154,19 +199,37 @@ def analysis_settings(options: dict[str, Any], orientation: str) -> dict[str, ob
     return settings
 
 
+Work = list[tuple[str, str, bytes]]  # a chunk of (cache key, name, encoded image)
+
+
 def _run(
-    chunks: Sequence[list[tuple[str, str, bytes]]], workers: int, options: dict[str, Any], orientation: str
-) -> Iterator[tuple[list[tuple[str, str, bytes]], list[PoseRecord]]]:
-    """Yield each chunk of ``(cache key, name, data)`` with its records, in order."""
-    if not chunks:
+    chunks: Iterable[Work], workers: int, options: dict[str, Any], orientation: str
+) -> Iterator[tuple[list[str], list[PoseRecord]]]:
+    """Yield the cache keys of each chunk of ``(cache key, name, data)`` with its records, in order.
+    Chunks are pulled from ``chunks`` only as they are analysed (in this process) or sent to a worker
+    (at most ``4 * workers`` in flight), and no reference to a chunk's bytes is kept once it is done."""
+    chunks = iter(chunks)
+    head = [chunk for chunk in (next(chunks, None),) if chunk is not None]
+    if head and workers > 1:
+        head += [chunk for chunk in (next(chunks, None),) if chunk is not None]
+    if not head:
         return
-    if workers == 1 or len(chunks) <= 1:
+
+    def stream() -> Iterator[Work]:
+        while head:
+            yield head.pop(0)
+        yield from chunks
+
+    if workers == 1 or len(head) <= 1:
         from .blazepose import BlazePoseEstimator
 
         fitter = OrientationFitter() if orientation == "fit" else None
         with BlazePoseEstimator(**options) as estimator:
-            for chunk in chunks:
-                yield chunk, _analyse_with(estimator, [(name, data) for _, name, data in chunk], fitter)
+            for chunk in stream():
+                keys = [key for key, _, _ in chunk]
+                records = _analyse_with(estimator, [(name, data) for _, name, data in chunk], fitter)
+                del chunk
+                yield keys, records
         return
     import multiprocessing
     from collections import deque
@@ -176,14 +239,16 @@ def _run(
                              initargs=(options, orientation)) as pool:
         # A bounded window of chunks in flight keeps memory flat on large datasets.
         in_flight: deque = deque()
-        for chunk in chunks:
-            in_flight.append((chunk, pool.submit(_analyse_in_worker, [(name, data) for _, name, data in chunk])))
+        for chunk in stream():
+            keys = [key for key, _, _ in chunk]
+            in_flight.append((keys, pool.submit(_analyse_in_worker, [(name, data) for _, name, data in chunk])))
+            del chunk
             if len(in_flight) >= 4 * workers:
-                done, future = in_flight.popleft()
-                yield done, future.result()
+                keys, future = in_flight.popleft()
+                yield keys, future.result()
         while in_flight:
-            done, future = in_flight.popleft()
-            yield done, future.result()
+            keys, future = in_flight.popleft()
+            yield keys, future.result()
 
 
 def analyse_items(
@@ -197,12 +262,14 @@ def analyse_items(
     orientation: str = "fit",
 ) -> list[PoseRecord]:
     """One ``PoseRecord`` per item, in order, from the cache or from ``workers`` estimator processes
-    (1 runs in this process). Identical images are analysed once. ``orientation``: ``"fit"`` takes each
-    body azimuth from a fit of the body model to the same BlazePose answer (``posedive.fitting``),
-    falling back to the landmark geometry where the fit fails; ``"landmarks"`` uses the geometry only.
-    Each record's ``orientation_source`` says which one answered. A chunk (default 16 images, 128 when
-    fitting) is fitted as one batch: on the vtest crops, 1 torch thread, 128-image batches fit 36
-    images/s and 16-image batches 7."""
+    (1 runs in this process). Items are read ``chunk_size`` at a time (``load_images``): each chunk is
+    hashed, answered from the cache where it can be, and its bytes let go once it is analysed (or sent
+    to a worker). Identical images, within a chunk or across chunks, are analysed once.
+    ``orientation``: ``"fit"`` takes each body azimuth from a fit of the body model to the same
+    BlazePose answer (``posedive.fitting``), falling back to the landmark geometry where the fit fails;
+    ``"landmarks"`` uses the geometry only. Each record's ``orientation_source`` says which one
+    answered. A chunk (default 16 images, 128 when fitting) is fitted as one batch: on the vtest crops,
+    1 torch thread, 128-image batches fit 36 images/s and 16-image batches 7."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     if workers < 1:
@@ -211,23 +278,44 @@ def analyse_items(
     chunk_size = chunk_size or (128 if orientation == "fit" else 16)
     options = dict(estimator_options or {})
     settings = analysis_settings(options, orientation)
-    keys = [content_key(item.data, settings) for item in items]
-    answers = cache.get_many(keys) if cache is not None else {}
-    pending: dict[str, ImageItem] = {}
-    for key, item in zip(keys, items):
-        if key not in answers and key not in pending:
-            pending[key] = item
-    if answers:
-        logger.info("%d of %d images answered from the cache", len(items) - len(pending), len(items))
-    work = [(key, item.key, item.data) for key, item in pending.items()]
-    chunks = [work[start : start + chunk_size] for start in range(0, len(work), chunk_size)]
+    keys: list[str] = []  # every item's content key, filled a chunk at a time
+    answers: dict[str, PoseRecord] = {}
+    queued: set[str] = set()  # content keys handed to the estimator (answered or in flight)
+    from_cache = 0
+
+    def work(progress: Progress, task: Any) -> Iterator[Work]:
+        """Read a chunk of items, key it, answer it from the cache; yield what the estimator must see."""
+        nonlocal from_cache
+        for start in range(0, len(items), chunk_size):
+            chunk = items[start : start + chunk_size]
+            data = load_images(chunk)
+            chunk_keys = [content_key(datum, settings) for datum in data]
+            keys.extend(chunk_keys)
+            unknown = {key for key in chunk_keys if key not in answers and key not in queued}
+            if cache is not None and unknown:
+                found = cache.get_many(unknown)
+                from_cache += len(found)
+                answers.update(found)
+            pending: Work = []
+            for i, key in enumerate(chunk_keys):
+                if key not in answers and key not in queued:
+                    queued.add(key)
+                    pending.append((key, chunk[i].key, data[i]))
+            del data  # what is pending lives on in ``pending`` until the estimator is done with it
+            progress.advance(task, len(chunk) - len(pending))
+            if pending:
+                yield pending
+            del pending
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as progress:
-        task = progress.add_task(description, total=len(work))
-        for chunk, records in _run(chunks, workers, options, orientation):
-            batch = {key: record for (key, _, _), record in zip(chunk, records)}
+        task = progress.add_task(description, total=len(items))
+        for chunk_keys, records in _run(work(progress, task), workers, options, orientation):
+            batch = dict(zip(chunk_keys, records))
             answers.update(batch)
             if cache is not None:
                 cache.put_many(batch)
-            progress.advance(task, len(chunk))
+            progress.advance(task, len(chunk_keys))
+    if from_cache:
+        logger.info("%d of %d images answered from the cache", len(items) - len(queued), len(items))
     return [answers[key] for key in keys]

@@ -1,10 +1,14 @@
-"""What ``posedive stats`` can look at, turned into lists of encoded images grouped by camera.
+"""What ``posedive stats`` can look at, turned into lists of images grouped by camera.
 
 * a recipe (``.yaml``/``.yml``): its ``source`` section, read with ``posedive.sources``;
 * a source dataset folder with its ``format`` (Market-1501's layout is recognised without one);
 * an augmented release: a release folder (its shards are ``posedive.paths.SHARD_GLOB``) or any other
   folder holding WebDataset shards (``*.tar``, hidden folders such as an unfinished build's skipped),
-  read with ``webdataset``; each sample's ``jpg`` (or ``png``) image is analysed.
+  grouped into samples as ``webdataset`` does; each sample's ``jpg`` (or ``png``) image is analysed.
+
+No image is read here: a source image's item names its file, a release image's item the shard member
+holding it (``analysis.TarMember``), and ``analysis.analyse_items`` reads them a chunk at a time.
+Only the samples' small ``json`` provenance is read from the shards.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
-from .analysis import ImageItem
+from .analysis import ImageItem, TarMember
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ def _source_items(config, base_dir: Path | None, split: SplitChoice) -> tuple[st
     records = index.records if split == "all" else index.split(split)
     if not records:
         raise ValueError(f"{index.root}: the {split} split of {index.dataset} holds no images")
-    items = [ImageItem(key=r.relpath, camera=f"c{r.camid}", data=Path(r.path).read_bytes()) for r in records]
+    items = [ImageItem(key=r.relpath, camera=f"c{r.camid}", location=Path(r.path)) for r in records]
     return index.dataset, Path(index.root), items
 
 
@@ -87,22 +91,47 @@ def _sample_metadata(sample: dict) -> tuple[str, float | None]:
     return camera, float(azimuth) % 360.0 if isinstance(azimuth, (int, float)) else None
 
 
-def release_items(folder: Path) -> list[ImageItem]:
-    """Every sample image of the WebDataset shards under ``folder``, in shard and key order."""
-    import webdataset as wds
+def _shard_samples(shard: Path) -> Iterator[dict]:
+    """The samples of one WebDataset shard, grouped as ``webdataset`` groups them (regular members,
+    ``__*__`` metadata skipped, key = name up to the first dot of its base name, lower-case suffixes):
+    the ``json`` field read, every other field a ``TarMember`` whose bytes stay in the shard."""
+    import re
+    import tarfile
 
+    from webdataset.tariterators import group_by_keys
+
+    def members() -> Iterator[dict]:
+        with tarfile.open(shard) as tar:  # random access: iterating reads headers and seeks past data
+            for info in tar:
+                name = info.name
+                if not info.isreg() or re.match(r"__[^/]*__($|/)", name):
+                    continue
+                if name.lower().endswith(".json"):
+                    value: bytes | TarMember = tar.extractfile(info).read()
+                else:
+                    value = TarMember(shard=shard, name=name, offset=info.offset_data, size=info.size)
+                yield {"fname": name, "data": value, "__url__": str(shard)}
+
+    return group_by_keys(members())
+
+
+def release_items(folder: Path) -> list[ImageItem]:
+    """Every sample image of the WebDataset shards under ``folder``, in shard and key order; the
+    images themselves are not read (each item's ``location`` is its ``TarMember``)."""
     shards = _shard_paths(folder)
     if not shards:
         raise ValueError(f"{folder}: no WebDataset shards (*.tar) found")
     items: list[ImageItem] = []
-    dataset = wds.WebDataset([str(p) for p in shards], shardshuffle=False, empty_check=False)
-    for sample in dataset:
-        image = sample.get("jpg", sample.get("png"))
-        if image is None:
-            logger.warning("%s: sample %s has no jpg or png image; skipped", sample.get("__url__"), sample["__key__"])
-            continue
-        camera, azimuth = _sample_metadata(sample)
-        items.append(ImageItem(key=sample["__key__"], camera=camera, data=image, requested_azimuth_deg=azimuth))
+    for shard in shards:
+        for sample in _shard_samples(shard):
+            image = sample.get("jpg", sample.get("png"))
+            if image is None:
+                logger.warning("%s: sample %s has no jpg or png image; skipped", sample.get("__url__"),
+                               sample["__key__"])
+                continue
+            camera, azimuth = _sample_metadata(sample)
+            items.append(ImageItem(key=sample["__key__"], camera=camera, location=image,
+                                   requested_azimuth_deg=azimuth))
     if not items:
         raise ValueError(f"{folder}: the shards hold no jpg/png images")
     return items
