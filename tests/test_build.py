@@ -40,8 +40,30 @@ def test_release_layout_and_manifest(built):
     assert totals.reference_rejected > 0 and totals.generated_rejected > 0  # dark references, dark generations
     assert Release.open(root).verify() == []
     assert 0 < manifest.viewpoint_entropy <= 1
-    for relpath in (paths.CARD, paths.RECIPE, "plots/viewpoints.png", "plots/poses.png"):
+    for relpath in (paths.CARD, paths.RECIPE, "plots/viewpoints.png", "plots/poses.png", "plots/samples.png"):
         assert relpath in manifest.files
+
+
+def test_contact_sheet_shows_one_sample_per_identity_spread_over_the_release(built):
+    from PIL import Image
+
+    from posedive.builder.plots import shown_samples
+    from posedive.shards import iter_provenance
+
+    recipe, report = built
+    records = list(iter_provenance(recipe.release_dir / s.path for s in report.manifest.shards))
+    pids = list(dict.fromkeys(r["source"]["pid"] for r in records))
+    shown = shown_samples(records)
+    assert [r["source"]["pid"] for r in shown] == pids[: len(shown)] or len(pids) > 8
+    assert len(shown) == min(8, len(pids)) and len({r["source"]["pid"] for r in shown}) == len(shown)
+    for record in shown:  # the first sample of its identity
+        assert record is next(r for r in records if r["source"]["pid"] == record["source"]["pid"])
+    few = shown_samples(records, count=2)
+    assert [r["source"]["pid"] for r in few] == [pids[0], pids[-1]]
+    sheet = Image.open(recipe.release_dir / "plots/samples.png")
+    assert sheet.size[1] > sheet.size[0]  # rows of reference, depth, normal, skeleton, generated
+    card = (recipe.release_dir / paths.CARD).read_text()
+    assert "## Samples" in card and "![plots/samples.png](plots/samples.png)" in card
 
 
 def test_every_sample_has_the_same_fields_and_full_provenance(built):

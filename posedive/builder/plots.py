@@ -1,20 +1,26 @@
 """Plots stored in a release: where the accepted samples' cameras stood (azimuth x elevation) and
-which poses they show (Figure 2 of the paper), drawn with the conditions stage's coverage functions.
+which poses they show (Figure 2 of the paper), drawn with the conditions stage's coverage functions,
+and a contact sheet of samples: reference image, stored condition maps and generated image side by side.
 
-They are drawn from the provenance in the shards, so they show what the release holds, not what was
-planned; the pose embedding uses the SMPL-24 pose each sample records.
+They are drawn from the shards, so they show what the release holds, not what was planned; the pose
+embedding uses the SMPL-24 pose each sample records, and the contact sheet reads the reference image
+from the source dataset the sample's provenance names.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from .. import paths
 from ..recipe import Recipe
-from ..shards import iter_provenance
+from ..shards import iter_provenance, iter_shard_members
+
+SAMPLES_SHOWN = 8
 
 
 @dataclass
@@ -37,7 +43,12 @@ def write_release_plots(recipe: Recipe, root: Path, shard_paths: list[Path]) -> 
         viewpoint_histogram,
     )
 
-    records = list(iter_provenance(shard_paths))
+    shard_of: dict[str, Path] = {}
+    records = []
+    for shard in shard_paths:
+        for record in iter_provenance([shard]):
+            shard_of[record["key"]] = shard
+            records.append(record)
     if not records:
         return ReleaseCoverage(plots=[], viewpoint_entropy=0.0)
     elevation = np.array([r["camera"]["elevation_deg"] for r in records])
@@ -50,4 +61,76 @@ def write_release_plots(recipe: Recipe, root: Path, shard_paths: list[Path]) -> 
     plot_viewpoints(histogram, *ranges, entropy, root / viewpoints)
     pose_array = np.array([r["body"]["pose"] for r in records], dtype=np.float64)
     plot_poses(pose_embedding(pose_array), [_pose_group(r["body"]["pose_id"]) for r in records], root / poses)
-    return ReleaseCoverage(plots=[viewpoints, poses], viewpoint_entropy=round(entropy, 6))
+    samples = f"{paths.PLOTS_DIR}/samples.png"
+    shown = shown_samples(records)
+    plot_samples(recipe, shown, shard_of, root / samples)
+    return ReleaseCoverage(plots=[viewpoints, poses, samples], viewpoint_entropy=round(entropy, 6))
+
+
+def shown_samples(records: Sequence[dict], count: int = SAMPLES_SHOWN) -> list[dict]:
+    """The contact sheet's samples: the first sample of each identity, ``count`` identities spread
+    evenly over the release (the same release always shows the same samples)."""
+    first: dict[int, dict] = {}
+    for record in records:
+        first.setdefault(record["source"]["pid"], record)
+    chosen = list(first.values())
+    if len(chosen) > count:
+        chosen = [chosen[i] for i in np.linspace(0, len(chosen) - 1, count).round().astype(int)]
+    return chosen
+
+
+def _sample_images(records: Sequence[dict], shard_of: dict[str, Path]) -> dict[str, dict[str, bytes]]:
+    """Encoded members (image, condition maps) of the given samples, reading only their shards."""
+    wanted = {record["key"] for record in records}
+    members: dict[str, dict[str, bytes]] = {key: {} for key in wanted}
+    for shard in sorted({shard_of[key] for key in wanted}):
+        for key, field, data in iter_shard_members(shard):
+            if key in wanted and field != "json":
+                members[key][field] = data
+    return members
+
+
+def plot_samples(recipe: Recipe, records: Sequence[dict], shard_of: dict[str, Path], path: Path) -> Path:
+    """One row per sample: the reference, each stored condition map and the generated image, titled with
+    the identity, the virtual camera and the generated image's filter score."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    members = _sample_images(records, shard_of)
+    source_root = recipe.resolve(recipe.source.root)
+    columns = ["reference", *recipe.output.condition_maps, "generated"]
+    figure, axes = plt.subplots(len(records), len(columns), figsize=(1.25 * len(columns), 2.3 * len(records)),
+                                squeeze=False)
+    for row, record in enumerate(records):
+        fields = members[record["key"]]
+        reference = source_root / record["source"]["image"]
+        images = {
+            "reference": Image.open(reference) if reference.is_file() else None,
+            **{name: Image.open(io.BytesIO(fields[f"{name}.png"])) for name in recipe.output.condition_maps},
+            "generated": Image.open(io.BytesIO(fields[recipe.output.image_format])),
+        }
+        for column, name in enumerate(columns):
+            axis = axes[row, column]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if images[name] is None:
+                axis.text(0.5, 0.5, "not found", ha="center", va="center", fontsize=6, transform=axis.transAxes)
+            else:
+                axis.imshow(images[name].convert("RGB"))
+            if row == 0:
+                axis.set_title(name, fontsize=7)
+        camera, generated = record["camera"], record["filter"]["generated"]
+        axes[row, 0].set_ylabel(
+            f"id {record['source']['pid']}\naz {camera['azimuth_deg']:.0f} el {camera['elevation_deg']:.0f}\n"
+            f"conf {generated['score']:.2f}",
+            fontsize=6,
+        )
+    figure.suptitle(f"{recipe.name} {recipe.version}: samples", fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
