@@ -128,7 +128,6 @@ def plot_samples(recipe: Recipe, records: Sequence[dict], shard_of: dict[str, Pa
             f"conf {generated['score']:.2f}",
             fontsize=6,
         )
-    figure.suptitle(f"{recipe.name} {recipe.version}: samples", fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
