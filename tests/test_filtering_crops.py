@@ -1,105 +1,16 @@
-"""BlazePose on real photographs: pedestrian crops cut from OpenCV's ``vtest.avi`` (a fixed camera over
-walking people), ``messi5.jpg``, a blank image and a crop with the legs cut off.
-
-The crop boxes were chosen by looking at the frames; the walking directions were read from the
-person's motion over the following frames. Other filtering tests import ``pedestrian_crops`` etc.
-from here.
-"""
+"""BlazePose on real photographs (pedestrian crops, a footballer, a blank image, legs cut off) and on
+rendered bodies seen from every side; the images come from ``pose_images``."""
 
 from __future__ import annotations
-
-import functools
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from posedive.schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS, PoseEstimate, PoseEstimator
-
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-VTEST = OPENCV_DATA / "vtest.avi"
-MESSI = OPENCV_DATA / "messi5.jpg"
-
-# (name, frame, box x0, y0, x1, y1, facing): facing is what the person does relative to the camera.
-CROPS = (
-    ("f0_back", 0, (240, 208, 295, 315), "back"),
-    ("f0_front", 0, (490, 150, 540, 240), "front"),
-    ("f0_walks_left", 0, (630, 232, 695, 328), "left"),
-    ("f200_front", 200, (605, 255, 660, 375), "front"),
-    ("f200_front_b", 200, (695, 245, 755, 360), "front"),
-    ("f200_back", 200, (210, 185, 258, 272), "back"),
-    ("f200_back_hood", 200, (78, 148, 118, 220), "back"),
-    ("f400_walks_right", 400, (675, 292, 755, 418), "right"),
-    ("f400_front", 400, (262, 195, 308, 292), "front"),
+from pose_images import (
+    CROPS, MARKET_SIZE, MESSI, blank, fixture_images, legs_cut, market_sized, messi,
+    needs_fixture_market, needs_opencv_data, pedestrian_crops,
 )
-MARKET_SIZE = (64, 128)  # width, height of a Market-1501 crop
-
-FIXTURE_MARKET = Path(__file__).parent / "fixtures" / "vtest_market"  # committed crops, Market-1501 layout
-needs_fixture_market = pytest.mark.skipif(not FIXTURE_MARKET.is_dir(), reason="tests/fixtures/vtest_market is absent")
-
-needs_opencv_data = pytest.mark.skipif(not VTEST.is_file() or not MESSI.is_file(),
-                                       reason="Debian's opencv-doc example data is not installed")
-
-
-@functools.lru_cache(maxsize=1)
-def pedestrian_crops() -> dict[str, np.ndarray]:
-    """Full-resolution RGB crops, by name."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(VTEST))
-    crops: dict[str, np.ndarray] = {}
-    try:
-        for name, frame, (x0, y0, x1, y1), _ in CROPS:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
-            ok, image = capture.read()
-            if not ok:
-                raise RuntimeError(f"{VTEST}: cannot read frame {frame}")
-            crops[name] = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[y0:y1, x0:x1])
-    finally:
-        capture.release()
-    return crops
-
-
-def fixture_images(pattern: str) -> dict[str, np.ndarray]:
-    """Committed crops matching ``pattern`` (relative to the fixture root), by file name."""
-    from PIL import Image
-
-    return {path.name: np.asarray(Image.open(path).convert("RGB")) for path in sorted(FIXTURE_MARKET.glob(pattern))}
-
-
-def market_sized(image: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.resize(image, MARKET_SIZE, interpolation=cv2.INTER_AREA)
-
-
-def facing(name: str) -> str:
-    return next(f for n, _, _, f in CROPS if n == name)
-
-
-@functools.lru_cache(maxsize=1)
-def messi() -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.open(MESSI).convert("RGB"))
-
-
-def blank() -> np.ndarray:
-    return np.full((128, 64, 3), 200, dtype=np.uint8)
-
-
-def legs_cut() -> np.ndarray:
-    """A frontal walker cut at 55 % of the crop height: knees and feet are outside the image."""
-    crop = pedestrian_crops()["f200_front"]
-    return np.ascontiguousarray(crop[: int(crop.shape[0] * 0.55)])
-
-
-@pytest.fixture(scope="module")
-def estimator():
-    from posedive.filtering import load_pose_estimator
-
-    with load_pose_estimator("blazepose") as estimator:
-        yield estimator
+from posedive.schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS, PoseEstimate, PoseEstimator
 
 
 def _index(name: str) -> int:
@@ -236,33 +147,6 @@ def test_openpose18_mapping_on_a_real_estimate(estimator):
     shoulders = coco[[_index("left_shoulder"), _index("right_shoulder")]]
     np.testing.assert_allclose(openpose[1, :2], shoulders[:, :2].mean(axis=0), rtol=1e-6)
     assert openpose[1, 2] == shoulders[:, 2].min()
-
-
-RENDER_AZIMUTHS = tuple(float(a) for a in range(0, 360, 30))
-
-
-@functools.lru_cache(maxsize=1)
-def rendered_bodies(tmp_root: str) -> list:
-    """Normal maps of the anny body in one bank pose, seen from 12 azimuths at 10 degrees elevation,
-    rendered by posedive's own conditions stage (cached under ``tmp_root``)."""
-    from posedive.conditions import load_condition_renderer
-    from posedive.recipe import parse_recipe
-    from posedive.schema import ConditionRequest
-
-    recipe = parse_recipe({"name": "filter-test", "version": "1.0.0", "source": {"format": "folder", "root": "x"},
-                           "generator": {"weights": "x"}}, base_dir=Path(tmp_root))
-    with load_condition_renderer(recipe, cache_root=Path(tmp_root)) as renderer:
-        pose_id = renderer.pose_ids()[2]
-        return renderer.render([ConditionRequest(pose_id=pose_id, elevation_deg=10.0, azimuth_deg=a)
-                                for a in RENDER_AZIMUTHS])
-
-
-@pytest.fixture(scope="module")
-def renders(tmp_path_factory):
-    try:
-        return rendered_bodies(str(tmp_path_factory.getbasetemp() / "filter-renders"))
-    except ImportError as error:  # the conditions stage's optional rendering stack
-        pytest.skip(f"cannot render conditions here: {error}")
 
 
 def test_rendered_bodies_are_found_from_every_side(estimator, renders):

@@ -10,9 +10,9 @@ from pydantic import ValidationError
 from posedive.filtering import FilterDecision, generated_decision, reference_decision, target_decision
 from posedive.recipe import FilterConfig, KEYPOINT_GROUPS
 from posedive.schema import COCO17_KEYPOINTS
-from test_filtering_crops import (
-    blank, estimator, fixture_images, legs_cut, market_sized, needs_fixture_market, needs_opencv_data,
-    pedestrian_crops, renders,
+from pose_images import (
+    blank, fixture_images, legs_cut, market_sized, needs_fixture_market, needs_opencv_data,
+    pedestrian_crops,
 )
 
 K = len(COCO17_KEYPOINTS)

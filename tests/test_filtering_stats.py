@@ -15,8 +15,8 @@ from posedive.filtering.keypoints import BLAZEPOSE33_KEYPOINTS
 from posedive.filtering.orientation import angular_difference, azimuth_sector, estimate_body_azimuth
 from posedive.filtering.stats import azimuth_histogram, uniformity
 from posedive.schema import COCO17_KEYPOINTS
-from test_filtering_crops import (
-    CROPS, RENDER_AZIMUTHS, estimator, facing, market_sized, needs_opencv_data, pedestrian_crops, renders,
+from pose_images import (
+    CROPS, RENDER_AZIMUTHS, facing, market_sized, needs_opencv_data, pedestrian_crops,
 )
 
 
