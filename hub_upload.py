@@ -19,7 +19,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("release", help="release folder holding manifest.json")
-    parser.add_argument("--repo", required=True, help="dataset repo ORG/NAME")
+    parser.add_argument("--repo", default=None, help="dataset repo ORG/NAME (default: the recipe's output.hub_repo)")
     parser.add_argument("--public", action="store_true", help="create the repo public (default: private)")
     parser.add_argument("--revision", default="main", help="branch to commit to")
     parser.add_argument("--commit-mb", type=int, default=2048, help="upload at most this many MB per commit")

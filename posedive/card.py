@@ -85,8 +85,15 @@ def _size_category(count: int) -> str:
     return "1M<n<10M"
 
 
+def placeholder_repo(recipe: Recipe) -> str:
+    """What the loading examples name when the recipe does not say where the release is published."""
+    return f"<org>/{recipe.name}"
+
+
 def render_card(recipe: Recipe, manifest: Manifest, plots: list[str], repo_id: str | None = None,
                 extra_configs: list[dict] | None = None) -> str:
+    """The card's loading examples name ``repo_id``, else the recipe's ``output.hub_repo``, else a
+    ``<org>/<name>`` placeholder (and say so)."""
     import jinja2
 
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir()), keep_trailing_newline=True,
@@ -99,5 +106,6 @@ def render_card(recipe: Recipe, manifest: Manifest, plots: list[str], repo_id: s
         rates=manifest.totals.rates(),
         plots=plots,
         source_licence=source_licence(manifest),
-        repo_id=repo_id or f"<org>/{recipe.name}",
+        repo_id=repo_id or recipe.output.hub_repo or placeholder_repo(recipe),
+        repo_placeholder=not (repo_id or recipe.output.hub_repo),
     )

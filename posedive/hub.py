@@ -249,9 +249,31 @@ def _hub_call(what: str, repo_id: str, call, *args, **kwargs):
         raise
 
 
+def recipe_hub_repo(release: "Release") -> str | None:
+    """``output.hub_repo`` of the recipe stored in the release (``recipe.yaml``), or None when unset.
+
+    Only that field is read, so a release whose recipe an older or newer posedive wrote still pushes."""
+    import yaml
+
+    from .recipe import HUB_REPO
+
+    path = release.root / paths.RECIPE
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML: {error}") from None
+    output = data.get("output") if isinstance(data, dict) else None
+    hub_repo = output.get("hub_repo") if isinstance(output, dict) else None
+    if hub_repo is not None and not (isinstance(hub_repo, str) and HUB_REPO.match(hub_repo)):
+        raise ValueError(f"{path}: output.hub_repo {hub_repo!r} is not a Hub dataset repo ORG/NAME")
+    return hub_repo
+
+
 def push_release(
     release: "Path | str | Release",
-    repo_id: str,
+    repo_id: str | None = None,
     *,
     private: bool = True,
     branch: str = DEFAULT_BRANCH,
@@ -262,6 +284,8 @@ def push_release(
 ) -> PushRecord:
     """Publish ``release`` to the dataset repo ``repo_id`` and tag it ``v<version>``.
 
+    Without ``repo_id``, the repo is the ``output.hub_repo`` of the release's recipe (the one its card
+    names); a ``repo_id`` other than that one is used, with a warning that the card names the other.
     ``private`` applies when the repo is created (an existing repo keeps its visibility). ``branch``
     is the branch the commits go to. ``max_commit_bytes`` / ``max_commit_files`` bound each commit,
     which is the unit a re-run does not repeat. Returns the record also written to ``hub.json``.
@@ -270,11 +294,20 @@ def push_release(
 
     from .release import Release
 
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+    if repo_id is not None and (repo_id.count("/") != 1 or not all(repo_id.split("/"))):
         raise ValueError(f"repo id {repo_id!r} must be ORG/NAME, e.g. my-lab/market1501-posedive")
     if max_commit_bytes < 1 or max_commit_files < 1:
         raise ValueError("max_commit_bytes and max_commit_files must be at least 1")
     release = release if isinstance(release, Release) else Release.open(release)
+    recipe_repo = recipe_hub_repo(release)
+    if repo_id is None:
+        if recipe_repo is None:
+            raise ValueError(f"{release.root}: no dataset repo to push to: pass --repo ORG/NAME, or build the "
+                             f"release from a recipe that sets output.hub_repo: ORG/NAME (its card then names it)")
+        repo_id = recipe_repo
+    elif recipe_repo is not None and repo_id != recipe_repo:
+        logger.warning("pushing to %s, but the recipe's output.hub_repo is %s: the card's loading examples name "
+                       "%s", repo_id, recipe_repo, recipe_repo)
     manifest = release.manifest
     tag = version_tag(manifest.version)
     local = _local_files(release)

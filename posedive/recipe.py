@@ -5,8 +5,9 @@ system; ``check_paths`` (used by ``posedive validate`` and the builder) is the o
 at the disk. Relative paths are relative to the recipe file, so a recipe and its data travel together.
 
 The recipe hash is the sha256 of the canonical JSON of the recipe with ``output.dir`` left out (where
-a release is written does not change what it contains). It seeds the plan and is stored in every
-sample's provenance.
+a release is written does not change what it contains), and with fields added since recipes were first
+hashed (``FIELDS_ADDED_LATER``) left out while they hold their defaults. It seeds the plan and is stored
+in every sample's provenance.
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ from pydantic import (
 
 from .schema import COCO17_KEYPOINTS, CONDITION_MAPS
 
+# Fields added after recipes were first hashed, with their defaults: left out of the hash at the default.
+FIELDS_ADDED_LATER: dict[tuple[str, str], object] = {("generator", "compile"): False, ("output", "hub_repo"): None}
+
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+HUB_REPO = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
 
 KEYPOINT_GROUPS: dict[str, tuple[str, ...]] = {
     "all": COCO17_KEYPOINTS,
@@ -197,12 +202,22 @@ class OutputConfig(_Strict):
     samples_per_shard: int = Field(1000, ge=1)
     condition_maps: list[Literal["depth", "normal", "skeleton"]] = Field(default_factory=lambda: list(CONDITION_MAPS))
     image_format: Literal["jpg", "png"] = "jpg"
+    hub_repo: str | None = Field(None, description="dataset repo ORG/NAME the release is published to: the card's "
+                                 "loading examples name it, and `posedive push` uses it when --repo is not given")
 
     @field_validator("condition_maps")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError("condition_maps lists a map twice")
+        return v
+
+    @field_validator("hub_repo")
+    @classmethod
+    def _hub_repo(cls, v: str | None) -> str | None:
+        if v is not None and not HUB_REPO.match(v):
+            raise ValueError(f"{v!r} is not a Hub dataset repo: must be ORG/NAME (one '/', each part made of "
+                             f"letters, digits, '-', '_' or '.'), e.g. my-lab/market1501-posedive")
         return v
 
 
@@ -257,6 +272,9 @@ class Recipe(_Strict):
     def canonical_json(self) -> str:
         data = self.model_dump(mode="json")
         data["output"].pop("dir")
+        for (section, field), default in FIELDS_ADDED_LATER.items():
+            if data[section][field] == default:  # a recipe written before the field existed keeps its hash
+                data[section].pop(field)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property

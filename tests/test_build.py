@@ -66,6 +66,30 @@ def test_contact_sheet_shows_one_sample_per_identity_spread_over_the_release(bui
     assert "## Samples" in card and "![plots/samples.png](plots/samples.png)" in card
 
 
+PLACEHOLDER_SENTENCE = "replace `<org>/frame-test` by the repo this release was pushed to"
+
+
+def test_card_without_hub_repo_keeps_the_placeholder_and_says_so(built):
+    recipe, _ = built
+    assert recipe.output.hub_repo is None
+    card = (recipe.release_dir / paths.CARD).read_text()
+    assert 'load_dataset("<org>/frame-test", revision="v1.0.0", split="train")' in card
+    assert card.count(PLACEHOLDER_SENTENCE) == 1
+
+
+def test_card_names_the_recipes_hub_repo_in_its_loading_code(built):
+    from posedive.card import render_card
+
+    recipe, report = built
+    published = recipe.model_copy(update={"output": recipe.output.model_copy(update={"hub_repo": "my-lab/frames"})})
+    card = render_card(published, report.manifest, [])
+    assert 'load_dataset("my-lab/frames", revision="v1.0.0", split="train")' in card
+    assert 'load_dataset("my-lab/frames", revision="v1.0.0", split="train", streaming=True)' in card
+    assert "<org>" not in card and PLACEHOLDER_SENTENCE not in card
+    explicit = render_card(published, report.manifest, [], repo_id="other-lab/frames")
+    assert 'load_dataset("other-lab/frames"' in explicit and "my-lab/frames" not in explicit
+
+
 def test_every_sample_has_the_same_fields_and_full_provenance(built):
     recipe, report = built
     release = Release.open(recipe.release_dir)

@@ -53,6 +53,19 @@ def releases(tmp_path_factory):
     return built
 
 
+HUB_REPO = f"{USER}/market1501-posedive-from-recipe"
+
+
+@pytest.fixture(scope="module")
+def hub_repo_release(tmp_path_factory):
+    """A finished release whose recipe sets output.hub_repo."""
+    root = tmp_path_factory.mktemp("hub-repo-release")
+    recipe = frame_recipe(root, name="market1501-posedive", version="1.0.0", seed=3,
+                          output={"samples_per_shard": 8, "hub_repo": HUB_REPO})
+    build_release(recipe, stages=double_stages(), show_progress=False)
+    return Release.open(recipe.release_dir)
+
+
 def _env(hub: HubServer, home: Path, token: str | None = TOKEN) -> dict[str, str]:
     return client_env(hub.url, home, token, extra_paths=(str(REPO_ROOT),))
 
@@ -267,3 +280,36 @@ def test_a_push_without_a_token_says_how_to_log_in(hub, releases, tmp_path):
     assert result.returncode == 2
     assert "hf auth login" in result.stderr and "Traceback" not in result.stderr
     assert hub.state.repo("dataset", repo) is None
+
+
+def test_push_without_repo_goes_to_the_recipes_hub_repo_named_by_the_card(hub, hub_repo_release, tmp_path):
+    release = hub_repo_release
+    card = (release.root / paths.CARD).read_text()
+    assert f'load_dataset("{HUB_REPO}", revision="v1.0.0"' in card and "<org>" not in card
+    result = _run(["-m", "posedive.cli", "push", str(release.root)], _env(hub, tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == _tags(hub, HUB_REPO)["v1.0.0"]
+    assert hub.state.repo("dataset", HUB_REPO).private
+    assert hub.read(HUB_REPO, "v1.0.0", paths.CARD).decode() == card
+    assert [p.repo_id for p in read_hub_record(release.root).pushes] == [HUB_REPO]
+    assert "output.hub_repo" not in result.stderr  # no warning: the card names this repo
+
+    # another --repo still pushes, but says the card names the recipe's repo
+    other = f"{USER}/market1501-posedive-mirror"
+    mirrored = _cli_push(release, other, _env(hub, tmp_path))
+    assert mirrored.returncode == 0, mirrored.stderr
+    assert "WARNING" in mirrored.stderr and HUB_REPO in mirrored.stderr and "output.hub_repo" in mirrored.stderr
+    assert set(_tags(hub, other)) == {"v1.0.0"}
+    assert push_release(release.root, endpoint=hub.url, token=TOKEN).repo_id == HUB_REPO
+
+
+def test_push_without_repo_or_hub_repo_says_how_to_name_one(hub, releases, tmp_path):
+    release = releases["v1.0.0"]
+    repos_before = set(hub.state.repos)
+    result = _run(["-m", "posedive.cli", "push", str(release.root)], _env(hub, tmp_path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "--repo ORG/NAME" in message and "output.hub_repo" in message
+    with pytest.raises(ValueError, match="output.hub_repo"):
+        push_release(release.root, endpoint=hub.url, token=TOKEN)
+    assert set(hub.state.repos) == repos_before

@@ -56,6 +56,40 @@ def test_bad_values_name_the_field(change, field):
     assert f"  {field}" in str(error.value) and "r.yaml" in str(error.value)
 
 
+@pytest.mark.parametrize("repo", ["my-lab/market1501-posedive", "Org_1/name.v2", "a/b"])
+def test_hub_repo_accepts_org_slash_name(repo):
+    assert parse_recipe({**MINIMAL, "output": {"hub_repo": repo}}).output.hub_repo == repo
+    assert parse_recipe(MINIMAL).output.hub_repo is None
+
+
+@pytest.mark.parametrize("repo", ["market1501-posedive", "org/", "/name", "a/b/c", "my lab/name", "org/na:me", ""])
+def test_hub_repo_must_be_org_slash_name(tmp_path, repo):
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "output": {"hub_repo": repo}}))
+    with pytest.raises(RecipeError) as error:
+        load_recipe(path)
+    message = str(error.value)
+    assert str(path) in message and "  output.hub_repo: " in message and "ORG/NAME" in message
+
+
+def test_hub_repo_is_part_of_the_hash_and_unset_keeps_it():
+    base = parse_recipe(MINIMAL)
+    published = parse_recipe({**MINIMAL, "output": {"hub_repo": "my-lab/demo"}})
+    elsewhere = parse_recipe({**MINIMAL, "output": {"hub_repo": "other-lab/demo"}})
+    assert len({base.hash, published.hash, elsewhere.hash}) == 3
+    assert "hub_repo" not in base.canonical_json()  # recipes that do not set it keep their hash
+
+
+def test_generator_compile_counts_only_when_set():
+    base = parse_recipe(MINIMAL)
+    generator = {**MINIMAL["generator"], "compile": True}
+    compiled = parse_recipe({**MINIMAL, "generator": generator})
+    assert compiled.generator.compile and not base.generator.compile
+    assert compiled.hash != base.hash
+    assert '"compile"' not in base.canonical_json()
+    assert parse_recipe({**MINIMAL, "generator": {**generator, "compile": False}}).hash == base.hash
+
+
 def test_hash_is_stable_and_ignores_output_dir():
     base = parse_recipe(MINIMAL)
     reordered = parse_recipe(dict(reversed(list(MINIMAL.items()))))

@@ -1,9 +1,10 @@
-"""``posedive push RELEASE --repo ORG/NAME``: publish a finished release to the Hugging Face Hub."""
+"""``posedive push RELEASE [--repo ORG/NAME]``: publish a finished release to the Hugging Face Hub."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -19,7 +20,8 @@ def quiet_http_logs() -> None:
 
 def push(
     release: Path = typer.Argument(..., help="release folder (<output.dir>/<name>/<version>) holding manifest.json"),
-    repo: str = typer.Option(..., "--repo", help="dataset repo ORG/NAME (created if missing)"),
+    repo: Optional[str] = typer.Option(None, "--repo", help="dataset repo ORG/NAME (created if missing); default: "
+                                       "the recipe's output.hub_repo"),
     public: bool = typer.Option(False, "--public", help="create the repo public (default: private; the images "
                                 "derive from real people in research-only datasets)"),
     revision: str = typer.Option("main", "--revision", help="branch to commit to"),
