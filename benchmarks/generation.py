@@ -43,12 +43,12 @@ import torch
 from PIL import Image
 
 from posedive.generation.architectures import random_sd15_pipeline
+from posedive.generation.generator import DTYPE_NAMES, resolve_dtype
 from posedive.generation.models.reference_attention import reference_attention
 from posedive.generation.pipeline import conditions_to_tensor
 
 logger = logging.getLogger("benchmarks.generation")
 WIDTH, HEIGHT = 192, 384
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def count_flops(pipe, steps: int, guided: bool) -> dict[str, float]:
@@ -121,7 +121,7 @@ def time_call(pipe, batch: int, steps: int, guidance: float, repeats: int, devic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="default: float32 on CPU, bfloat16 on GPU")
+    parser.add_argument("--dtype", default=None, choices=sorted(DTYPE_NAMES), help="default: float32 on CPU, bfloat16 on GPU")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2], help="one count (timed directly) or two (extrapolated)")
     parser.add_argument("--report-steps", type=int, default=25)
@@ -140,7 +140,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    dtype = DTYPES[args.dtype or ("bfloat16" if device.type == "cuda" else "float32")]
+    dtype = resolve_dtype(args.dtype or "auto", device)
     guided = args.guidance > 1.0
     flops = count_flops(None, args.report_steps, guided)
     logger.info("FLOPs per image at %d steps: %.2f TFLOP (U-Net with reference %.1f GFLOP, plain %.1f GFLOP)",

@@ -85,13 +85,23 @@ def resolve_device(spec: str) -> "torch.device":
     return device
 
 
-def resolve_dtype(spec: str, device: "torch.device") -> "torch.dtype":
-    """``auto`` -> bfloat16 on GPU, float32 on CPU (half precision on CPU is slow and inexact)."""
+DTYPE_NAMES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+
+
+def torch_dtype(name: str) -> "torch.dtype":
+    """``"float32"`` / ``"float16"`` / ``"bfloat16"`` -> the torch dtype (the names configs use)."""
     import torch
 
+    if name not in DTYPE_NAMES:
+        raise ValueError(f"dtype {name!r} is not one of {', '.join(DTYPE_NAMES)}")
+    return getattr(torch, name)
+
+
+def resolve_dtype(spec: str, device: "torch.device") -> "torch.dtype":
+    """``auto`` -> bfloat16 on GPU, float32 on CPU (half precision on CPU is slow and inexact)."""
     if spec == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[spec]
+        return torch_dtype("bfloat16" if device.type == "cuda" else "float32")
+    return torch_dtype(spec)
 
 
 class DiffusionGenerator:

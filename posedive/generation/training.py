@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .generator import torch_dtype
 from .training_config import GeneratorInit, PretrainedInit, ScratchInit, TrainingConfig
 
 if TYPE_CHECKING:
@@ -549,7 +550,7 @@ def train_generator(config: TrainingConfig) -> TrainingResult:
             for unet in (inner.reference_unet, inner.denoising_unet):
                 unet.fuse_lora()
                 unet.unload_lora()
-        save_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[config.save_dtype]
+        save_dtype = torch_dtype(config.save_dtype)
         pipeline = PoseDivePipeline(
             vae=components.vae,
             image_encoder=components.image_encoder,
