@@ -255,7 +255,7 @@ def recipe_hub_repo(release: "Release") -> str | None:
     Only that field is read, so a release whose recipe an older or newer posedive wrote still pushes."""
     import yaml
 
-    from .recipe import HUB_REPO
+    from .recipe import check_hub_repo
 
     path = release.root / paths.RECIPE
     if not path.is_file():
@@ -266,9 +266,12 @@ def recipe_hub_repo(release: "Release") -> str | None:
         raise ValueError(f"{path}: not valid YAML: {error}") from None
     output = data.get("output") if isinstance(data, dict) else None
     hub_repo = output.get("hub_repo") if isinstance(output, dict) else None
-    if hub_repo is not None and not (isinstance(hub_repo, str) and HUB_REPO.match(hub_repo)):
-        raise ValueError(f"{path}: output.hub_repo {hub_repo!r} is not a Hub dataset repo ORG/NAME")
-    return hub_repo
+    if hub_repo is None:
+        return None
+    try:
+        return check_hub_repo(hub_repo)
+    except ValueError as error:
+        raise ValueError(f"{path}: output.hub_repo: {error}") from None
 
 
 def push_release(

@@ -38,6 +38,14 @@ SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 HUB_REPO = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$")
 
+def check_hub_repo(value: object) -> str:
+    """``value`` when it is a Hub dataset repo id ORG/NAME, else ``ValueError`` saying what one looks like."""
+    if not isinstance(value, str) or not HUB_REPO.match(value):
+        raise ValueError(f"{value!r} is not a Hub dataset repo: must be ORG/NAME (one '/', each part made of "
+                         f"letters, digits, '-', '_' or '.'), e.g. my-lab/market1501-posedive")
+    return value
+
+
 KEYPOINT_GROUPS: dict[str, tuple[str, ...]] = {
     "all": COCO17_KEYPOINTS,
     "face": COCO17_KEYPOINTS[:5],
@@ -215,10 +223,7 @@ class OutputConfig(_Strict):
     @field_validator("hub_repo")
     @classmethod
     def _hub_repo(cls, v: str | None) -> str | None:
-        if v is not None and not HUB_REPO.match(v):
-            raise ValueError(f"{v!r} is not a Hub dataset repo: must be ORG/NAME (one '/', each part made of "
-                             f"letters, digits, '-', '_' or '.'), e.g. my-lab/market1501-posedive")
-        return v
+        return None if v is None else check_hub_repo(v)
 
 
 class Recipe(_Strict):
