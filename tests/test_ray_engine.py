@@ -75,24 +75,40 @@ def test_ray_build_and_ray_parts_equal_the_local_build(cluster, local_manifest, 
     assert manifest_of(parts) == local_manifest
 
 
+class BackgroundBuild:
+    """``build_release`` in a thread, so that a test can kill parts of the cluster while it runs."""
+
+    def __init__(self, recipe, engine) -> None:
+        self.outcome: dict = {}
+        self.thread = threading.Thread(target=self._run, args=(recipe, engine))
+        self.thread.start()
+
+    def _run(self, recipe, engine) -> None:
+        try:
+            self.outcome["report"] = build_release(recipe, stages=double_stages(), engine=engine, show_progress=False)
+        except BaseException as error:  # surfaced by report()
+            self.outcome["error"] = error
+
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def join(self) -> None:
+        self.thread.join(timeout=180)
+
+    def report(self):
+        """The build's report once it has finished without an error."""
+        assert not self.thread.is_alive() and "error" not in self.outcome, self.outcome.get("error")
+        return self.outcome["report"]
+
+
 def test_killed_generation_actor_is_restarted_and_the_release_is_identical(cluster, local_manifest, tmp_path):
     recipe = frame_recipe(tmp_path)
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["report"] = build_release(recipe, stages=double_stages(), engine=ray_engine(delay_s=0.1),
-                                              show_progress=False)
-        except BaseException as error:  # surfaced by the assertions below
-            outcome["error"] = error
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    build = BackgroundBuild(recipe, ray_engine(delay_s=0.1))
     try:
         first_shard = recipe.release_dir / paths.shard_name(0)
         deadline = time.time() + 120
         names: list[str] = []
-        while time.time() < deadline and thread.is_alive() and not (names and first_shard.exists()):
+        while time.time() < deadline and build.is_alive() and not (names and first_shard.exists()):
             names = [name for name in ray.util.list_named_actors() if name.startswith(ACTOR_NAME_PREFIX)]
             time.sleep(0.05)
         assert names and first_shard.exists(), "no generation actor or no shard appeared"
@@ -106,9 +122,8 @@ def test_killed_generation_actor_is_restarted_and_the_release_is_identical(clust
             time.sleep(0.05)
         assert pid_after != pid_before
     finally:
-        thread.join(timeout=180)
-    assert not thread.is_alive() and "error" not in outcome, outcome.get("error")
-    report = outcome["report"]
+        build.join()
+    report = build.report()
     assert sorted(report.built_shards) == [0, 1, 2, 3]  # every shard once, none lost
     assert first_shard.exists() and not list(recipe.release_dir.rglob("*.tmp-*"))
     assert manifest_of(recipe) == local_manifest
@@ -131,30 +146,21 @@ def test_killed_shard_worker_is_restarted_and_the_release_is_identical(cluster, 
     pids.mkdir()
     engine = RayEngine(stages_factory=RecordingStages(pids, 0.0),
                        generator_factory=GeneratorOfStages(functools.partial(double_stages, 0.2)))
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["report"] = build_release(recipe, stages=double_stages(), engine=engine, show_progress=False)
-        except BaseException as error:  # surfaced by the assertions below
-            outcome["error"] = error
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    build = BackgroundBuild(recipe, engine)
     try:
         first_shard = recipe.release_dir / paths.shard_name(0)
         deadline = time.time() + 120
-        while time.time() < deadline and thread.is_alive() and not first_shard.exists():
+        while time.time() < deadline and build.is_alive() and not first_shard.exists():
             time.sleep(0.05)
         workers = sorted(pids.iterdir())
         assert first_shard.exists() and len(workers) == 1
         assert not (recipe.release_dir / paths.MANIFEST).exists(), "the build finished before the kill"
         os.kill(int(workers[0].name.split("-")[1]), signal.SIGKILL)  # a process of this test's cluster
     finally:
-        thread.join(timeout=180)
-    assert not thread.is_alive() and "error" not in outcome, outcome.get("error")
+        build.join()
+    report = build.report()
     assert len(list(pids.iterdir())) == 2  # Ray Data restarted the worker
-    assert sorted(outcome["report"].built_shards) == [0, 1, 2, 3]
+    assert sorted(report.built_shards) == [0, 1, 2, 3]
     assert manifest_of(recipe) == local_manifest
 
 
