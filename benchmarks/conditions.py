@@ -86,11 +86,11 @@ def run(spec, count: int, processes: int, batch: int) -> dict:
 
 def step_times(spec, count: int) -> dict:
     """Milliseconds per set for each step, single process."""
-    from posedive.conditions.cameras import camera_for, project
+    import torch
+
     from posedive.conditions.render import draw_skeleton, encode_depth
     from posedive.conditions.renderer import BodyConditionRenderer
-
-    import torch
+    from posedive.geometry.cameras import camera_for, project
 
     torch.set_num_threads(1)
     renderer = BodyConditionRenderer(spec)

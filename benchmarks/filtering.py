@@ -5,7 +5,7 @@
 A build runs the estimator once per generated image (reference and target confidences are cached per
 reference image and per condition), so the filter's rate is BlazePose's rate on generator-sized images
 (192x384). Images are real pedestrian crops from OpenCV's ``vtest.avi`` resized to that size. Each
-process holds one estimator, as ``posedive.filtering.analysis`` does; the warm-up (model load, first
+process holds one estimator, as ``posedive.analysis.images`` does; the warm-up (model load, first
 inference) is not timed.
 
 Wall-clock rates depend on what else runs on the CPUs, so the load average is recorded with them; the
@@ -59,7 +59,7 @@ def load_crops(width: int, height: int) -> list[np.ndarray]:
 
 
 def _init() -> None:
-    from posedive.filtering import load_pose_estimator
+    from posedive.pose import load_pose_estimator
     from posedive.recipe import FilterConfig
 
     _WORKER["estimator"] = load_pose_estimator("blazepose")
@@ -96,7 +96,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from posedive.filtering import generated_decision, load_pose_estimator
+    from posedive.filtering import generated_decision
+    from posedive.pose import load_pose_estimator
     from posedive.recipe import FilterConfig
 
     crops = load_crops(args.width, args.height)

@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def synthetic_observations(body, count: int, rng: np.random.Generator):
-    from posedive.conditions.cameras import camera_for, project
-    from posedive.conditions.rotations import SMPL_JOINTS
     from posedive.fitting import Observation
     from posedive.fitting.skeleton import FIT_POINTS
+    from posedive.geometry.cameras import camera_for, project
+    from posedive.geometry.rotations import SMPL_JOINTS
     from posedive.schema import OPENPOSE18_KEYPOINTS
 
     poses = np.zeros((count, 24, 3))
@@ -66,8 +66,8 @@ def synthetic_observations(body, count: int, rng: np.random.Generator):
 
 
 def time_blazepose(limit: int) -> dict:
-    from posedive.filtering.blazepose import BlazePoseEstimator
-    from posedive.fitting.inputs import read_rgb
+    from posedive.pose.blazepose import BlazePoseEstimator
+    from posedive.video.inputs import read_rgb
 
     paths = sorted((ROOT / "tests" / "fixtures" / "vtest_market").rglob("*.jpg"))[:limit]
     images = [read_rgb(p) for p in paths]
@@ -87,7 +87,7 @@ def time_blazepose(limit: int) -> dict:
 def main() -> None:
     import torch
 
-    from posedive.conditions.body import AnnyBody
+    from posedive.body.models import AnnyBody
     from posedive.fitting import FitConfig, Skeleton, fit_observations
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

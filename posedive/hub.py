@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import paths
+from .errors import HubAuthError, HubError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -55,20 +56,16 @@ MANAGED_FOLDERS: tuple[str, ...] = (paths.DATA_DIR, paths.PLOTS_DIR, paths.REJEC
 HUB_OWNED_FILES: frozenset[str] = frozenset({".gitattributes"})
 
 
-class HubPushError(RuntimeError):
+class HubPushError(HubError):
     """The Hub answered in a way that leaves the push unfinished (re-running the push resumes it)."""
 
 
-class TagConflictError(ValueError):
+class TagConflictError(HubError, ValueError):
     """The version tag already exists on the Hub and points at different content."""
 
 
-class HubVerificationError(RuntimeError):
+class HubVerificationError(HubError):
     """The remote files at the version tag do not match the manifest."""
-
-
-class HubAuthError(PermissionError):
-    """No token, or a token that may not read / write the repo."""
 
 
 class PushRecord(BaseModel):
@@ -127,7 +124,7 @@ def read_hub_record(release_dir: Path | str) -> HubRecord | None:
 
 
 def _write_hub_record(release: "Release", push: PushRecord) -> Path:
-    from .shards import atomic_write_text
+    from .files import atomic_write_text
 
     record = read_hub_record(release.root) or HubRecord(name=release.manifest.name, version=release.manifest.version)
     kept = [p for p in record.pushes if (p.endpoint, p.repo_id, p.tag) != (push.endpoint, push.repo_id, push.tag)]
@@ -428,7 +425,7 @@ research only: obtain it from its authors and accept its terms.
 {rows}
 ```python
 from datasets import load_dataset
-from posedive.splits import join_split
+from posedive.analysis.splits import join_split
 
 split = load_dataset("{repo_id}", "viewpoint")
 train = join_split(split["train"], "/data/{dataset}", split="train")  # paths in your local copy
@@ -445,13 +442,13 @@ def push_splits(
     token: str | None = None,
     endpoint: str | None = None,
 ) -> str:
-    """Publish split folders (config name -> folder written by ``posedive.splits.write_split``) to a
+    """Publish split folders (config name -> folder written by ``posedive.analysis.splits.write_split``) to a
     dataset repo as configs of their own, one folder each, with a card whose ``configs:`` lists every
     split folder in the repo. Returns the commit id (unchanged files are not committed again)."""
     import yaml
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    from .splits import EVAL_SPLITS, SPLIT_REPORT, SplitReport, card_configs
+    from .analysis.splits import EVAL_SPLITS, SPLIT_REPORT, SplitReport, card_configs
 
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ValueError(f"repo id {repo_id!r} must be ORG/NAME")

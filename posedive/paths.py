@@ -1,7 +1,9 @@
-"""Every file name of a release, in one place (readers and writers agree by importing these)."""
+"""Every path posedive names, in one place (readers and writers agree by importing these): the files
+of a release and posedive's cache folders."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 SPLIT = "train"
@@ -34,3 +36,12 @@ def shard_stats_path(release_dir: Path, shard: int) -> Path:
 
 def plan_path(release_dir: Path) -> Path:
     return release_dir / BUILD_DIR / "plan.jsonl"
+
+
+# ----------------------------------------------------------------------------------------- caches
+CACHE_ENV = "POSEDIVE_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """posedive's cache root: ``$POSEDIVE_CACHE_DIR`` or ``~/.cache/posedive``."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "posedive")).expanduser()

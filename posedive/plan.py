@@ -21,14 +21,11 @@ from typing import Iterable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import PlanError
 from .recipe import Recipe
 from .sources import SourceIndex
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")  # WebDataset splits keys at the first dot: no dots
-
-
-class PlanError(ValueError):
-    """The plan cannot be made (no identities, no poses) or a part specification is wrong."""
 
 
 class Attempt(BaseModel):
@@ -69,7 +66,7 @@ class Plan(BaseModel):
         return hashlib.sha256(self.to_jsonl().encode()).hexdigest()
 
     def write(self, path: Path) -> None:
-        from .shards import atomic_write_bytes
+        from .files import atomic_write_bytes
 
         atomic_write_bytes(path, self.to_jsonl().encode())
 

@@ -19,16 +19,10 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from .errors import RecipeError
+from .pose.keypoints import KEYPOINT_GROUPS
 from .schema import COCO17_KEYPOINTS, CONDITION_MAPS
 
 # Fields added after recipes were first hashed, with their defaults: left out of the hash at the default.
@@ -44,29 +38,6 @@ def check_hub_repo(value: object) -> str:
         raise ValueError(f"{value!r} is not a Hub dataset repo: must be ORG/NAME (one '/', each part made of "
                          f"letters, digits, '-', '_' or '.'), e.g. my-lab/market1501-posedive")
     return value
-
-
-KEYPOINT_GROUPS: dict[str, tuple[str, ...]] = {
-    "all": COCO17_KEYPOINTS,
-    "face": COCO17_KEYPOINTS[:5],
-    "body": COCO17_KEYPOINTS[5:],
-    "torso": ("left_shoulder", "right_shoulder", "left_hip", "right_hip"),
-    "lower_body": COCO17_KEYPOINTS[11:],
-    "major_joints": (
-        "left_shoulder",
-        "right_shoulder",
-        "left_hip",
-        "right_hip",
-        "left_knee",
-        "right_knee",
-        "left_ankle",
-        "right_ankle",
-    ),
-}
-
-
-class RecipeError(ValueError):
-    """A recipe that cannot be used; the message names the file, the field and what was expected."""
 
 
 class _Strict(BaseModel):

@@ -112,22 +112,6 @@ class ConditionSet:
 
 
 @dataclass(frozen=True)
-class PoseEstimate:
-    """A 2D pose estimator's answer for one image, in COCO-17 order."""
-
-    keypoints: np.ndarray  # (17, 3): x, y in pixels, confidence in [0, 1]
-    person_found: bool
-
-    @property
-    def confidences(self) -> np.ndarray:
-        return self.keypoints[:, 2]
-
-    @classmethod
-    def nobody(cls) -> "PoseEstimate":
-        return cls(keypoints=np.zeros((len(COCO17_KEYPOINTS), 3), dtype=np.float32), person_found=False)
-
-
-@dataclass(frozen=True)
 class ConditionRequest:
     """What the plan asks the conditions stage to render."""
 
@@ -162,15 +146,6 @@ class ConditionRenderer(Protocol):
     def pose_ids(self) -> list[str]: ...
 
     def render(self, requests: Sequence[ConditionRequest]) -> list[ConditionSet]: ...
-
-
-@runtime_checkable
-class PoseEstimator(Protocol):
-    """Image in, COCO-17 keypoints with confidences out, batched."""
-
-    name: str
-
-    def estimate(self, images: Sequence[np.ndarray]) -> list[PoseEstimate]: ...
 
 
 @runtime_checkable

@@ -1,4 +1,4 @@
-"""Writing shards and sidecar files so that nothing is ever half-written.
+"""Writing and reading shards so that nothing is ever half-written.
 
 A shard is built in memory-sized pieces into ``<name>.tmp-<pid>``, flushed, fsynced and renamed into
 place: a reader (or a resumed build) sees either a complete shard or none. Tar members carry a fixed
@@ -17,44 +17,11 @@ from typing import Iterable, Iterator, Mapping, NamedTuple
 import numpy as np
 from PIL import Image
 
+from .files import _fsync_dir
 from .paths import shard_name
 
 FIXED_MTIME = 0.0
 JPEG_QUALITY = 95
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def encode_image(image: Image.Image | np.ndarray, fmt: str) -> bytes:

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 # Module-scoped fixtures of the pose-estimation tests (each test module gets its own instance).
 @pytest.fixture(scope="module")
 def estimator():
-    from posedive.filtering import load_pose_estimator
+    from posedive.pose import load_pose_estimator
 
     with load_pose_estimator("blazepose") as estimator:
         yield estimator

@@ -15,15 +15,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from posedive.schema import (
-    BodyParams,
-    Camera,
-    ConditionRequest,
-    ConditionSet,
-    GenerationRequest,
-    GeneratorInfo,
-    PoseEstimate,
-)
+from posedive.pose import PoseEstimate
+from posedive.schema import BodyParams, Camera, ConditionRequest, ConditionSet, GenerationRequest, GeneratorInfo
 
 WIDTH, HEIGHT = 32, 64
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from layouts import make_market
+
 from posedive.recipe import parse_recipe
 
 

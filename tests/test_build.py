@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from doubles import double_stages
 from frame_helpers import frame_recipe
+
 from posedive import paths
 from posedive.builder import build_release
 from posedive.release import Release, ReleaseError
@@ -47,7 +47,7 @@ def test_release_layout_and_manifest(built):
 def test_contact_sheet_shows_one_sample_per_identity_spread_over_the_release(built):
     from PIL import Image
 
-    from posedive.builder.plots import shown_samples
+    from posedive.release.plots import shown_samples
     from posedive.shards import iter_provenance
 
     recipe, report = built
@@ -78,7 +78,7 @@ def test_card_without_hub_repo_keeps_the_placeholder_and_says_so(built):
 
 
 def test_card_names_the_recipes_hub_repo_in_its_loading_code(built):
-    from posedive.card import render_card
+    from posedive.release.card import render_card
 
     recipe, report = built
     published = recipe.model_copy(update={"output": recipe.output.model_copy(update={"hub_repo": "my-lab/frames"})})

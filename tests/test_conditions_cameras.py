@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posedive.conditions.cameras import camera_for, intrinsics, look_at_rotation, project
+from posedive.geometry.cameras import camera_for, intrinsics, look_at_rotation, project
 
 
 def _centre(camera) -> np.ndarray:

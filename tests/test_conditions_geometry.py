@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posedive.conditions import cameras
 from posedive.conditions.posebank import PoseBank
 from posedive.conditions.render import OPENPOSE_COLOURS, decode_normal, vertex_normals
 from posedive.conditions.renderer import BodyConditionRenderer, RendererSpec
+from posedive.geometry import cameras
 from posedive.schema import OPENPOSE18_KEYPOINTS, ConditionRequest
 
 KP = {name: i for i, name in enumerate(OPENPOSE18_KEYPOINTS)}
 
 
 def _pose(**joints: tuple[float, float, float]) -> np.ndarray:
-    from posedive.conditions.rotations import SMPL_JOINTS
+    from posedive.geometry.rotations import SMPL_JOINTS
 
     pose = np.zeros(72)
     for name, value in joints.items():

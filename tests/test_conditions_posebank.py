@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from posedive.conditions import posebank as pb
-from posedive.conditions.rotations import (
+from posedive.geometry.rotations import (
     SMPL_JOINTS,
     axis_angle_to_matrix,
     matrix_to_axis_angle,
@@ -203,7 +203,7 @@ def test_builtin_deepmimic_bank(deepmimic_bank):
     assert any(i.endswith("-mirror") for i in bank.ids)
     assert all("DeepMimic" in licence for licence in bank.licence)
     # De-duplicated: no two kept poses within the threshold of each other.
-    from posedive.conditions.rotations import heading_normalised
+    from posedive.geometry.rotations import heading_normalised
 
     sample = smpl_skeleton(heading_normalised(bank.poses[::7]))
     distances = np.linalg.norm(sample[:, None] - sample[None], axis=3).mean(axis=2)

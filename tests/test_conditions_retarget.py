@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posedive.conditions.body import AnnyBody
+from posedive.body.models import AnnyBody
 from posedive.conditions.posebank import deepmimic_clip_paths, deepmimic_frames_to_smpl, read_deepmimic_clip
-from posedive.conditions.rotations import SMPL_JOINTS, smpl_skeleton
+from posedive.geometry.rotations import SMPL_JOINTS, smpl_skeleton
 
 TOLERANCE_DEG = 12.0
 # posedive's reference SMPL skeleton has rest offsets a few degrees off the axes.
@@ -65,7 +65,7 @@ def test_known_smpl_poses_move_anny_joints(anny_body, name, pose, segment, expec
 def test_spine_bend_spreads_over_anny_spine(anny_body):
     """1.5 rad forward about x, spread over SMPL's three spine joints: the neck-to-head line turns by
     all of it, the lower spine by part of it, and the body leans forwards."""
-    from posedive.conditions.rotations import axis_angle_to_matrix
+    from posedive.geometry.rotations import axis_angle_to_matrix
 
     rest = anny_body.forward(_pose()[None]).joints[0]
     bent = anny_body.forward(_pose(spine1=(0.5, 0, 0), spine2=(0.5, 0, 0), spine3=(0.5, 0, 0))[None]).joints[0]

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posedive.conditions.body import SMPLBody
+from posedive.body.models import SMPLBody
 from posedive.conditions.posebank import PoseBank
-from posedive.conditions.rotations import SMPL_JOINTS, SMPL_PARENTS, SMPL_REST_OFFSETS
+from posedive.geometry.rotations import SMPL_JOINTS, SMPL_PARENTS, SMPL_REST_OFFSETS
 from posedive.recipe import parse_recipe
 from posedive.schema import ConditionRenderer, ConditionRequest
 
@@ -94,7 +94,8 @@ def test_missing_model_file_names_the_file(tmp_path):
 
 
 def test_smpl_recipe_renders_conditions(model_dir, tmp_path):
-    from posedive.conditions import cameras, load_condition_renderer
+    from posedive.conditions import load_condition_renderer
+    from posedive.geometry import cameras
 
     bank = PoseBank.from_arrays(np.zeros((1, 72)), ["rest"], ["test"], ["rest"], [0], ["test"])
     bank.save(tmp_path / "bank.npz")

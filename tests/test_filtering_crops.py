@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from pose_images import (
-    CROPS, MARKET_SIZE, MESSI, blank, fixture_images, legs_cut, market_sized, messi,
-    needs_fixture_market, needs_opencv_data, pedestrian_crops,
+    CROPS,
+    MARKET_SIZE,
+    MESSI,
+    blank,
+    fixture_images,
+    legs_cut,
+    market_sized,
+    messi,
+    needs_fixture_market,
+    needs_opencv_data,
+    pedestrian_crops,
 )
-from posedive.schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS, PoseEstimate, PoseEstimator
+
+from posedive.pose import PoseEstimate, PoseEstimator
+from posedive.schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS
 
 
 def _index(name: str) -> int:
@@ -112,7 +122,7 @@ def test_input_checks_name_the_image(estimator):
 
 
 def test_estimator_options_are_checked_before_loading():
-    from posedive.filtering.blazepose import BlazePoseEstimator
+    from posedive.pose.blazepose import BlazePoseEstimator
 
     with pytest.raises(ValueError, match="pad_fractions"):
         BlazePoseEstimator(pad_fractions=())
@@ -123,7 +133,7 @@ def test_estimator_options_are_checked_before_loading():
 
 
 def test_registry_and_protocol():
-    from posedive.filtering import ESTIMATORS, load_pose_estimator
+    from posedive.pose import ESTIMATORS, load_pose_estimator
 
     with pytest.raises(ValueError, match="unknown pose estimator 'openpose'.*blazepose"):
         load_pose_estimator("openpose")
@@ -136,7 +146,7 @@ def test_registry_and_protocol():
 
 @needs_opencv_data
 def test_openpose18_mapping_on_a_real_estimate(estimator):
-    from posedive.filtering import coco17_to_openpose18
+    from posedive.pose import coco17_to_openpose18
 
     coco = estimator.estimate([pedestrian_crops()["f200_front"]])[0].keypoints
     openpose = coco17_to_openpose18(coco)

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pose_images import (
+    blank,
+    fixture_images,
+    legs_cut,
+    market_sized,
+    needs_fixture_market,
+    needs_opencv_data,
+    pedestrian_crops,
+)
 from pydantic import ValidationError
 
 from posedive.filtering import FilterDecision, generated_decision, reference_decision, target_decision
-from posedive.recipe import FilterConfig, KEYPOINT_GROUPS
+from posedive.recipe import KEYPOINT_GROUPS, FilterConfig
 from posedive.schema import COCO17_KEYPOINTS
-from pose_images import (
-    blank, fixture_images, legs_cut, market_sized, needs_fixture_market, needs_opencv_data,
-    pedestrian_crops,
-)
 
 K = len(COCO17_KEYPOINTS)
 

@@ -9,15 +9,13 @@ import math
 
 import numpy as np
 import pytest
+from pose_images import CROPS, RENDER_AZIMUTHS, facing, market_sized, needs_opencv_data, pedestrian_crops
 
-from posedive.filtering.embedding import fit_pca, pose_embedding
-from posedive.filtering.keypoints import BLAZEPOSE33_KEYPOINTS
-from posedive.filtering.orientation import angular_difference, azimuth_sector, estimate_body_azimuth
-from posedive.filtering.stats import azimuth_histogram, uniformity
+from posedive.analysis.embedding import fit_pca, pose_embedding
+from posedive.analysis.orientation import angular_difference, azimuth_sector, estimate_body_azimuth
+from posedive.analysis.stats import azimuth_histogram, uniformity
+from posedive.pose.keypoints import BLAZEPOSE33_KEYPOINTS
 from posedive.schema import COCO17_KEYPOINTS
-from pose_images import (
-    CROPS, RENDER_AZIMUTHS, facing, market_sized, needs_opencv_data, pedestrian_crops,
-)
 
 
 # ------------------------------------------------------------------------------------ orientation
@@ -176,8 +174,8 @@ def demo_data(tmp_path_factory, renders):
 def test_stats_on_a_source_and_a_release(demo_data, tmp_path, caplog):
     from PIL import Image
 
-    from posedive.filtering.inputs import resolve_input
-    from posedive.filtering.stats import StatsReport, compute_stats, write_report
+    from posedive.analysis.inputs import resolve_input
+    from posedive.analysis.stats import StatsReport, compute_stats, write_report
 
     source, release = demo_data
     inputs = [resolve_input(source), resolve_input(release)]
@@ -215,7 +213,7 @@ def test_stats_on_a_source_and_a_release(demo_data, tmp_path, caplog):
     assert {"orientation.png", "poses.png", "Market-1501.cameras.png"} <= set(saved.plots)
 
     # Cached: a second run analyses nothing and answers the same.
-    caplog.set_level("INFO", logger="posedive.filtering.analysis")
+    caplog.set_level("INFO", logger="posedive.analysis.images")
     again = compute_stats(inputs, workers=2, cache_dir=tmp_path / "cache")
     assert "9 of 9 images answered from the cache" in caplog.text
     assert "22 of 22 images answered from the cache" in caplog.text
@@ -261,6 +259,6 @@ def test_stats_of_a_recipe_source_reuses_the_cache(demo_data, tmp_path, caplog):
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "person found in 9/9 images" in first.output
-    caplog.set_level("INFO", logger="posedive.filtering.analysis")
+    caplog.set_level("INFO", logger="posedive.analysis.images")
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0 and "9 of 9 images answered from the cache" in caplog.text

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from posedive.cli import app
 from posedive.conditions.posebank import load_pose_bank
-from posedive.conditions.rotations import smpl_skeleton
+from posedive.geometry.rotations import smpl_skeleton
 
 CROPS = Path(__file__).parent / "fixtures" / "vtest_market" / "bounding_box_train"
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posedive.fitting import FitConfig, FitRenderer, Skeleton, azimuth_difference, fit_images, fit_sheet
-from posedive.fitting.inputs import read_rgb
+from posedive.conditions.fitted import FitRenderer, fit_sheet
+from posedive.fitting import FitConfig, Skeleton, azimuth_difference, fit_images
+from posedive.video.inputs import read_rgb
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vtest_market"
 TOWARDS, AWAY = (19,), (14, 16)
@@ -30,7 +31,7 @@ def circular_mean(degrees: list[float]) -> float:
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    from posedive.conditions.body import AnnyBody
+    from posedive.body.models import AnnyBody
 
     body = AnnyBody()
     paths = [p for pid in TOWARDS + AWAY for p in crops_of(pid)]

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from posedive.conditions.cameras import camera_for, project
-from posedive.conditions.rotations import SMPL_JOINTS
 from posedive.fitting import FitConfig, Observation, Skeleton, azimuth_difference, fit_observations
 from posedive.fitting.fitter import FREE_JOINTS
 from posedive.fitting.skeleton import FIT_POINTS
+from posedive.geometry.cameras import camera_for, project
+from posedive.geometry.rotations import SMPL_JOINTS
 from posedive.schema import OPENPOSE18_KEYPOINTS
 
 J = {name: i for i, name in enumerate(SMPL_JOINTS)}
@@ -23,7 +23,7 @@ AZIMUTH_TOL, ELEVATION_TOL, MEAN_JOINT_TOL, LIMB_TOL = 15.0, 6.0, 13.0, 25.0
 
 @pytest.fixture(scope="module")
 def body():
-    from posedive.conditions.body import AnnyBody
+    from posedive.body.models import AnnyBody
 
     return AnnyBody()
 

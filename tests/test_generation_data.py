@@ -6,8 +6,8 @@ import tarfile
 
 import numpy as np
 import pytest
-
 from generation_tiny import make_pairs, one_torch_thread
+
 from posedive.generation.data import PAIR_FIELDS, PairsIndex, PairWriter, TrainingPair, iter_pairs
 
 _one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from generation_tiny import HEIGHT, WIDTH, make_pipeline, one_torch_thread, random_image, random_maps
 
-from generation_tiny import HEIGHT, WIDTH, make_pipeline, random_image, random_maps, one_torch_thread
 from posedive.generation import PoseGuider, conditions_to_tensor
 from posedive.generation.models import ReferenceReadProcessor, ReferenceWriteProcessor, reference_attention
 
@@ -122,7 +122,6 @@ def test_processors_installed_and_restored_per_call(pipe):
 
 def test_mismatched_unets_are_refused(pipe):
     from diffusers import UNet2DConditionModel
-
     from generation_tiny import UNET
 
     other = UNet2DConditionModel(**{**UNET, "layers_per_block": 2})

@@ -8,10 +8,16 @@ import numpy as np
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention
+from generation_tiny import HEIGHT, WIDTH, make_pipeline, one_torch_thread, random_image, random_maps, request
 from PIL import Image
 
-from generation_tiny import HEIGHT, WIDTH, make_pipeline, random_image, random_maps, request, one_torch_thread
-from posedive.generation import GeneratorMetadata, PoseDivePipeline, conditions_to_tensor, load_generator, weights_sha256
+from posedive.generation import (
+    GeneratorMetadata,
+    PoseDivePipeline,
+    conditions_to_tensor,
+    load_generator,
+    weights_sha256,
+)
 from posedive.recipe import GeneratorConfig
 from posedive.schema import Generator
 

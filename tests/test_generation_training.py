@@ -6,9 +6,19 @@ import json
 
 import pytest
 import torch
+from generation_tiny import (
+    HEIGHT,
+    IMAGE_ENCODER,
+    POSE_GUIDER,
+    UNET,
+    VAE,
+    WIDTH,
+    make_pairs,
+    make_pipeline,
+    one_torch_thread,
+)
 from safetensors.torch import load_file
 
-from generation_tiny import HEIGHT, IMAGE_ENCODER, POSE_GUIDER, UNET, VAE, WIDTH, make_pairs, make_pipeline, one_torch_thread
 from posedive.generation import PoseDivePipeline, TrainingConfig, load_training_config, train_generator
 from posedive.generation.generator import METADATA_FILE
 

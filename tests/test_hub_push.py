@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from doubles import double_stages
 from frame_helpers import frame_recipe
 from hub_server import HubServer, client_env
+
 from posedive import paths
 from posedive.builder import build_release
 from posedive.hub import HUB_RECORD, TagConflictError, push_release, read_hub_record

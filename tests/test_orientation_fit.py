@@ -8,15 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posedive.filtering.analysis import (
-    ImageItem,
-    OrientationFitter,
-    _analyse_with,
-    analyse_items,
-    analysis_settings,
-)
-from posedive.filtering.cache import PoseCache
-from posedive.filtering.orientation import angular_difference
+from posedive.analysis.images import ImageItem, OrientationFitter, _analyse_with, analyse_items, analysis_settings
+from posedive.analysis.orientation import angular_difference
+from posedive.pose.cache import PoseCache
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vtest_market"
 
@@ -72,8 +66,8 @@ def test_cache_keys_name_the_orientation_method():
 
 
 def test_failed_fits_fall_back_to_the_landmark_geometry(crops):
-    from posedive.filtering.blazepose import BlazePoseEstimator
     from posedive.fitting import FitConfig
+    from posedive.pose.blazepose import BlazePoseEstimator
 
     impossible = OrientationFitter(FitConfig(max_error_3d_mm=0.01, camera_iterations=5, iterations=5))
     chunk = [(item.key, item.data) for item in crops[:4] + crops[-1:]]

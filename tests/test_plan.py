@@ -1,7 +1,7 @@
 import pytest
-
 from doubles import DoubleRenderer
 from frame_helpers import frame_recipe
+
 from posedive.plan import KEY_PATTERN, PlanError, make_plan, parse_part, part_shards
 from posedive.sources import read_source
 

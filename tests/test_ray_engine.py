@@ -20,6 +20,7 @@ ray = pytest.importorskip("ray")
 
 from doubles import double_stages  # noqa: E402
 from frame_helpers import frame_recipe  # noqa: E402
+
 from posedive import paths  # noqa: E402
 from posedive.builder import StageUnavailable, build_release  # noqa: E402
 from posedive.builder.ray_engine import (  # noqa: E402

@@ -10,17 +10,17 @@ import re
 
 import pytest
 import torch
-from PIL import Image
-from typer.testing import CliRunner
-
 from doubles import double_stages
 from frame_helpers import frame_recipe
 from layouts import make_market
+from PIL import Image
+from typer.testing import CliRunner
+
 from posedive.builder import build_release
 from posedive.cli import app
-from posedive.release import Release
 from posedive.reid.data import generated_camid, read_market_layout, with_release
 from posedive.reid.export import EXPORT_JSON, MAPPING_CSV, _jpeg_bytes, export_market1501
+from posedive.release import Release
 
 MARKET_RULE = re.compile(r"([-\d]+)_c(\d)")  # the rule torchreid, fast-reid and CLIP-ReID use
 FOLDERS = ("bounding_box_train", "query", "bounding_box_test")

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from layouts import make_market, write_image
 from scipy.io import savemat
 
-from layouts import make_market, write_image
 from posedive.recipe import parse_recipe
 from posedive.sources import SourceError, read_source
 

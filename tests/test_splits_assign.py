@@ -8,7 +8,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from posedive.splits import (
+from posedive.analysis.splits import (
     LabelledImage,
     SplitRow,
     assign_splits,
@@ -152,7 +152,7 @@ def test_viewpoint_regions():
 
 
 def test_tables_round_trip_and_join_with_a_local_source(tmp_path):
-    from posedive.splits import SplitReport, SplitResult, make_split, split_sizes, write_split
+    from posedive.analysis.splits import SplitReport, SplitResult, make_split, split_sizes, write_split
 
     source = tmp_path / "source"
     table = _random_table(num_pids=12)

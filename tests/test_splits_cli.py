@@ -11,10 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from hub_server import HubServer, client_env
 from layouts import make_market
-from posedive.splits import SplitReport, join_split, read_split
+
+from posedive.analysis.splits import SplitReport, join_split, read_split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_posedive_splits_token_81d2"

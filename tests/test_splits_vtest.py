@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from posedive.splits import count_valid_queries, make_split, open_source, read_split, write_split
+from posedive.analysis.splits import count_valid_queries, make_split, open_source, read_split, write_split
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vtest_market"
 

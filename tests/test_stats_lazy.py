@@ -11,14 +11,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from layouts import make_market
 from PIL import Image
 
-from layouts import make_market
-from posedive.filtering import analysis
-from posedive.filtering.analysis import ImageItem, TarMember, analyse_items, load_images
-from posedive.filtering.cache import PoseCache
-from posedive.filtering.inputs import release_items, resolve_input
-from posedive.shards import iter_shard_members, scan_shard, sha256_file, write_shard
+from posedive.analysis import images as analysis
+from posedive.analysis.images import ImageItem, TarMember, analyse_items, load_images
+from posedive.analysis.inputs import release_items, resolve_input
+from posedive.files import sha256_file
+from posedive.pose.cache import PoseCache
+from posedive.shards import iter_shard_members, scan_shard, write_shard
 
 
 def _encoded(seed: int, fmt: str = "JPEG", size: tuple[int, int] = (24, 48)) -> bytes:
@@ -130,7 +131,7 @@ class _FakeEstimator:
 
 @pytest.fixture
 def fake_estimator(monkeypatch):
-    from posedive.filtering import blazepose
+    from posedive.pose import blazepose
 
     monkeypatch.setattr(blazepose, "BlazePoseEstimator", _FakeEstimator)
     _FakeEstimator.seen = []

@@ -60,6 +60,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from ..errors import MissingDependency
 from ..plan import Plan, WorkUnit
 from ..recipe import Recipe
 from ..schema import GenerationRequest, Generator, GeneratorInfo
@@ -103,7 +104,7 @@ def apply_thread_settings(settings: ThreadSettings) -> None:
                        "results may differ in the last bits from a local build", os.getpid())
 
 
-class RayUnavailable(RuntimeError):
+class RayUnavailable(MissingDependency):
     """``--engine ray`` was asked for but Ray is not installed."""
 
 

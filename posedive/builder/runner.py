@@ -17,13 +17,14 @@ from typing import Iterable, Protocol
 import yaml
 
 from .. import paths
+from ..files import atomic_write_text
 from ..plan import Plan, make_plan, part_shards
 from ..recipe import Recipe
 from ..release import Manifest, ReleaseError
+from ..release.finalize import finalize_release
 from ..schema import GeneratorInfo
-from ..shards import atomic_write_text, remove_stale_temporaries, write_shard
+from ..shards import remove_stale_temporaries, write_shard
 from ..sources import SourceIndex, read_source
-from .finalize import finalize_release
 from .progress import BuildProgress
 from .shard_job import BuildContext, ShardResult, build_shard, rejected_jsonl
 from .stages import BuildStages, load_conditions, load_estimator, load_generator

@@ -20,10 +20,11 @@ from PIL import Image
 from .. import __version__
 from ..filtering.protocol import FilterDecision, generated_decision, reference_decision, target_decision
 from ..plan import Attempt, WorkUnit
+from ..pose import PoseEstimate
 from ..provenance import FilterRecord, SampleProvenance, SourceImage, StageScores
 from ..recipe import Recipe
 from ..release import RejectedAttempt, ShardStats, StageTotals
-from ..schema import ConditionRequest, ConditionSet, GenerationRequest, PoseEstimate
+from ..schema import ConditionRequest, ConditionSet, GenerationRequest
 from ..shards import encode_image
 from ..sources import SourceIndex, SourceRecord
 from .stages import BuildStages

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import StageUnavailable
+from ..pose import PoseEstimator
 from ..recipe import Recipe
-from ..schema import ConditionRenderer, Generator, PoseEstimator
-
-
-class StageUnavailable(RuntimeError):
-    """A stage of the pipeline cannot be loaded; the message names it and what is missing."""
+from ..schema import ConditionRenderer, Generator
 
 
 @dataclass
@@ -39,7 +37,7 @@ def load_conditions(recipe: Recipe) -> ConditionRenderer:
 
 def load_estimator(recipe: Recipe) -> PoseEstimator:
     try:
-        from ..filtering import load_pose_estimator
+        from ..pose import load_pose_estimator
     except ImportError as error:
         raise StageUnavailable(f"the filtering stage (posedive.filtering) cannot be loaded: {error}") from error
     return load_pose_estimator(recipe.filter.estimator)

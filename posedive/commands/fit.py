@@ -33,10 +33,11 @@ def fit(
     import numpy as np
     from rich.progress import Progress
 
-    from ..conditions.body import load_body_model
-    from ..filtering.blazepose import BlazePoseEstimator
-    from ..fitting import FitConfig, FitRenderer, Skeleton, fit_observations, fit_sheet, observe
-    from ..fitting.inputs import iter_inputs
+    from ..body.models import load_body_model
+    from ..conditions.fitted import FitRenderer, fit_sheet
+    from ..fitting import FitConfig, Skeleton, fit_observations, observe
+    from ..pose.blazepose import BlazePoseEstimator
+    from ..video.inputs import iter_inputs
 
     config = FitConfig(threads=threads)
     with user_errors():

@@ -55,9 +55,9 @@ def pairs(
             sheet = market_sheet(market_layout, out / "market_contact_sheet.png")
             console.print(f"{len(images)} Market-layout images in {market_layout}; contact sheet {sheet}")
         if pairs_too:
-            from ..conditions.body import load_body_model
+            from ..body.models import load_body_model
             from ..fitting import FitConfig
-            from ..video.pairs import PairConfig, write_video_pairs
+            from ..generation.video_pairs import PairConfig, write_video_pairs
 
             existing = sorted(out.glob("pairs-*.tar"))
             if existing:

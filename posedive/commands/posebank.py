@@ -52,7 +52,7 @@ def build(
                 raise ValueError("--from-images takes its images itself; give no other inputs")
             if out is None:
                 raise ValueError("--out is required for a bank fitted from images (a .npz path)")
-            from ..fitting.posebank import bank_from_images
+            from ..conditions.posebank_images import bank_from_images
 
             bank = bank_from_images(from_images, licence=licence or "as the fitted images")
             if mirror:

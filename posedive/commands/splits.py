@@ -31,7 +31,7 @@ def splits(
 ) -> None:
     """Split a source dataset so that train and test share no viewpoint region (or pose cluster) and no
     identity; write train/query/gallery CSV tables and split.json with sizes and measured overlaps."""
-    from ..splits import describe, make_split, open_source, write_split
+    from ..analysis.splits import describe, make_split, open_source, write_split
 
     with user_errors():
         if by not in ("viewpoint", "pose"):

@@ -36,9 +36,9 @@ def stats(
     ),
 ) -> None:
     """Body-orientation and pose statistics of source datasets and augmented releases."""
-    from ..filtering.cache import default_cache_dir
-    from ..filtering.inputs import resolve_input
-    from ..filtering.stats import compute_stats, write_report
+    from ..analysis.inputs import resolve_input
+    from ..analysis.stats import compute_stats, write_report
+    from ..pose.cache import default_cache_dir
 
     with user_errors():
         if split not in ("train", "query", "gallery", "all"):

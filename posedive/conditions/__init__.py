@@ -11,7 +11,6 @@ Heavy libraries (torch, anny, smplx, pyrender) are imported inside the functions
 
 from __future__ import annotations
 
-from .cameras import camera_for, intrinsics, look_at_rotation, project, sample_viewpoints
 from .gallery import contact_sheet, gallery_requests, render_gallery, sample_requests
 from .posebank import PoseBank, cache_dir, load_builtin_bank, load_pose_bank
 from .renderer import BodyConditionRenderer, ConditionCache, RendererSpec, load_condition_renderer, renderer_spec
@@ -22,17 +21,12 @@ __all__ = [
     "PoseBank",
     "RendererSpec",
     "cache_dir",
-    "camera_for",
     "contact_sheet",
     "gallery_requests",
-    "intrinsics",
     "load_builtin_bank",
     "load_condition_renderer",
     "load_pose_bank",
-    "look_at_rotation",
-    "project",
     "render_gallery",
     "renderer_spec",
     "sample_requests",
-    "sample_viewpoints",
 ]

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from .rotations import heading_normalised, smpl_skeleton
+from ..geometry.rotations import heading_normalised, smpl_skeleton
 
 DEFAULT_BINS = (12, 6)  # azimuth x elevation
 

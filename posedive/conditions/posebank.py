@@ -31,7 +31,7 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
-from .rotations import (
+from ..geometry.rotations import (
     SMPL_JOINTS,
     SMPL_PARENTS,
     SMPL_REST_OFFSETS,
@@ -44,6 +44,7 @@ from .rotations import (
     rotation_between,
     smpl_skeleton,
 )
+from ..paths import cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +61,6 @@ UP_FIX: dict[str, np.ndarray] = {
     "z": axis_angle_to_matrix(np.array([-np.pi / 2, 0.0, 0.0])),  # z-up (AMASS) -> y-up
     "-y": axis_angle_to_matrix(np.array([np.pi, 0.0, 0.0])),  # camera frame (y down, z forward)
 }
-
-
-def cache_dir() -> Path:
-    """posedive's cache: ``$POSEDIVE_CACHE_DIR`` or ``~/.cache/posedive``."""
-    return Path(os.environ.get("POSEDIVE_CACHE_DIR", Path.home() / ".cache" / "posedive")).expanduser()
 
 
 @dataclass(frozen=True)

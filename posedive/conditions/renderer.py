@@ -25,9 +25,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ..body.models import BodyModel, load_body_model
+from ..geometry.cameras import DEFAULT_MARGIN, camera_for, project
 from ..schema import BodyParams, Camera, ConditionRequest, ConditionSet
-from .body import BodyModel, load_body_model
-from .cameras import DEFAULT_MARGIN, camera_for, project
 from .posebank import BUILTIN_BANKS, PoseBank, builtin_bank_path, cache_dir, load_builtin_bank, load_pose_bank
 from .render import RENDERER_VERSION, MeshRasterizer, draw_skeleton, encode_depth
 

@@ -24,12 +24,12 @@ def fit_images(
 ) -> list[FitResult]:
     """Fit the body model to one person per RGB uint8 image (``sequence``: consecutive video frames).
 
-    ``body`` is a ``posedive.conditions.body.BodyModel`` (anny when omitted); pass ``skeleton`` to
+    ``body`` is a ``posedive.body.models.BodyModel`` (anny when omitted); pass ``skeleton`` to
     reuse one read before.
     """
     if skeleton is None:
         if body is None:
-            from ..conditions.body import load_body_model
+            from ..body.models import load_body_model
 
             body = load_body_model("anny")
         skeleton = Skeleton.from_body(body)

@@ -26,8 +26,8 @@ from typing import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..conditions.cameras import intrinsics
-from ..conditions.rotations import SMPL_JOINTS
+from ..geometry.cameras import intrinsics
+from ..geometry.rotations import SMPL_JOINTS
 from .landmarks import Observation
 from .result import FitResult, camera_from_fit
 from .skeleton import FIT_POINTS, Skeleton, axis_angle_matrices, pose_points

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..filtering.keypoints import BLAZEPOSE33_KEYPOINTS
+from ..pose.keypoints import BLAZEPOSE33_KEYPOINTS
 from .skeleton import FIT_POINTS
 
 FIT_FROM_BLAZEPOSE: tuple[int, ...] = tuple(BLAZEPOSE33_KEYPOINTS.index(name) for name in FIT_POINTS)
@@ -52,7 +52,7 @@ def observation_from_blazepose(landmarks: np.ndarray | None, world: np.ndarray |
 
 def observe(images: Sequence[np.ndarray], estimator=None) -> list[Observation]:
     """Run BlazePose on RGB uint8 images (one person each) and return their observations."""
-    from ..filtering.blazepose import BlazePoseEstimator
+    from ..pose.blazepose import BlazePoseEstimator
 
     owned = estimator is None
     estimator = estimator or BlazePoseEstimator()

@@ -3,7 +3,7 @@
 Conventions are the conditions stage's: the world is the body's own upright frame (y up, facing +z,
 pelvis at the origin), so ``pose[:3]`` is zero and the body's orientation relative to the camera lives
 in the camera: ``R`` (world -> camera) and ``t``. The viewpoint angles follow
-``posedive.conditions.cameras``: azimuth 0 = the camera in front of the person (walking towards it),
+``posedive.geometry.cameras``: azimuth 0 = the camera in front of the person (walking towards it),
 180 = behind (walking away), 90 = on the person's left; elevation = the camera's height angle.
 """
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..conditions.rotations import SMPL_JOINTS, SMPL_PARENTS
+from ..geometry.rotations import SMPL_JOINTS, SMPL_PARENTS
 from ..schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS
 
 # Which SMPL joint each fitted point moves with. COCO-17 points come from the model's keypoints;
@@ -54,7 +54,7 @@ class Skeleton:
 
     @classmethod
     def from_body(cls, body) -> "Skeleton":
-        """Read the rest skeleton off a ``posedive.conditions.body.BodyModel`` (one forward pass)."""
+        """Read the rest skeleton off a ``posedive.body.models.BodyModel`` (one forward pass)."""
         rest = body.forward(np.zeros((1, 72)))
         joints = np.asarray(rest.joints[0], dtype=np.float64)
         openpose = np.asarray(rest.keypoints[0], dtype=np.float64)

@@ -16,15 +16,13 @@ from typing import Iterable, Literal
 
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import SourceError
+
 logger = logging.getLogger(__name__)
 
 Split = Literal["train", "query", "gallery"]
 SPLITS: tuple[Split, ...] = ("train", "query", "gallery")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-class SourceError(ValueError):
-    """A source dataset that cannot be read; the message names the folder or file."""
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,15 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import InputError
+
 if TYPE_CHECKING:
     import cv2
 
 logger = logging.getLogger(__name__)
 
 
-class VideoError(ValueError):
+class VideoError(InputError):
     """A video that cannot be read; the message names the file."""
 
 

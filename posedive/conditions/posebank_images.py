@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conditions.posebank import PoseBank
-from .fitter import FitConfig, fit_observations
-from .inputs import iter_inputs
-from .landmarks import observe
-from .skeleton import Skeleton
+from ..fitting.fitter import FitConfig, fit_observations
+from ..fitting.landmarks import observe
+from ..fitting.skeleton import Skeleton
+from ..video.inputs import iter_inputs
+from .posebank import PoseBank
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +37,10 @@ def bank_from_images(
     progress: bool = True,
 ) -> PoseBank:
     """Fit every person in ``source`` (an image, a folder of images or a video) into a pose bank."""
-    from ..filtering.blazepose import BlazePoseEstimator
+    from ..pose.blazepose import BlazePoseEstimator
 
     if body is None:
-        from ..conditions.body import load_body_model
+        from ..body.models import load_body_model
 
         body = load_body_model("anny")
     skeleton = Skeleton.from_body(body)

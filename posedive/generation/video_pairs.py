@@ -21,8 +21,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .crops import CropConfig, CropRef, aspect_box, extract_crops
-from .extract import VideoTracks
+from ..video.crops import CropConfig, CropRef, aspect_box, extract_crops
+from ..video.extract import VideoTracks
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +76,10 @@ def write_video_pairs(
     import cv2
 
     from .. import __version__
-    from ..filtering.blazepose import BlazePoseEstimator
-    from ..fitting import FitRenderer, Skeleton, fit_observations, observe
-    from ..generation.data import PairWriter, TrainingPair
+    from ..conditions.fitted import FitRenderer
+    from ..fitting import Skeleton, fit_observations, observe
+    from ..pose.blazepose import BlazePoseEstimator
+    from .data import PairWriter, TrainingPair
 
     crop = crop or CropConfig()
     config = config or PairConfig()

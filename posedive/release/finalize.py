@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 
 from .. import paths
-from ..card import render_card
+from ..files import atomic_write_text, sha256_file
 from ..plan import Plan
 from ..recipe import Recipe
-from ..release import FileEntry, Manifest, ShardEntry, ShardStats, SourceSummary, StageTotals, write_manifest
 from ..schema import GeneratorInfo
-from ..shards import atomic_write_text, iter_provenance, scan_shard, sha256_file
+from ..shards import iter_provenance, scan_shard
 from ..sources import SourceIndex
+from .card import render_card
+from .manifest import FileEntry, Manifest, ShardEntry, ShardStats, SourceSummary, StageTotals, write_manifest
 from .plots import write_release_plots
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def _stages_identity(recipe: Recipe, plan: Plan, generator: GeneratorInfo | None
     provenance = next(iter_provenance(shards), None)
     if provenance is not None:
         return GeneratorInfo(**provenance["generator"]), provenance["filter"]["estimator"]
-    from .stages import load_estimator, load_generator
+    from ..builder.stages import load_estimator, load_generator
 
     return load_generator(recipe).info, load_estimator(recipe).name
 

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from .keypoints import BLAZEPOSE33_KEYPOINTS
+from ..pose.keypoints import BLAZEPOSE33_KEYPOINTS
 
 _LEFT_SHOULDER = BLAZEPOSE33_KEYPOINTS.index("left_shoulder")
 _RIGHT_SHOULDER = BLAZEPOSE33_KEYPOINTS.index("right_shoulder")

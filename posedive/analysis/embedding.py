@@ -3,7 +3,7 @@
 A pose embedding removes what is not pose: the position of the person in the image (centred on the
 mid-hip) and their size (divided by the torso length, mid-shoulder to mid-hip). What remains is the
 2D configuration of the 17 COCO joints as seen by the camera, so both the articulation and the
-viewpoint shape it; ``posedive.filtering.orientation`` gives the viewpoint on its own.
+viewpoint shape it; ``posedive.analysis.orientation`` gives the viewpoint on its own.
 
 PCA is done with numpy's SVD (deterministic, no extra dependency); t-SNE, as in the paper, spreads
 clusters more but is not a projection that new points can be added to.

@@ -21,9 +21,9 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .analysis import ImageItem, analyse_items
-from .cache import PoseCache, PoseRecord
+from ..pose.cache import PoseCache, PoseRecord
 from .embedding import EMBEDDING_DIM, PosePCA, fit_pca, pose_embedding
+from .images import ImageItem, analyse_items
 from .inputs import StatsInput
 from .orientation import SECTORS, angular_difference, azimuth_sector
 
@@ -182,7 +182,7 @@ def compute_stats(
     """Analyse every input (``workers`` processes, answers cached under ``cache_dir`` if given) and
     summarise it overall and per camera; one PCA is fitted on the poses of all inputs together.
     ``orientation`` picks how body azimuths are estimated (``analysis.analyse_items``)."""
-    from .analysis import estimator_settings
+    from .images import estimator_settings
 
     options = dict(estimator_options or {})
     cache = PoseCache(cache_dir) if cache_dir is not None else None

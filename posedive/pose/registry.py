@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..schema import PoseEstimator
+from .protocol import PoseEstimator
 
 
 def _blazepose(**options: Any) -> PoseEstimator:

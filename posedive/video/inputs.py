@@ -48,8 +48,8 @@ def iter_inputs(path: Path, crop_size: tuple[int, int] = (96, 192), progress: bo
     elif path.suffix.lower() in VIDEO_SUFFIXES:
         import cv2
 
-        from ..video.crops import CropConfig, CropRef, aspect_box, extract_crops
-        from ..video.extract import extract_tracks
+        from .crops import CropConfig, CropRef, aspect_box, extract_crops
+        from .extract import extract_tracks
 
         tracks = extract_tracks(path, progress=progress)
         crop = CropConfig()

@@ -1,4 +1,6 @@
-"""The dataset card: ``README.md`` of a release, rendered from ``dataset_cards/README.md.jinja``.
+"""The dataset card: ``README.md`` of a release, rendered from the packaged template
+``posedive/release/templates/dataset_card.md.jinja`` (read with ``importlib.resources``, so an installed
+wheel renders cards exactly as a source checkout does).
 
 Its YAML front matter is the loader: ``configs:`` points the packaged webdataset builder of
 ``datasets`` at the shards, and ``dataset_info.features`` declares every column (loading scripts no
@@ -8,17 +10,17 @@ instead of being inferred from the first samples).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from importlib import resources
 
 import yaml
 
-from . import paths
-from .provenance import provenance_features
-from .recipe import Recipe
-from .release import Manifest
+from .. import paths
+from ..provenance import provenance_features
+from ..recipe import Recipe
+from .manifest import Manifest
 
-TEMPLATE_NAME = "README.md.jinja"
+TEMPLATE_PACKAGE = "posedive.release.templates"
+TEMPLATE_NAME = "dataset_card.md.jinja"
 
 SOURCE_LICENCES = {
     "market1501": "Market-1501 (Zheng et al., ICCV 2015)",
@@ -27,14 +29,9 @@ SOURCE_LICENCES = {
 }
 
 
-def template_dir() -> Path:
-    """``dataset_cards/`` beside the package (a source checkout), or ``POSEDIVE_CARD_TEMPLATES``."""
-    override = os.environ.get("POSEDIVE_CARD_TEMPLATES")
-    folder = Path(override) if override else Path(__file__).resolve().parents[1] / "dataset_cards"
-    if not (folder / TEMPLATE_NAME).is_file():
-        raise FileNotFoundError(f"dataset card template {folder / TEMPLATE_NAME} not found; "
-                                f"set POSEDIVE_CARD_TEMPLATES to the folder that holds it")
-    return folder
+def card_template() -> str:
+    """The text of the dataset card template shipped inside the package."""
+    return resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_NAME).read_text(encoding="utf-8")
 
 
 def source_licence(manifest: Manifest) -> str:
@@ -96,9 +93,8 @@ def render_card(recipe: Recipe, manifest: Manifest, plots: list[str], repo_id: s
     ``<org>/<name>`` placeholder (and say so)."""
     import jinja2
 
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir()), keep_trailing_newline=True,
-                                     undefined=jinja2.StrictUndefined, autoescape=False)
-    template = environment.get_template(TEMPLATE_NAME)
+    environment = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
+    template = environment.from_string(card_template())
     return template.render(
         front_matter=yaml.safe_dump(front_matter(recipe, manifest, extra_configs), sort_keys=False, allow_unicode=True),
         recipe=recipe,

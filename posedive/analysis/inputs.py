@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
 
-from .analysis import ImageItem, TarMember
+from .images import ImageItem, TarMember
 
 logger = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ posedive builds such splits for any source dataset in two steps:
 1. **Labelling** (needs the pose estimator, cached by content): every image gets a *group*:
 
    * ``viewpoint``: a region made of the camera id and the sector of the estimated body orientation
-     relative to the camera (front / left / back / right, ``posedive.filtering.orientation``), taken
+     relative to the camera (front / left / back / right, ``posedive.analysis.orientation``), taken
      from a fit of the body model (``posedive.fitting``) or, where the fit fails or with
      ``orientation="landmarks"``, from BlazePose's landmark geometry;
      ``regions="camera"`` uses the camera alone (no estimator), ``"orientation"`` the sector alone;
-   * ``pose``: a cluster of the normalised 2D pose embedding (``posedive.filtering.embedding``),
+   * ``pose``: a cluster of the normalised 2D pose embedding (``posedive.analysis.embedding``),
      k-means with a fixed seed.
 
    Images without a group (no person found, orientation undefined) are excluded and counted.
@@ -123,7 +123,7 @@ class SplitReport(BaseModel):
 # ------------------------------------------------------------------------------------ labelling
 def viewpoint_region(camid: int, azimuth_deg: float | None, regions: RegionKind = "camera+orientation") -> str | None:
     """The viewpoint region of an image: camera id, body-orientation sector, or both."""
-    from .filtering.orientation import azimuth_sector
+    from .orientation import azimuth_sector
 
     if regions == "camera":
         return f"c{camid}"
@@ -173,7 +173,7 @@ def kmeans(points: np.ndarray, k: int, seed: int = 0, iterations: int = 100) -> 
 def pose_clusters(keypoints: Sequence[np.ndarray | None], k: int = 8, seed: int = 0) -> list[str | None]:
     """Cluster names (``pose00`` ...) of COCO-17 keypoints by their pose embedding; ``None`` for an
     image without keypoints or with a degenerate skeleton."""
-    from .filtering.embedding import pose_embedding
+    from .embedding import pose_embedding
 
     embeddings, where = [], []
     for index, points in enumerate(keypoints):
@@ -362,8 +362,8 @@ def open_source(root: Path | str, format: str | None = None):
     """Read a source dataset folder (``posedive.sources``); Market-1501's layout is recognised alone."""
     from pydantic import TypeAdapter, ValidationError
 
-    from .recipe import SourceConfig
-    from .sources import read_source
+    from ..recipe import SourceConfig
+    from ..sources import read_source
 
     root = Path(root)
     if not root.is_dir():
@@ -392,12 +392,12 @@ def label_source(
 ) -> list[LabelledImage]:
     """Give every record of a ``SourceIndex`` its viewpoint region or pose cluster. The pose estimator
     runs only when needed (not for ``regions="camera"``) and answers from the content cache; body
-    orientations come from ``orientation`` (``posedive.filtering.analysis.analyse_items``)."""
+    orientations come from ``orientation`` (``posedive.analysis.images.analyse_items``)."""
     records = sorted(index.records, key=lambda r: r.relpath)
     if by == "viewpoint" and regions == "camera":
         return [LabelledImage(r.relpath, r.pid, r.camid, viewpoint_region(r.camid, None, "camera")) for r in records]
-    from .filtering.analysis import ImageItem, analyse_items
-    from .filtering.cache import PoseCache, default_cache_dir
+    from ..pose.cache import PoseCache, default_cache_dir
+    from .images import ImageItem, analyse_items
 
     items = [ImageItem(key=r.relpath, camera=f"c{r.camid}", location=Path(r.path)) for r in records]
     with PoseCache(cache_dir or default_cache_dir()) as cache:
@@ -457,7 +457,7 @@ def make_split(
 def write_split(result: SplitResult, folder: Path | str) -> Path:
     """Write ``train.csv``, ``query.csv``, ``gallery.csv`` and ``split.json`` into ``folder``; the
     overlaps in ``split.json`` are measured again on the tables as written."""
-    from .shards import atomic_write_text
+    from ..files import atomic_write_text
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .cache import PoseCache, PoseRecord, content_key
+from ..pose.cache import PoseCache, PoseRecord, content_key
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class OrientationFitter:
     the skeleton is read once. ``azimuths`` gives None where a fit fails. ``config``: a ``FitConfig``."""
 
     def __init__(self, config: Any = None) -> None:
-        from ..conditions.body import load_body_model
+        from ..body.models import load_body_model
         from ..fitting import FitConfig, Skeleton
 
         self.config = config or FitConfig()
@@ -164,7 +164,7 @@ def fit_settings() -> dict[str, object]:
 
 
 def _init_worker(options: dict[str, Any], orientation: str = "landmarks") -> None:
-    from .blazepose import BlazePoseEstimator
+    from ..pose.blazepose import BlazePoseEstimator
 
     _WORKER_STATE["estimator"] = BlazePoseEstimator(**options)
     _WORKER_STATE["fitter"] = OrientationFitter() if orientation == "fit" else None
@@ -186,7 +186,7 @@ def _analyse_in_worker(chunk: Sequence[tuple[str, bytes]]) -> list[PoseRecord]:
 
 def estimator_settings(options: dict[str, Any]) -> dict[str, object]:
     """The settings that key the cache: the estimator's own, with ``options`` applied."""
-    from .blazepose import BlazePoseEstimator
+    from ..pose.blazepose import BlazePoseEstimator
 
     return BlazePoseEstimator.settings_for(**options)
 
@@ -221,7 +221,7 @@ def _run(
         yield from chunks
 
     if workers == 1 or len(head) <= 1:
-        from .blazepose import BlazePoseEstimator
+        from ..pose.blazepose import BlazePoseEstimator
 
         fitter = OrientationFitter() if orientation == "fit" else None
         with BlazePoseEstimator(**options) as estimator:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .result import FitResult
+from ..fitting.result import FitResult
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class FitRenderer:
         self._rasterizers: dict[tuple[int, int], object] = {}
 
     def _rasterizer(self, width: int, height: int):
-        from ..conditions.render import MeshRasterizer
+        from .render import MeshRasterizer
 
         key = (width, height)
         if key not in self._rasterizers:
@@ -41,8 +41,8 @@ class FitRenderer:
         return self._rasterizers[key]
 
     def render(self, fits: Sequence[FitResult]) -> list[FitMaps]:
-        from ..conditions.cameras import project
-        from ..conditions.render import draw_skeleton, encode_depth
+        from ..geometry.cameras import project
+        from .render import draw_skeleton, encode_depth
 
         if not fits:
             return []

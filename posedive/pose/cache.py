@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 from pathlib import Path
 from typing import Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict
+
+from ..paths import cache_dir
 
 
 class PoseRecord(BaseModel):
@@ -26,13 +27,13 @@ class PoseRecord(BaseModel):
     width: int
     height: int
     keypoints: list[list[float]] | None = None  # (17, 3): x, y in pixels, confidence
-    azimuth_deg: float | None = None  # see posedive.filtering.orientation for the convention
+    azimuth_deg: float | None = None  # see posedive.analysis.orientation for the convention
     orientation_source: Literal["fit", "landmarks"] | None = None  # what gave azimuth_deg
 
 
 def default_cache_dir() -> Path:
-    """``poses/`` under posedive's cache root (``$POSEDIVE_CACHE_DIR``, default ``~/.cache/posedive``)."""
-    return Path(os.environ.get("POSEDIVE_CACHE_DIR", Path.home() / ".cache" / "posedive")).expanduser() / "poses"
+    """``poses/`` under posedive's cache root (``posedive.paths.cache_dir``)."""
+    return cache_dir() / "poses"
 
 
 def content_key(data: bytes, settings: Mapping[str, object]) -> str:

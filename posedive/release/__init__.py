@@ -1,0 +1,34 @@
+"""The release stage: a finished release folder and everything that makes it one.
+
+* :mod:`~posedive.release.manifest`: the typed manifest and per-shard stats, ``Release`` (open,
+  verify, iterate a finished release);
+* :mod:`~posedive.release.card`: the dataset card (Hugging Face ``configs:`` and declared features);
+* :mod:`~posedive.release.plots`: the plots stored in a release (viewpoints, poses, contact sheet);
+* :mod:`~posedive.release.finalize`: turning a folder whose shards all exist into a release.
+"""
+
+from .manifest import (
+    FileEntry,
+    Manifest,
+    RejectedAttempt,
+    Release,
+    ReleaseError,
+    ShardEntry,
+    ShardStats,
+    SourceSummary,
+    StageTotals,
+    write_manifest,
+)
+
+__all__ = [
+    "FileEntry",
+    "Manifest",
+    "RejectedAttempt",
+    "Release",
+    "ReleaseError",
+    "ShardEntry",
+    "ShardStats",
+    "SourceSummary",
+    "StageTotals",
+    "write_manifest",
+]
