@@ -19,9 +19,6 @@ def estimator():
 @pytest.fixture(scope="module")
 def renders(tmp_path_factory):
     """Normal maps of the anny body from 12 azimuths (``pose_images.rendered_bodies``)."""
-    from pose_images import rendered_bodies
+    from pose_images import rendered_bodies, skip_without_system_libraries
 
-    try:
-        return rendered_bodies(str(tmp_path_factory.getbasetemp() / "filter-renders"))
-    except ImportError as error:  # the conditions stage's optional rendering stack
-        pytest.skip(f"cannot render conditions here: {error}")
+    return skip_without_system_libraries(rendered_bodies, str(tmp_path_factory.getbasetemp() / "filter-renders"))

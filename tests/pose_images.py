@@ -93,6 +93,17 @@ def legs_cut() -> np.ndarray:
     return np.ascontiguousarray(crop[: int(crop.shape[0] * 0.55)])
 
 
+def skip_without_system_libraries(render, *args):
+    """``render(*args)``, skipping the test when a system library it needs (EGL) is missing; any other
+    failure, a broken import of a required package included, fails the test."""
+    from posedive.errors import MissingDependency
+
+    try:
+        return render(*args)
+    except MissingDependency as error:
+        pytest.skip(f"cannot render conditions here: {error} ({error.hint})")
+
+
 RENDER_AZIMUTHS = tuple(float(a) for a in range(0, 360, 30))
 
 

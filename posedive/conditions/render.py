@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import MissingDependency
 from ..schema import Camera
 
 # Part of the gallery's cache key: bump whenever the pixels a request produces change.
@@ -111,20 +112,46 @@ def draw_skeleton(keypoints_2d: np.ndarray, width: int, height: int, stick_width
     return canvas
 
 
+# The system libraries headless rendering needs, by Debian/Ubuntu package name.
+EGL_PACKAGES: tuple[str, ...] = ("libegl1", "libegl-mesa0", "libgl1-mesa-dri")
+
+
 def _use_egl() -> None:
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 
+def _missing_egl(error: BaseException) -> MissingDependency:
+    packages = " ".join(EGL_PACKAGES)
+    return MissingDependency(
+        f"headless rendering (pyrender through EGL) is not available: {error}",
+        hint=f"install the system EGL libraries, e.g. `apt-get install {packages}` on Debian/Ubuntu",
+    )
+
+
+def _is_egl_failure(error: BaseException) -> bool:
+    return "EGL" in " ".join(str(arg) for arg in error.args) or "EGL" in type(error).__name__
+
+
 class MeshRasterizer:
-    """One reusable pyrender ``OffscreenRenderer`` (creating one costs ~200 ms) for one image size."""
+    """One reusable pyrender ``OffscreenRenderer`` (creating one costs ~200 ms) for one image size.
+
+    Without the system EGL libraries pyrender fails deep inside PyOpenGL; that failure becomes a
+    ``MissingDependency`` naming the packages to install. Any other failure propagates unchanged.
+    """
 
     def __init__(self, width: int, height: int) -> None:
         _use_egl()
-        import pyrender
+        try:
+            import pyrender
 
+            renderer = pyrender.OffscreenRenderer(int(width), int(height))
+        except Exception as error:
+            if _is_egl_failure(error):
+                raise _missing_egl(error) from error
+            raise
         self._pyrender = pyrender
         self.width, self.height = int(width), int(height)
-        self._renderer = pyrender.OffscreenRenderer(self.width, self.height)
+        self._renderer = renderer
         self._scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=(1.0, 1.0, 1.0))
         self._incidence = None
         self._faces_id: int | None = None
