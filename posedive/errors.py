@@ -55,6 +55,10 @@ class PathNotFound(PosediveError, FileNotFoundError):
     """A file or folder the user named does not exist."""
 
 
+class PathExists(PosediveError, FileExistsError):
+    """A file or folder posedive would create already exists (it never overwrites what it did not write)."""
+
+
 class FormatError(PosediveError, ValueError):
     """A file on disk was written in a format (or format version) this posedive cannot read."""
 

@@ -57,7 +57,7 @@ def test_export_parses_with_the_market_rule_and_keeps_the_counts(built, tmp_path
     source_files = {folder: sorted(p.name for p in (source / folder).iterdir()) for folder in FOLDERS}
     source_train_pids = {int(MARKET_RULE.search(n).group(1)) for n in source_files["bounding_box_train"]}
 
-    report = export_market1501(release_root, source, tmp_path / "export", show_progress=False)
+    report = export_market1501(release_root, source, tmp_path / "export", camid="new", show_progress=False)
     out = tmp_path / "export"
     assert report.camid == 4  # the source uses cameras 1, 2, 3
     assert report.generated == len(samples) == release.manifest.samples > 0
@@ -92,6 +92,39 @@ def test_export_parses_with_the_market_rule_and_keeps_the_counts(built, tmp_path
     assert len(after.train) == len(before.train) + len(samples)
     assert {i.pid for i in after.train} == {i.pid for i in before.train}
     assert len(after.query) == len(before.query) and len(after.gallery) == len(before.gallery)
+
+
+def test_export_by_default_gives_each_image_its_reference_camera(built, tmp_path, caplog):
+    """Readers that assert 1 <= camid <= 6 load the default export: it holds only the source's cameras."""
+    source, release_root = built
+    samples = {s["key"]: s for s in Release.open(release_root).iter_samples(decode=False)}
+    source_names = {p.name for p in (source / "bounding_box_train").iterdir()}
+    with caplog.at_level("WARNING", logger="posedive.reid.export"):
+        report = export_market1501(release_root, source, tmp_path / "export", show_progress=False)
+    assert report.camid == "reference" and "reference images" in report.summary()
+    assert not [r for r in caplog.records if "refuse" in r.getMessage()]
+    with open(tmp_path / "export" / MAPPING_CSV, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(row["key"] for row in rows) == sorted(samples)
+    for row in rows:
+        name = row["file"].removeprefix("bounding_box_train/")
+        pid, camid = (int(group) for group in MARKET_RULE.search(name).groups())
+        assert camid == int(row["camid"]) == samples[row["key"]]["provenance"]["source"]["camid"]
+        assert pid == samples[row["key"]]["provenance"]["source"]["pid"] and name not in source_names
+    _, parsed = parse_folder(tmp_path / "export" / "bounding_box_train")
+    assert {camid for _, camid in parsed} <= {1, 2, 3}
+    assert json.loads((tmp_path / "export" / EXPORT_JSON).read_text())["camid"] == "reference"
+
+
+def test_export_warns_when_readers_would_refuse_the_camera_id(built, tmp_path, caplog):
+    source, release_root = built
+    with caplog.at_level("WARNING", logger="posedive.reid.export"):
+        export_market1501(release_root, source, tmp_path / "seven", camid=7, show_progress=False)
+    assert any("1 <= camid <= 6" in record.getMessage() for record in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="posedive.reid.export"):
+        export_market1501(release_root, source, tmp_path / "five", camid=5, show_progress=False)
+    assert not any("1 <= camid <= 6" in record.getMessage() for record in caplog.records)
 
 
 def test_export_cli_with_a_chosen_camera_and_refusals(built, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -20,8 +19,9 @@ def export(
     fmt: ExportFormat = typer.Option(..., "--format", help="layout to write"),
     source_root: Path = typer.Option(..., "--source-root", help="the source dataset the release was built from"),
     out: Path = typer.Option(..., "--out", help="new folder to write"),
-    camid: Optional[int] = typer.Option(None, help="camera id of generated images (default: first one the source lacks; "
-                                                   "torchreid's Market1501 class accepts only 1..6)"),
+    camid: str = typer.Option("reference", help="camera id of generated images: 'reference' (each takes its reference "
+                                                "image's camera; every Re-ID reader loads the folder), 'new' (the "
+                                                "first id the source lacks) or a number 1..9 (readers accept 1..6)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Write the source's train/query/gallery plus every generated image, named so Re-ID readers parse them."""
@@ -29,7 +29,8 @@ def export(
 
     exporters = {ExportFormat.market1501: export_market1501}
     with user_errors():
-        report = exporters[fmt](release, source_root, out, camid=camid, show_progress=progress)
+        choice = int(camid) if camid.isdigit() else camid
+        report = exporters[fmt](release, source_root, out, camid=choice, show_progress=progress)
     console.print(escape(report.summary()), highlight=False)
 
 
