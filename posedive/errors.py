@@ -35,12 +35,13 @@ class InputError(PosediveError, ValueError):
     """A value given by the user (command-line option, argument, config) cannot be used."""
 
 
-class RecipeError(InputError):
-    """A recipe that cannot be used; the message names the file, the field and what was expected."""
-
-
 class ConfigError(InputError):
-    """A configuration file other than a recipe (training config, pose-bank spec) cannot be used."""
+    """A configuration file (recipe, training config, ...) cannot be used; the message names the file,
+    the field and what was expected."""
+
+
+class RecipeError(ConfigError):
+    """A recipe that cannot be used; the message names the file, the field and what was expected."""
 
 
 class SourceError(InputError):

@@ -16,14 +16,15 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import RecipeError
 from .pose.keypoints import KEYPOINT_GROUPS
 from .schema import COCO17_KEYPOINTS, CONDITION_MAPS
+from .yamlfile import parse_yaml
 
 # Fields added after recipes were first hashed, with their defaults: left out of the hash at the default.
 FIELDS_ADDED_LATER: dict[tuple[str, str], object] = {("generator", "compile"): False, ("output", "hub_repo"): None}
@@ -40,8 +41,48 @@ def check_hub_repo(value: object) -> str:
     return value
 
 
+NUMBER_TYPE = "number_type"  # the error type of a number written as something else
+
+
+def _numeric_kind(annotation: object) -> type | None:
+    """``int`` or ``float`` when a field holds numbers (also optional ones and lists of them), else None."""
+    if annotation in (int, float):
+        return annotation  # type: ignore[return-value]
+    for argument in get_args(annotation):
+        kind = _numeric_kind(argument)
+        if kind is not None:
+            return kind
+    return None
+
+
 class _Strict(BaseModel):
+    """Unknown fields are errors, and numbers must be written as numbers: YAML's ``true`` or ``"8"`` is
+    not silently taken for 1 or 8 (Pydantic's lax mode would)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            kind = None if field is None else _numeric_kind(field.annotation)
+            if kind is None:
+                continue
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, (bool, str)) or (kind is int and isinstance(item, float)):
+                    expected = "an integer" if kind is int else "a number"
+                    raise PydanticCustomError(NUMBER_TYPE, "must be {expected}, got {item} ({kind})",
+                                              {"name": name, "expected": expected, "item": repr(item),
+                                               "kind": type(item).__name__})
+        return data
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, bool) or isinstance(item, str) or (kind is int and isinstance(item, float)):
+                expected = "an integer" if kind is int else "a number"
+                raise ValueError(f"must be {expected}, got {item!r} ({type(item).__name__})")
+        return value
 
 
 # ----------------------------------------------------------------------------------------- sources
@@ -282,7 +323,10 @@ class Recipe(_Strict):
 def _format_validation_error(source: str, error: ValidationError) -> str:
     lines = [f"{source}: invalid recipe ({error.error_count()} problem(s))"]
     for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "<root>"
+        loc = list(item["loc"])
+        if item["type"] == NUMBER_TYPE:  # raised for the whole section: name the field itself
+            loc.append(item["ctx"]["name"])
+        location = ".".join(str(part) for part in loc) or "<root>"
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown field (check its spelling; see the recipe reference in README.md)"
@@ -307,10 +351,7 @@ def load_recipe(path: Path | str) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"{path}: recipe file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{path}: not valid YAML: {error}") from None
+    data = parse_yaml(path.read_text(), str(path), RecipeError)
     recipe = parse_recipe(data, source=str(path), base_dir=path.resolve().parent)
     recipe._source_file = path.resolve()
     return recipe

@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # the foundation: errors, file names, on-disk formats, atomic files, typed records, parallel work
     ("__init__",),
     ("errors",),
+    ("yamlfile",),
     ("paths",),
     ("formats",),
     ("files",),
