@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("release", help="release folder holding manifest.json")
     parser.add_argument("--repo", default=None, help="dataset repo ORG/NAME (default: the recipe's output.hub_repo)")
-    parser.add_argument("--public", action="store_true", help="create the repo public (default: private)")
+    parser.add_argument("--public", action="store_true", help="publish publicly (default: private; an existing public repo is refused)")
     parser.add_argument("--revision", default="main", help="branch to commit to")
     parser.add_argument("--commit-mb", type=int, default=2048, help="upload at most this many MB per commit")
     parser.add_argument("--commit-files", type=int, default=100, help="upload at most this many files per commit")
@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         record = push_release(args.release, args.repo, private=not args.public, branch=args.revision,
                               max_commit_bytes=args.commit_mb * 1024**2, max_commit_files=args.commit_files)
     except (ValueError, OSError, RuntimeError) as error:
-        logging.getLogger("hub_upload").error("%s", error)
+        hint = getattr(error, "hint", None)
+        logging.getLogger("hub_upload").error("%s%s", error, f"; {hint}" if hint else "")
         return 2
     sys.stdout.write(record.commit_sha + "\n")
     return 0

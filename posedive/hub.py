@@ -229,21 +229,49 @@ def _upload_order(relpath: str) -> tuple[int, str]:
     return (0 if relpath.startswith(paths.DATA_DIR + "/") else 1, relpath)
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions of a broken connection: OS errors and the Hub client's HTTP library's transport errors."""
+    errors: list[type[BaseException]] = [OSError]
+    for library in ("httpx2", "httpx"):
+        try:
+            errors.append(__import__(library).TransportError)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+class HubUnavailable(HubPushError):
+    """The Hub failed a request (HTTP 5xx, or the connection broke) in the middle of a push."""
+
+
 def _hub_call(what: str, repo_id: str, call, *args, **kwargs):
-    """Run one ``HfApi`` call, turning authentication failures into a message that says how to fix them."""
+    """Run one ``HfApi`` call, turning the Hub's refusals into errors that say what to do about them."""
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
+    login = "`hf auth login` or HF_TOKEN"
     try:
         return call(*args, **kwargs)
     except RepositoryNotFoundError as error:
-        raise HubAuthError(f"{what}: dataset repo {repo_id} not found or not accessible with this token; check the "
-                           f"repo id and log in with write access (`hf auth login` or HF_TOKEN)") from error
+        raise HubAuthError(f"{what}: dataset repo {repo_id} not found or not accessible with this token",
+                           hint=f"check the repo id and log in with a token that may write to it ({login})") from error
     except HfHubHTTPError as error:
         status = error.response.status_code if error.response is not None else None
-        if status in (401, 403):
-            raise HubAuthError(f"{what}: the Hub refused the request for {repo_id} (HTTP {status}); log in with a "
-                               f"token that may write to it (`hf auth login` or HF_TOKEN)") from error
+        if status == 401:
+            raise HubAuthError(f"{what}: the Hub did not accept the token for {repo_id} (HTTP 401: missing, "
+                               f"invalid or expired)", hint=f"log in again with a valid token ({login})") from error
+        if status == 403:
+            raise HubAuthError(f"{what}: this token may not write to {repo_id} (HTTP 403)",
+                               hint=f"use a token with write access to {repo_id.split('/')[0]} ({login}), or push "
+                                    f"to a repo in a namespace you own") from error
+        if status is not None and status >= 500:
+            raise HubUnavailable(f"{what}: the Hub failed the request for {repo_id} (HTTP {status})",
+                                 hint="run the same push again: files already on the Hub are not uploaded again, "
+                                      "and the version is only tagged once every file is there") from error
         raise
+    except _transport_errors() as error:  # connection refused, reset or timed out
+        raise HubUnavailable(f"{what}: could not reach the Hub for {repo_id}: {error}",
+                             hint="check the network (and HF_ENDPOINT), then run the same push again to resume") \
+            from error
 
 
 def recipe_hub_repo(release: "Release") -> str | None:
@@ -320,10 +348,13 @@ def push_release(
     url = _hub_call("create repo", repo_id, api.create_repo, repo_id, repo_type=REPO_TYPE, private=private,
                     exist_ok=True)
     info = _hub_call("read repo", repo_id, api.repo_info, repo_id, repo_type=REPO_TYPE)
-    if bool(info.private) != private:
-        logger.warning("%s already exists and is %s; posedive does not change the visibility of an existing repo "
-                       "(change it in the repo settings if that is not what you want)", repo_id,
-                       "private" if info.private else "public")
+    if private and not info.private:
+        raise HubError(f"{repo_id} is a public repo: pushing this release there would publish it, and releases are "
+                       f"private unless you say otherwise",
+                       hint="pass --public (public=True) to publish it, or push to a private repo")
+    if not private and info.private:
+        logger.warning("%s already exists and is private; posedive does not change the visibility of an existing "
+                       "repo (make it public in the repo settings if you want it public)", repo_id)
     logger.info("repo %s (%s)", url, "private" if info.private else "public")
 
     # 2. An existing version tag is never moved: accept it only if it already is this release.

@@ -8,10 +8,13 @@ typed errors (``RepositoryNotFoundError``, ``RevisionNotFoundError``, ``EntryNot
 
 Repositories are a chain of immutable commits (each holds its whole tree); branches move, tags do
 not. LFS objects are checked against their sha256 on upload and commits that reference an unknown
-object are refused, as on the Hub. Private repositories are only visible with a known token.
+object are refused, as on the Hub. Private repositories are only visible with a known token, and a
+token may write only to repos of its own user's namespace (or of one ``HubState.writers`` grants it):
+other writes answer 403, as the Hub does.
 
-Tests reach into ``HubServer.state`` to assert what was stored and use ``HubServer.pause_lfs_upload``
-to interrupt a client in the middle of a push. The server binds 127.0.0.1 on an ephemeral port.
+Tests reach into ``HubServer.state`` to assert what was stored, use ``HubServer.pause_lfs_upload``
+to interrupt a client in the middle of a push, and ``HubServer.fail_commits`` to have the Hub answer
+an HTTP 5xx to commits (an outage in the middle of a push). The server binds 127.0.0.1 on an ephemeral port.
 """
 
 from __future__ import annotations
@@ -104,6 +107,12 @@ class HubState:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[tuple[str, str]] = []
         self.lfs_puts: Counter[tuple[str, str]] = Counter()  # (repo id, sha256) -> accepted uploads
+        self.writers: dict[str, set[str]] = {}  # namespace -> users other than its owner who may write there
+        self.commit_failure: tuple[int, int] | None = None  # (commits still accepted, status answered after)
+
+    def may_write(self, user: str, repo_id: str) -> bool:
+        namespace = repo_id.split("/")[0]
+        return namespace == user or user in self.writers.get(namespace, set())
 
     def repo(self, repo_type: str, repo_id: str) -> Repo | None:
         return self.repos.get((repo_type, repo_id))
@@ -223,6 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise HubError(404 if user else 401, f"Repository not found: {repo_type} {repo_id}", "RepoNotFound")
         if write and user is None:
             raise HubError(401, "Invalid credentials in Authorization header")
+        if write and not self.server.hub.state.may_write(user, repo_id):
+            raise HubError(403, f"You don't have write access to {repo_type} {repo_id}")
         return repo
 
     def _commit(self, repo: Repo, revision: str) -> Commit:
@@ -300,6 +311,8 @@ class _Handler(BaseHTTPRequestHandler):
         namespace = body.get("organization") or user
         repo_id = f"{namespace}/{body['name']}"
         state = self.server.hub.state
+        if not state.may_write(user, repo_id) and state.repo(repo_type, repo_id) is None:
+            raise HubError(403, f"You don't have the rights to create a {repo_type} under the namespace {namespace}")
         prefix = "datasets/" if repo_type == "dataset" else ""
         url = f"{self.server.hub.url}/{prefix}{repo_id}"
         with state.lock:
@@ -483,6 +496,11 @@ class _Handler(BaseHTTPRequestHandler):
         header = lines[0]["value"]
         with state.lock:
             repo = self._repo(repo_type, repo_id, write=True)
+            if state.commit_failure is not None:
+                accepted, status = state.commit_failure
+                if accepted <= 0:
+                    raise HubError(status, "Service temporarily unavailable")
+                state.commit_failure = (accepted - 1, status)
             if revision not in repo.branches:
                 raise HubError(404, f"Invalid rev id: {revision} is not a branch", "RevisionNotFound")
             head = repo.commits[repo.branches[revision]]
@@ -625,6 +643,15 @@ class HubServer:
 
     def sign(self, repo_id: str, oid: str) -> str:
         return hashlib.sha256(f"{self._secret}:{repo_id}:{oid}".encode()).hexdigest()[:32]
+
+    def fail_commits(self, after: int, status: int = 503) -> None:
+        """Accept ``after`` more commits, then answer ``status`` to every commit until ``restore``."""
+        with self.state.lock:
+            self.state.commit_failure = (after, status)
+
+    def restore(self) -> None:
+        with self.state.lock:
+            self.state.commit_failure = None
 
     def pause_lfs_upload(self, nth: int) -> None:
         """Hold the ``nth`` LFS PUT from now on (1-based) until ``release`` is set; ``paused`` is set

@@ -313,3 +313,66 @@ def test_push_without_repo_or_hub_repo_says_how_to_name_one(hub, releases, tmp_p
     with pytest.raises(ValueError, match="output.hub_repo"):
         push_release(release.root, endpoint=hub.url, token=TOKEN)
     assert set(hub.state.repos) == repos_before
+
+
+OTHER_TOKEN = "hf_posedive_test_token_other_77a1"
+OTHER_USER = "another-lab"
+
+
+def test_an_existing_public_repo_is_refused_without_public(hub, releases, tmp_path):
+    repo = f"{USER}/market1501-posedive-already-public"
+    env = _env(hub, tmp_path)
+    assert _cli_push(releases["v1.0.0"], repo, env, "--public").returncode == 0
+    commits = len(hub.state.repo("dataset", repo).commits)
+    refused = _cli_push(releases["v1.1.0"], repo, env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    message = " ".join(refused.stderr.split())
+    assert "public repo" in message and "--public" in message
+    assert len(hub.state.repo("dataset", repo).commits) == commits and set(_tags(hub, repo)) == {"v1.0.0"}
+    assert _cli_push(releases["v1.1.0"], repo, env, "--public").returncode == 0
+    assert set(_tags(hub, repo)) == {"v1.0.0", "v1.1.0"}
+
+
+def test_a_bad_token_says_to_log_in_again(hub, releases, tmp_path):
+    repo = f"{USER}/market1501-posedive-bad-token"
+    result = _cli_push(releases["v1.0.0"], repo, _env(hub, tmp_path, token="hf_not_a_token"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "HTTP 401" in message and "hf auth login" in message
+    assert hub.state.repo("dataset", repo) is None
+
+
+def test_a_token_without_write_access_says_whose_namespace_it_is(hub, releases, tmp_path):
+    repo = f"{USER}/market1501-posedive-not-yours"
+    assert _cli_push(releases["v1.0.0"], repo, _env(hub, tmp_path)).returncode == 0
+    commits = len(hub.state.repo("dataset", repo).commits)
+    hub.state.tokens[OTHER_TOKEN] = OTHER_USER
+    result = _cli_push(releases["v1.1.0"], repo, _env(hub, tmp_path, token=OTHER_TOKEN))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "HTTP 403" in message and f"write access to {USER}" in message
+    assert len(hub.state.repo("dataset", repo).commits) == commits
+
+
+def test_a_hub_outage_mid_push_says_to_rerun_and_the_rerun_resumes(hub, releases, tmp_path):
+    repo = f"{USER}/market1501-posedive-outage"
+    release = releases["v1.0.0"]
+    env = _env(hub, tmp_path)
+    hub.fail_commits(after=2, status=503)
+    try:
+        failed = _cli_push(release, repo, env, "--commit-files", "1")
+    finally:
+        hub.restore()
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    message = " ".join(failed.stderr.split())
+    assert "HTTP 503" in message and "run the same push again" in message
+    assert _tags(hub, repo) == {}
+    uploaded = [p for p in hub.tree(repo, "main") if p.startswith("data/")]
+    assert len(uploaded) == 2  # the two commits before the outage landed
+
+    resumed = _cli_push(release, repo, env, "--commit-files", "1")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(uploaded)} of" in resumed.stderr and "already on" in resumed.stderr
+    assert set(hub.tree(repo, "v1.0.0")) - {".gitattributes"} == set(release.files())
+    for shard in release.manifest.shards:
+        assert hub.state.lfs_puts[(repo, shard.sha256)] == 1, shard.path

@@ -22,7 +22,8 @@ def push(
     release: Path = typer.Argument(..., help="release folder (<output.dir>/<name>/<version>) holding manifest.json"),
     repo: Optional[str] = typer.Option(None, "--repo", help="dataset repo ORG/NAME (created if missing); default: "
                                        "the recipe's output.hub_repo"),
-    public: bool = typer.Option(False, "--public", help="create the repo public (default: private; the images "
+    public: bool = typer.Option(False, "--public", help="publish publicly: create the repo public, or push to an "
+                                "existing public repo (default: private, and a public repo is refused; the images "
                                 "derive from real people in research-only datasets)"),
     revision: str = typer.Option("main", "--revision", help="branch to commit to"),
     commit_mb: int = typer.Option(2048, "--commit-mb", min=1, help="upload at most this many MB per commit "
@@ -32,15 +33,17 @@ def push(
     """Upload a release (shards, manifest, card, plots, rejected logs), tag it v<version>, verify it,
     and record the commit in hub.json beside the manifest. The token comes from `hf auth login` or
     HF_TOKEN."""
-    from ..hub import HubAuthError, HubPushError, HubVerificationError, push_release
+    from ..errors import HubError
+    from ..hub import push_release
 
     quiet_http_logs()
     with user_errors():
         try:
             record = push_release(release, repo, private=not public, branch=revision,
                                   max_commit_bytes=commit_mb * 1024**2, max_commit_files=commit_files)
-        except (HubAuthError, HubPushError, HubVerificationError) as error:
-            raise ValueError(str(error)) from None
+        except HubError as error:
+            message = f"{error}; {error.hint}" if error.hint else str(error)
+            raise ValueError(message) from None
     console.print(f"pushed {record.repo_id}@{record.tag}: {record.files} files, {record.uploaded_files} uploaded "
                   f"now ({'private' if record.private else 'public'})", highlight=False)
     typer.echo(record.commit_sha)
