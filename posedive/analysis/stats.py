@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..pose.cache import PoseCache, PoseRecord
 from .embedding import EMBEDDING_DIM, PosePCA, fit_pca, pose_embedding
-from .images import ImageItem, analyse_items
+from .images import ImageItem, analyse_items, estimator_settings
 from .inputs import StatsInput
 from .orientation import AZIMUTH_BINS, SECTORS, angular_difference, azimuth_histogram, azimuth_sector
 from .plots import plot_cameras, plot_orientation, plot_poses
@@ -172,9 +172,7 @@ def compute_stats(
 ) -> StatsResult:
     """Analyse every input (``workers`` processes, answers cached under ``cache_dir`` if given) and
     summarise it overall and per camera; one PCA is fitted on the poses of all inputs together.
-    ``orientation`` picks how body azimuths are estimated (``analysis.analyse_items``)."""
-    from .images import estimator_settings
-
+    ``orientation`` picks how body azimuths are estimated (``posedive.analysis.images.analyse_items``)."""
     options = dict(estimator_options or {})
     cache = PoseCache(cache_dir) if cache_dir is not None else None
     try:
