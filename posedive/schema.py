@@ -119,7 +119,8 @@ class ImageGroup:
     a clean track of a fixed-camera video: a ``sequence``, consecutive frames of one person, in order);
     body fitting and the pose-bank importer consume them, so neither depends on where images come
     from. ``sources[i]`` says where ``images[i]`` came from (a path relative to the folder read, or
-    ``<video>#track<id>@frame<n>``); images are RGB uint8 (H, W, 3).
+    ``<video>#track<id>@frame<n>``); images are RGB uint8 (H, W, 3). A dataclass, as ``ConditionSet``
+    is: it carries arrays between functions of one process and is never written to disk.
     """
 
     name: str
