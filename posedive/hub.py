@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import paths
-from .errors import HubAuthError, HubError
+from .errors import HubAuthError, HubError, InputError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -437,33 +437,6 @@ def push_release(
 
 
 # ------------------------------------------------------------------------------------ evaluation splits
-SPLITS_CARD_TEMPLATE = """---
-{front_matter}---
-
-# Evaluation splits of {dataset}
-
-Train / query / gallery splits of **{dataset}** whose train and test sets share no viewpoint region
-(`viewpoint`) or pose cluster (`pose`), and no identity, in the manner of MSMT17-S (Cam) and
-MSMT17-S (Pose) in Pose-dIVE (Kim et al., arXiv:2406.16042, Table 5 and supplementary 1). Made with
-`posedive splits`.
-
-These tables hold only file names, identities, camera ids and the group (viewpoint region or pose
-cluster) of each image; the images are not included. {dataset} is released for non-commercial
-research only: obtain it from its authors and accept its terms.
-
-| config | train | query | gallery | overlap (ids / groups / images) |
-|---|---|---|---|---|
-{rows}
-```python
-from datasets import load_dataset
-from posedive.analysis.splits import join_split
-
-split = load_dataset("{repo_id}", "viewpoint")
-train = join_split(split["train"], "/data/{dataset}", split="train")  # paths in your local copy
-```
-"""
-
-
 def push_splits(
     folders: "dict[str, Path | str]",
     repo_id: str,
@@ -476,13 +449,12 @@ def push_splits(
     """Publish split folders (config name -> folder written by ``posedive.analysis.splits.write_split``) to a
     dataset repo as configs of their own, one folder each, with a card whose ``configs:`` lists every
     split folder in the repo. Returns the commit id (unchanged files are not committed again)."""
-    import yaml
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    from .analysis.splits import EVAL_SPLITS, SPLIT_REPORT, SplitReport, card_configs
+    from .release.split_folder import SplitReport, read_split_report, splits_card
 
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise ValueError(f"repo id {repo_id!r} must be ORG/NAME")
+        raise InputError(f"repo id {repo_id!r} must be ORG/NAME", hint="name the dataset repo as ORG/NAME")
     api = HfApi(endpoint=endpoint, token=token)
     _hub_call("create repo", repo_id, api.create_repo, repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
     remote = _remote_tree(api, repo_id, branch)
@@ -490,22 +462,15 @@ def push_splits(
     operations = []
     for name, folder in sorted(folders.items()):
         folder = Path(folder)
-        reports[name] = SplitReport.model_validate_json((folder / SPLIT_REPORT).read_text())
-        for file in [f"{s}.csv" for s in EVAL_SPLITS] + [SPLIT_REPORT]:
+        reports[name] = read_split_report(folder)
+        for file in paths.split_folder_files():
             operations.append(CommitOperationAdd(path_in_repo=f"{name}/{file}", path_or_fileobj=str(folder / file)))
     for path in remote:  # split folders published before keep their config
         name, _, file = path.partition("/")
-        if file == SPLIT_REPORT and name not in reports:
+        if file == paths.SPLIT_REPORT and name not in reports:
             data = api.hf_hub_download(repo_id, path, repo_type=REPO_TYPE, revision=branch)
             reports[name] = SplitReport.model_validate_json(Path(data).read_text())
-    datasets = sorted({report.dataset for report in reports.values()})
-    front = {"license": "other", "tags": ["person-re-identification", "evaluation-splits", "posedive"],
-             "configs": card_configs({name: name for name in reports})}
-    rows = "\n".join(
-        f"| `{name}` | {r.sizes['train'].images} | {r.sizes['query'].images} | {r.sizes['gallery'].images} | "
-        f"{r.overlap.identities} / {r.overlap.groups} / {r.overlap.images} |" for name, r in sorted(reports.items()))
-    card = SPLITS_CARD_TEMPLATE.format(front_matter=yaml.safe_dump(front, sort_keys=False), dataset=", ".join(datasets),
-                                       rows=rows, repo_id=repo_id)
+    card = splits_card(reports, repo_id)
     operations.append(CommitOperationAdd(path_in_repo=paths.CARD, path_or_fileobj=card.encode()))
     commit = _hub_call("commit", repo_id, api.create_commit, repo_id, repo_type=REPO_TYPE, revision=branch,
                        operations=operations, commit_message=f"evaluation splits: {', '.join(sorted(folders))}")

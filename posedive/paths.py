@@ -1,5 +1,5 @@
 """Every path posedive names, in one place (readers and writers agree by importing these): the files
-of a release and posedive's cache folders."""
+of a release, of an evaluation split folder, and posedive's cache folders."""
 
 from __future__ import annotations
 
@@ -36,6 +36,21 @@ def shard_stats_path(release_dir: Path, shard: int) -> Path:
 
 def plan_path(release_dir: Path) -> Path:
     return release_dir / BUILD_DIR / "plan.jsonl"
+
+
+# ------------------------------------------------------------------------------ evaluation splits
+# A split folder (``posedive splits``) holds one CSV table per evaluation split and the report.
+EVAL_SPLITS: tuple[str, ...] = ("train", "query", "gallery")
+SPLIT_REPORT = "split.json"
+
+
+def split_table_name(split: str) -> str:
+    return f"{split}.csv"
+
+
+def split_folder_files() -> list[str]:
+    """Every file of a split folder: the tables in ``EVAL_SPLITS`` order, then the report."""
+    return [split_table_name(split) for split in EVAL_SPLITS] + [SPLIT_REPORT]
 
 
 # ----------------------------------------------------------------------------------------- caches

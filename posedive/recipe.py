@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from .errors import RecipeError
 from .pose.keypoints import KEYPOINT_GROUPS
+from .pose.registry import check_estimator_name
 from .schema import COCO17_KEYPOINTS, CONDITION_MAPS
 from .yamlfile import parse_yaml
 
@@ -185,13 +186,18 @@ class FilterConfig(_Strict):
     reference_keypoints: KeypointSubset = "major_joints"
     target_keypoints: KeypointSubset = "all"
     generated_keypoints: KeypointSubset = "all"
-    estimator: Literal["blazepose"] = "blazepose"
+    estimator: str = Field("blazepose", description="a pose estimator of posedive.pose.registry")
 
     @field_validator("reference_keypoints", "target_keypoints", "generated_keypoints")
     @classmethod
     def _subset(cls, v: str | list[str]) -> str | list[str]:
         _keypoint_names(v)
         return v
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator(cls, v: str) -> str:
+        return check_estimator_name(v)
 
     def indices(self, which: Literal["reference", "target", "generated"]) -> list[int]:
         names = _keypoint_names(getattr(self, f"{which}_keypoints"))

@@ -17,7 +17,7 @@ Conventions used everywhere in posedive:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -109,6 +109,36 @@ class ConditionSet:
 
     def maps(self, names: Sequence[str] = CONDITION_MAPS) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in names}
+
+
+@dataclass(frozen=True)
+class ImageGroup:
+    """Images of people that belong together, as readers hand them to the stages that use them.
+
+    Image readers and the video package produce groups (a file or a folder of images: loose images;
+    a clean track of a fixed-camera video: a ``sequence``, consecutive frames of one person, in order);
+    body fitting and the pose-bank importer consume them, so neither depends on where images come
+    from. ``sources[i]`` says where ``images[i]`` came from (a path relative to the folder read, or
+    ``<video>#track<id>@frame<n>``); images are RGB uint8 (H, W, 3). A dataclass, as ``ConditionSet``
+    is: it carries arrays between functions of one process and is never written to disk.
+    """
+
+    name: str
+    sources: list[str]
+    images: list[np.ndarray]
+    sequence: bool
+
+    def __post_init__(self) -> None:
+        if len(self.sources) != len(self.images):
+            raise ValueError(f"image group {self.name!r}: {len(self.sources)} sources for {len(self.images)} images")
+
+    def batches(self, size: int) -> Iterator["ImageGroup"]:
+        """Consecutive slices of at most ``size`` images, each with this group's name and kind."""
+        if size < 1:
+            raise ValueError(f"batch size must be >= 1, got {size}")
+        for start in range(0, len(self.images), size):
+            yield ImageGroup(self.name, self.sources[start : start + size], self.images[start : start + size],
+                             self.sequence)
 
 
 @dataclass(frozen=True)

@@ -94,3 +94,32 @@ def test_published_split_loads_as_its_own_config_and_joins_with_the_local_source
         assert rows == expected, name
         joined = join_split(rows, market, split=name)
         assert [j.path for j in joined] == [market / row["image"] for row in rows]
+
+
+def test_a_second_push_keeps_the_configs_of_split_folders_published_before(hub, split_run, tmp_path):
+    """Each push sends only its own folders; the card it writes still lists every split folder in the repo."""
+    import shutil
+
+    import yaml
+
+    out, _, home = split_run
+    repo = "posedive-lab/market-splits-two"
+    second = shutil.copytree(out, tmp_path / "camera")
+    script = "import sys\nfrom posedive.hub import push_splits\nprint(push_splits({sys.argv[2]: sys.argv[3]}, sys.argv[1]))\n"
+    env = client_env(hub.url, home, TOKEN, extra_paths=(str(REPO_ROOT),))
+    for name, folder in (("viewpoint", out), ("camera", second)):
+        pushed = subprocess.run([sys.executable, "-c", script, repo, name, str(folder)], env=env, cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=180)
+        assert pushed.returncode == 0, pushed.stderr[-3000:]
+    tree = hub.tree(repo, "main")
+    for name in ("viewpoint", "camera"):
+        assert {f"{name}/{file}" for file in ("train.csv", "query.csv", "gallery.csv", "split.json")} <= set(tree)
+    card = hub.read(repo, "main", "README.md").decode()
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert [config["config_name"] for config in front["configs"]] == ["camera", "viewpoint"]
+    assert front["configs"][1]["data_files"] == [{"split": s, "path": f"viewpoint/{s}.csv"}
+                                                 for s in ("train", "query", "gallery")]
+    report = SplitReport.model_validate_json((out / "split.json").read_text())
+    row = (f"{report.sizes['train'].images} | {report.sizes['query'].images} | {report.sizes['gallery'].images} | "
+           f"0 / 0 / 0 |")
+    assert f"| `camera` | {row}" in card and f"| `viewpoint` | {row}" in card

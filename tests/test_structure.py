@@ -51,6 +51,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 RANK: dict[str, int] = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
+# Packages the layer order would let one import from the other, which meet only through a type of the
+# foundation instead: video hands people to fitting as ``schema.ImageGroup``s.
+INDEPENDENT: tuple[tuple[str, str], ...] = (("fitting", "video"),)
+
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts)
@@ -158,6 +162,12 @@ def test_imports_follow_the_stage_order(graph):
             if other != own and RANK.get(other, -1) >= RANK.get(own, -1):
                 upward.append(f"{module} -> {target}")
     assert not upward, "imports that go up (or sideways) the layer order:\n  " + "\n  ".join(upward)
+
+
+def test_independent_packages_never_import_each_other(graph):
+    crossing = [f"{module} -> {target}" for module, targets in sorted(graph.items()) for target in sorted(targets)
+                for pair in INDEPENDENT if {top_level(module), top_level(target)} == set(pair)]
+    assert not crossing, "imports between packages that meet only through the foundation:\n  " + "\n  ".join(crossing)
 
 
 def test_no_import_cycles(graph):

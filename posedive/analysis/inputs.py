@@ -7,7 +7,7 @@
   grouped into samples as ``webdataset`` does; each sample's ``jpg`` (or ``png``) image is analysed.
 
 No image is read here: a source image's item names its file, a release image's item the shard member
-holding it (``analysis.TarMember``), and ``analysis.analyse_items`` reads them a chunk at a time.
+holding it (``images.TarMember``), and ``images.analyse_items`` reads them a chunk at a time.
 Only the samples' small ``json`` provenance is read from the shards.
 """
 

@@ -1,4 +1,5 @@
-"""Body orientation relative to the camera, from BlazePose's 3D world landmarks.
+"""Body orientation relative to the camera: its convention, its estimate from BlazePose's 3D world
+landmarks, and the sectors and 30-degree bins that statistics and plots summarise it with.
 
 Convention (the same as posedive's virtual cameras, where a camera at azimuth 0 sees the body's front):
 the azimuth is the direction of the camera around the body's vertical axis, in degrees in [0, 360),
@@ -23,6 +24,7 @@ per-image azimuths as noisy and look at distributions.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 
@@ -35,6 +37,7 @@ _RIGHT_HIP = BLAZEPOSE33_KEYPOINTS.index("right_hip")
 
 # Sectors used in summaries; each is centred on its azimuth and 90 degrees wide.
 SECTORS: dict[str, float] = {"front": 0.0, "left": 90.0, "back": 180.0, "right": 270.0}
+AZIMUTH_BINS = 12  # 30-degree bins, centred on multiples of 30 (0 = facing the camera)
 
 
 def estimate_body_azimuth(world_landmarks: np.ndarray) -> float:
@@ -67,3 +70,12 @@ def azimuth_sector(azimuth_deg: float) -> str:
 def angular_difference(a_deg: float, b_deg: float) -> float:
     """Smallest absolute difference between two angles, in degrees [0, 180]."""
     return abs((a_deg - b_deg + 180.0) % 360.0 - 180.0)
+
+
+def azimuth_histogram(azimuths: Sequence[float]) -> list[int]:
+    """Counts in 12 bins of 30 degrees, bin i centred on 30 * i (so 'facing the camera' is one bin)."""
+    width = 360.0 / AZIMUTH_BINS
+    counts = np.zeros(AZIMUTH_BINS, dtype=int)
+    for azimuth in azimuths:
+        counts[int(((azimuth + width / 2) % 360.0) // width)] += 1
+    return counts.tolist()

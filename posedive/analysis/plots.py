@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .stats import AZIMUTH_BINS, azimuth_histogram
+from .orientation import AZIMUTH_BINS, azimuth_histogram
 
 _TICKS = {0: "front\n0°", 90: "left side\n90°", 180: "back\n180°", 270: "right side\n270°"}
 

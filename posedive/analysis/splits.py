@@ -30,6 +30,8 @@ Overlaps are measured afterwards on the written tables (``measure_overlap``), no
 The published split definition is a folder of CSV tables (``image, pid, camid, group``; one per split
 ``train`` / ``query`` / ``gallery``) plus ``split.json`` (parameters, sizes, overlaps). The images
 are not part of it: ``join_split`` resolves the tables against a local copy of the source dataset.
+The folder's file names are in ``posedive.paths``; the report's type and the card of a published
+split are in ``posedive.release.split_folder``, which ``posedive.hub`` publishes from.
 """
 
 from __future__ import annotations
@@ -40,20 +42,16 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+
+from ..paths import EVAL_SPLITS, SPLIT_REPORT, split_table_name
+from ..release.split_folder import OrientationKind, RegionKind, SplitBy, SplitOverlap, SplitReport, SplitSize
 
 logger = logging.getLogger(__name__)
 
-SplitBy = Literal["viewpoint", "pose"]
-RegionKind = Literal["camera+orientation", "camera", "orientation"]
-OrientationKind = Literal["fit", "landmarks"]
-EVAL_SPLITS: tuple[str, ...] = ("train", "query", "gallery")
 TABLE_COLUMNS: tuple[str, ...] = ("image", "pid", "camid", "group")
-SPLIT_REPORT = "split.json"
-SPLIT_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -74,50 +72,6 @@ class SplitRow:
     camid: int
     group: str
     split: str  # train, query or gallery
-
-
-class SplitSize(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    images: int
-    identities: int
-    cameras: int
-    groups: int
-
-
-class SplitOverlap(BaseModel):
-    """What train and test (query + gallery) share; a valid split has zeros everywhere."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    identities: int
-    groups: int
-    images: int
-
-
-class SplitReport(BaseModel):
-    """``split.json``: how a split was made, what it holds, and the overlaps measured on its tables."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    format_version: int = SPLIT_FORMAT_VERSION
-    dataset: str
-    source_format: str
-    by: SplitBy
-    regions: RegionKind | None = None
-    clusters: int | None = None
-    orientation: OrientationKind | None = Field(None, description="body azimuth method of viewpoint regions")
-    orientation_sources: dict[str, int] | None = Field(
-        None, description="images whose body azimuth came from a body fit ('fit') or the landmark geometry"
-    )
-    test_fraction: float
-    seed: int
-    train_groups: list[str]
-    test_groups: list[str]
-    sizes: dict[str, SplitSize]
-    excluded: dict[str, int] = Field(description="images left out, by reason")
-    overlap: SplitOverlap
-    queries_with_cross_camera_match: int
 
 
 # ------------------------------------------------------------------------------------ labelling
@@ -466,7 +420,7 @@ def write_split(result: SplitResult, folder: Path | str) -> Path:
         for row in result.rows:
             if row.split == name:
                 lines.append(",".join(_csv_field(v) for v in (row.image, row.pid, row.camid, row.group)))
-        atomic_write_text(folder / f"{name}.csv", "\n".join(lines) + "\n")
+        atomic_write_text(folder / split_table_name(name), "\n".join(lines) + "\n")
     written = read_split(folder)
     report = result.report.model_copy(update={"overlap": measure_overlap(written), "sizes": split_sizes(written)})
     atomic_write_text(folder / SPLIT_REPORT, report.model_dump_json(indent=2) + "\n")
@@ -485,7 +439,7 @@ def read_split(folder: Path | str) -> list[SplitRow]:
     folder = Path(folder)
     rows = []
     for name in EVAL_SPLITS:
-        table = folder / f"{name}.csv"
+        table = folder / split_table_name(name)
         if not table.is_file():
             raise FileNotFoundError(f"{table} not found; a split folder holds {', '.join(EVAL_SPLITS)} tables "
                                     f"(make one with `posedive splits SOURCE --by viewpoint|pose`)")
@@ -529,13 +483,6 @@ def join_split(rows: Iterable[SplitRow | Mapping[str, object]], source_root: Pat
         raise FileNotFoundError(f"{len(missing)} images of the split are not under {root} (first: {missing[0]}); "
                                 f"point to the root of the source dataset the split was made from")
     return joined
-
-
-def card_configs(folders: Mapping[str, str]) -> list[dict]:
-    """``configs:`` entries of a dataset card for split folders in a repo (config name -> folder), so
-    ``load_dataset(repo, "viewpoint")`` returns the tables with splits train / query / gallery."""
-    return [{"config_name": name, "data_files": [{"split": s, "path": f"{folder}/{s}.csv"} for s in EVAL_SPLITS]}
-            for name, folder in sorted(folders.items())]
 
 
 def describe(report: SplitReport) -> str:

@@ -23,12 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..pose.cache import PoseCache, PoseRecord
 from .embedding import EMBEDDING_DIM, PosePCA, fit_pca, pose_embedding
-from .images import ImageItem, analyse_items
+from .images import ImageItem, analyse_items, estimator_settings
 from .inputs import StatsInput
-from .orientation import SECTORS, angular_difference, azimuth_sector
+from .orientation import AZIMUTH_BINS, SECTORS, angular_difference, azimuth_histogram, azimuth_sector
+from .plots import plot_cameras, plot_orientation, plot_poses
 
 STATS_FORMAT_VERSION = 1
-AZIMUTH_BINS = 12  # 30-degree bins, centred on multiples of 30 (0 = facing the camera)
 AZIMUTH_CONVENTION = (
     "degrees in [0, 360): direction of the camera around the body's vertical axis, from the body's front "
     "towards its left; 0 = facing the camera, 90 = left side visible, 180 = back to the camera, "
@@ -91,15 +91,6 @@ class StatsReport(_Model):
     embedding: PosePCA | None = None
     inputs: list[InputStats]
     plots: list[str] = Field(default_factory=list)
-
-
-def azimuth_histogram(azimuths: Sequence[float]) -> list[int]:
-    """Counts in 12 bins of 30 degrees, bin i centred on 30 * i (so 'facing the camera' is one bin)."""
-    width = 360.0 / AZIMUTH_BINS
-    counts = np.zeros(AZIMUTH_BINS, dtype=int)
-    for azimuth in azimuths:
-        counts[int(((azimuth + width / 2) % 360.0) // width)] += 1
-    return counts.tolist()
 
 
 def uniformity(counts: Sequence[int]) -> float | None:
@@ -181,9 +172,7 @@ def compute_stats(
 ) -> StatsResult:
     """Analyse every input (``workers`` processes, answers cached under ``cache_dir`` if given) and
     summarise it overall and per camera; one PCA is fitted on the poses of all inputs together.
-    ``orientation`` picks how body azimuths are estimated (``analysis.analyse_items``)."""
-    from .images import estimator_settings
-
+    ``orientation`` picks how body azimuths are estimated (``posedive.analysis.images.analyse_items``)."""
     options = dict(estimator_options or {})
     cache = PoseCache(cache_dir) if cache_dir is not None else None
     try:
@@ -253,8 +242,6 @@ def _poses_line(item: ImageItem, record: PoseRecord, point: np.ndarray) -> str:
 def write_report(out_dir: Path, result: StatsResult, inputs: Sequence[StatsInput]) -> Path:
     """Write ``stats.json``, one ``<input>.poses.jsonl`` per input (per-image azimuth, keypoints and
     2D embedding) and the PNG plots into ``out_dir``; returns the JSON path."""
-    from .plots import plot_cameras, plot_orientation, plot_poses
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = result.report

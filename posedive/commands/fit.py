@@ -35,7 +35,7 @@ def fit(
 
     from ..body.models import load_body_model
     from ..conditions.fitted import FitRenderer, fit_sheet
-    from ..fitting import FitConfig, Skeleton, fit_observations, observe
+    from ..fitting import FitConfig, Skeleton, fit_group
     from ..pose.blazepose import BlazePoseEstimator
     from ..video.inputs import iter_inputs
 
@@ -55,11 +55,10 @@ def fit(
         ):
             task = progress.add_task("fitting", total=None)
             for group in iter_inputs(source, progress=not quiet):
-                for start in range(0, len(group.images), batch_size):
-                    images = group.images[start : start + batch_size]
-                    sources = group.sources[start : start + batch_size]
-                    fits = fit_observations(observe(images, estimator), skeleton, config, sequence=group.sequence, device=device)
-                    for name, result in zip(sources, fits):
+                for batch in group.batches(batch_size):
+                    images = batch.images
+                    fits = fit_group(batch, skeleton, config, estimator=estimator, device=device)
+                    for name, result in zip(batch.sources, fits):
                         lines.write(json.dumps({"source": name, "fit": result.model_dump(mode="json")}) + "\n")
                         counts["images"] += 1
                         if result.success:

@@ -1,4 +1,8 @@
-"""Images in, fits out: pose estimation and fitting in one call."""
+"""Images in, fits out: pose estimation and fitting in one call, for loose arrays or an ``ImageGroup``.
+
+Fitting takes its images as ``posedive.schema.ImageGroup`` (what image and video readers produce)
+or as plain arrays, and never reads files or videos itself.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..schema import ImageGroup
 from .fitter import FitConfig, fit_observations
 from .landmarks import observe
 from .result import FitResult
@@ -34,3 +39,17 @@ def fit_images(
             body = load_body_model("anny")
         skeleton = Skeleton.from_body(body)
     return fit_observations(observe(images, estimator), skeleton, config, sequence=sequence, device=device)
+
+
+def fit_group(
+    group: ImageGroup,
+    skeleton: Skeleton,
+    config: FitConfig | None = None,
+    *,
+    estimator=None,
+    device: str = "cpu",
+) -> list[FitResult]:
+    """One fit per image of ``group``, in order; a sequence's images are fitted as consecutive frames.
+    ``estimator``: a ``BlazePoseEstimator`` to reuse (one is made and closed when omitted)."""
+    return fit_images(group.images, config=config, sequence=group.sequence, estimator=estimator, skeleton=skeleton,
+                      device=device)

@@ -1,6 +1,6 @@
 """BlazePose's 33 landmarks -> the points the fitter uses, as one typed observation per image.
 
-The estimator is the filter stage's ``BlazePoseEstimator`` (its ``analyse`` returns the 33 image
+The estimator is ``posedive.pose.blazepose.BlazePoseEstimator`` (its ``analyse`` returns the 33 image
 landmarks with visibility and the 33 world landmarks); this module only selects and orders the 19
 landmarks that have a counterpart on the body model (``FIT_POINTS``).
 """

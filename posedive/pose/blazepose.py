@@ -80,7 +80,7 @@ class BlazePoseEstimator:
     """MediaPipe Pose behind posedive's ``PoseEstimator`` protocol.
 
     Creating one loads two TFLite models (about 0.1 s); create it once per process and reuse it. It
-    is not thread-safe: use one per process (``posedive.analysis.stats`` does). Call ``close()`` (or
+    is not thread-safe: use one per process (``posedive.analysis.images`` does). Call ``close()`` (or
     use it as a context manager) to free the graph.
     """
 

@@ -1,1 +1,2 @@
-"""People in video: detection, tracking and Re-ID crops from fixed cameras (``posedive pairs``)."""
+"""People in video: detection, tracking and Re-ID crops from fixed cameras (``posedive pairs``), and
+``inputs``: images, folders and video tracks read as ``schema.ImageGroup``s (``posedive fit``)."""

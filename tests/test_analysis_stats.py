@@ -12,8 +12,8 @@ import pytest
 from pose_images import CROPS, RENDER_AZIMUTHS, facing, market_sized, needs_opencv_data, pedestrian_crops
 
 from posedive.analysis.embedding import fit_pca, pose_embedding
-from posedive.analysis.orientation import angular_difference, azimuth_sector, estimate_body_azimuth
-from posedive.analysis.stats import azimuth_histogram, uniformity
+from posedive.analysis.orientation import angular_difference, azimuth_histogram, azimuth_sector, estimate_body_azimuth
+from posedive.analysis.stats import uniformity
 from posedive.pose.keypoints import BLAZEPOSE33_KEYPOINTS
 from posedive.schema import COCO17_KEYPOINTS
 
