@@ -79,11 +79,6 @@ class _Strict(BaseModel):
                                               {"name": name, "expected": expected, "item": repr(item),
                                                "kind": type(item).__name__})
         return data
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(item, bool) or isinstance(item, str) or (kind is int and isinstance(item, float)):
-                expected = "an integer" if kind is int else "a number"
-                raise ValueError(f"must be {expected}, got {item!r} ({type(item).__name__})")
-        return value
 
 
 # ----------------------------------------------------------------------------------------- sources

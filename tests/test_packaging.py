@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    """Run ``command`` without the caller's PYTHONPATH, so the installed wheel is what gets imported."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, **kwargs)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result
 
@@ -54,9 +56,8 @@ def test_an_installed_wheel_builds_the_demo_release(installed, tmp_path):
     recipe["images_per_pid"] = 1
     recipe["output"]["dir"] = str(tmp_path / "releases")
     (tmp_path / "demo.yaml").write_text(yaml.safe_dump(recipe))
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     command = [str(installed), "-m", "posedive.cli", "build", "demo.yaml", "--no-progress"]
-    run(command, cwd=tmp_path, env=environment, timeout=1800)
+    run(command, cwd=tmp_path, timeout=1800)
     release = tmp_path / "releases" / recipe["name"] / recipe["version"]
     assert (release / "manifest.json").is_file()
     assert "configs:" in (release / "README.md").read_text()
