@@ -76,7 +76,8 @@ def build(
         part_spec = parse_part(part) if part else None
         shard_engine = None
         if engine == "ray" and not dry_run:
-            from ..builder.ray_engine import RayEngine, RayUnavailable
+            from ..builder.ray_engine import RayEngine
+            from ..parallel import RayUnavailable
 
             try:
                 shard_engine = RayEngine(address=address)
