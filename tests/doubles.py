@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -85,6 +86,23 @@ class DoubleGenerator:
             image = 0.2 * reference + 0.8 * brightness + rng.normal(0, 2, reference.shape)
             out.append(Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)))
         return out
+
+
+class WaitingGenerator(DoubleGenerator):
+    """Generates its first batch at once and every later one only once ``flag`` exists: a build that
+    sends its progress only at the end of a shard never finishes a shard of two batches or more."""
+
+    def __init__(self, flag: Path, timeout_s: float = 60.0):
+        super().__init__()
+        self.flag, self.timeout_s = Path(flag), timeout_s
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Image.Image]:
+        deadline = time.monotonic() + self.timeout_s
+        while self.calls and not self.flag.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.flag} never appeared: no progress event reached the driver mid-shard")
+            time.sleep(0.02)
+        return super().generate(requests)
 
 
 def double_stages(delay_s: float = 0.0):

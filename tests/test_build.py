@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from doubles import double_stages
+from doubles import DoubleEstimator, DoubleRenderer, WaitingGenerator, double_stages
 from frame_helpers import frame_recipe
 
 from posedive import paths
-from posedive.builder import build_release
+from posedive.builder import BuildStages, LocalEngine, build_release
 from posedive.release import Release, ReleaseError
 
 TESTS = Path(__file__).parent
@@ -191,3 +191,105 @@ def test_sigkill_then_resume_gives_the_same_manifest(built, tmp_path):
     assert 0 in resumed.skipped_shards
     assert not list(resumed_recipe.release_dir.rglob("*.tmp-*"))
     assert (resumed_recipe.release_dir / paths.MANIFEST).read_bytes() == (recipe.release_dir / paths.MANIFEST).read_bytes()
+
+
+def test_each_shards_stats_name_the_generator_and_estimator_that_built_it(built):
+    recipe, report = built
+    for shard in range(report.plan.num_shards):
+        stats = json.loads(paths.shard_stats_path(recipe.release_dir, shard).read_text())
+        assert stats["generator"] == report.manifest.generator.model_dump(mode="json")
+        assert stats["estimator"] == report.manifest.estimator == "brightness-double"
+
+
+def _finish_without_models(monkeypatch, recipe):
+    """Run the build that finds every shard built, as `posedive build` does (no stages given), with
+    every model loader refusing: planning gets the test renderer's pose ids."""
+    from posedive.builder import runner, stages
+
+    def no_model(recipe):
+        raise AssertionError("finishing the release loaded a model")
+
+    monkeypatch.setattr(stages, "load_generator", no_model)
+    monkeypatch.setattr(stages, "load_estimator", no_model)
+    monkeypatch.setattr(runner, "load_conditions", lambda recipe: DoubleRenderer())
+    return build_release(recipe, show_progress=False)
+
+
+def test_finishing_reads_the_stages_from_the_shards_stats_and_loads_no_model(tmp_path, monkeypatch):
+    """No shard holds a sample (every unit ran out of attempts), so no provenance names the stages:
+    the shards' stats do, and the run that finds every shard built finishes from the files alone."""
+    recipe = frame_recipe(tmp_path, filter={"tau_gen": 1.0})
+    first = build_release(recipe, stages=double_stages(), show_progress=False)
+    assert first.manifest.samples == 0 and first.manifest.totals.short_units == 15
+    manifest = (recipe.release_dir / paths.MANIFEST).read_bytes()
+    (recipe.release_dir / paths.MANIFEST).unlink()
+    again = _finish_without_models(monkeypatch, recipe)
+    assert again.built_shards == [] and again.manifest is not None
+    assert (recipe.release_dir / paths.MANIFEST).read_bytes() == manifest
+
+
+def _forget_stages_in_stats(root: Path) -> None:
+    """Make the stats files look like those written before they named the stages."""
+    for stats_file in sorted(root.glob(f"{paths.REJECTED_DIR}/*.stats.json")):
+        stats = json.loads(stats_file.read_text())
+        stats.pop("generator", None)
+        stats.pop("estimator", None)
+        stats_file.write_text(json.dumps(stats, indent=2) + "\n")
+    (root / paths.MANIFEST).unlink()
+
+
+def test_stats_that_do_not_name_the_stages_finish_from_a_samples_provenance(built, tmp_path, monkeypatch):
+    recipe, report = built
+    older = frame_recipe(tmp_path)
+    build_release(older, stages=double_stages(), show_progress=False)
+    _forget_stages_in_stats(older.release_dir)
+    finished = _finish_without_models(monkeypatch, older).manifest
+    assert finished.generator == report.manifest.generator and finished.estimator == report.manifest.estimator
+    assert finished.shards == report.manifest.shards
+
+
+def test_a_release_nothing_names_the_stages_of_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    recipe = frame_recipe(tmp_path, filter={"tau_gen": 1.0})
+    build_release(recipe, stages=double_stages(), show_progress=False)
+    _forget_stages_in_stats(recipe.release_dir)
+    with pytest.raises(ReleaseError, match="name the generator and estimator") as caught:
+        _finish_without_models(monkeypatch, recipe)
+    assert str(recipe.release_dir) in str(caught.value) and "posedive build" in caught.value.hint
+
+
+def test_the_local_engine_reports_each_work_unit_as_it_finishes(tmp_path):
+    """The engine's events arrive while a shard is being built (the generator waits for the first
+    one before its second batch) and are the events each shard's result lists."""
+    recipe = frame_recipe(tmp_path, generator={"batch_size": 1})
+    flag = tmp_path / "event-seen"
+    stages = BuildStages(conditions=DoubleRenderer(), estimator=DoubleEstimator(),
+                         generator=WaitingGenerator(flag, timeout_s=10))
+    from posedive.plan import make_plan
+    from posedive.sources import read_source
+
+    source = read_source(recipe.source, recipe.base_dir)
+    plan = make_plan(recipe, source, stages.conditions.pose_ids())
+    events = []
+
+    def on_event(event) -> None:
+        events.append(event)
+        flag.touch()
+
+    results = list(LocalEngine(stages).build_shards(recipe, source, plan, [0, 1], on_event))
+    assert [result.shard for result in results] == [0, 1]
+    assert events == [event for result in results for event in result.events]
+    finished = [event for event in events if event.outcome in ("accepted", "short")]
+    assert sorted(event.key for event in finished) == sorted(u.key for s in (0, 1) for u in plan.shard_units(s))
+    assert sum(event.outcome == "rejected" for event in events) == sum(len(r.rejected) for r in results)
+
+
+def test_progress_counts_each_event_once():
+    from posedive.builder.progress import BuildProgress, UnitEvent
+
+    rejected = UnitEvent(shard=0, key="p2-0", outcome="rejected", attempt=0)
+    with BuildProgress(2, enabled=False) as progress:
+        progress.record(rejected)
+        progress.record(rejected)  # sent again by a worker that was restarted
+        progress.settle([rejected, UnitEvent(shard=0, key="p2-0", outcome="accepted", attempt=1),
+                         UnitEvent(shard=0, key="p2-1", outcome="short")])  # the shard's result
+    assert (progress.accepted, progress.rejected, progress.short) == (1, 1, 1)

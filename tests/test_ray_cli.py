@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from posedive.builder.ray_engine import RayUnavailable, require_ray
+from posedive.parallel import RayUnavailable, require_ray
 
 
 def test_missing_ray_names_the_extra(monkeypatch):

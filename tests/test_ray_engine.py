@@ -18,18 +18,14 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from doubles import double_stages  # noqa: E402
+from doubles import WaitingGenerator, double_stages  # noqa: E402
 from frame_helpers import frame_recipe  # noqa: E402
+from parallel_workers import Echo, events_come_before_their_result, run  # noqa: E402
 
 from posedive import paths  # noqa: E402
 from posedive.builder import StageUnavailable, build_release  # noqa: E402
-from posedive.builder.ray_engine import (  # noqa: E402
-    ACTOR_NAME_PREFIX,
-    GeneratorOfStages,
-    RayEngine,
-    RecipeGenerator,
-    apply_thread_settings,
-)
+from posedive.builder.ray_engine import ACTOR_NAME_PREFIX, GeneratorOfStages, RayEngine, RecipeGenerator  # noqa: E402
+from posedive.parallel import LIMITED_VARIABLES, RayBackend, apply_thread_settings  # noqa: E402
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -160,7 +156,7 @@ def test_killed_shard_worker_is_restarted_and_the_release_is_identical(cluster, 
     finally:
         build.join()
     report = build.report()
-    assert len(list(pids.iterdir())) == 2  # Ray Data restarted the worker
+    assert len(list(pids.iterdir())) == 2  # Ray restarted the worker
     assert sorted(report.built_shards) == [0, 1, 2, 3]
     assert manifest_of(recipe) == local_manifest
 
@@ -241,3 +237,37 @@ def test_a_generator_that_cannot_load_stops_the_build_with_its_reason(cluster, t
     with pytest.raises(StageUnavailable, match="no weights here"):
         build_release(frame_recipe(tmp_path), stages=double_stages(), engine=engine, show_progress=False)
     assert not list(frame_recipe(tmp_path).release_dir.glob("data/*.tar"))
+
+
+def test_each_work_unit_reaches_the_driver_while_its_shard_is_built(cluster, tmp_path):
+    """The generation actor makes its second batch only once the driver has seen a progress event
+    (``WaitingGenerator``): events travel from the shard worker as they happen, not with the shard."""
+    from posedive.plan import make_plan
+    from posedive.sources import read_source
+
+    recipe = frame_recipe(tmp_path, generator={"batch_size": 1})
+    flag = tmp_path / "event-seen"
+    source = read_source(recipe.source, recipe.base_dir)
+    plan = make_plan(recipe, source, double_stages().conditions.pose_ids())
+    events = []
+
+    def on_event(event) -> None:
+        events.append(event)
+        flag.touch()
+
+    engine = RayEngine(stages_factory=double_stages, shard_workers=1,
+                       generator_factory=functools.partial(WaitingGenerator, flag, timeout_s=30))
+    (result,) = engine.build_shards(recipe, source, plan, [0], on_event)
+    assert result.shard == 0 and events == result.events
+    assert sorted(e.key for e in events if e.outcome != "rejected") == sorted(u.key for u in plan.shard_units(0))
+
+
+def test_the_ray_backend_maps_like_the_local_ones(cluster):
+    items = [f"i{k}" for k in range(6)]
+    results, seen = run(RayBackend(2), items)
+    assert [r["item"] for r in results] == items
+    assert len({r["pid"] for r in results}) <= 2 and all(r["built"] == 1 for r in results)
+    assert all(r["environment"] == {name: "1" for name in LIMITED_VARIABLES} for r in results)
+    assert events_come_before_their_result(seen, items)
+    with pytest.raises(ValueError, match="item fail cannot be done"):
+        list(RayBackend(1).map(Echo, ["a", "fail"]))

@@ -3,10 +3,9 @@
 Images are read lazily, a chunk at a time (``load_images``): an ``ImageItem`` names an image file or
 a member of a tar shard, so a release of hundreds of thousands of images never sits in memory. The
 parent reads a chunk, hashes its bytes, answers what it can from the cache, hands the rest to the
-estimator and lets the bytes go before reading the next chunk. Each worker process builds one
-estimator (MediaPipe graphs are neither picklable nor thread-safe) and analyses chunks of encoded
-images; the parent stores new answers. Workers are started with ``spawn`` so that nothing the parent
-holds (torch threads, OpenGL contexts) is forked into them.
+estimator and lets the bytes go before reading the next chunk. Each worker process
+(``posedive.parallel``: started with ``spawn``, one CPU and one thread each) builds one estimator
+(``ChunkAnalyser``) and analyses chunks of encoded images; the parent stores new answers.
 
 With ``orientation="fit"`` each worker also fits the body model (``posedive.fitting``, one torch
 thread) to the BlazePose answers of its chunk, and the body azimuth comes from the fitted camera; the
@@ -15,21 +14,21 @@ landmark geometry (``orientation`` module) answers where a fit fails.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import logging
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..parallel import Backend, Emit, InProcess, LocalProcesses
 from ..pose.cache import PoseCache, PoseRecord, content_key
 
 logger = logging.getLogger(__name__)
-
-# State of a pool worker process: its estimator, built once by ``_init_worker``.
-_WORKER_STATE: dict[str, Any] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +162,6 @@ def fit_settings() -> dict[str, object]:
     return {"body": "anny", **FitConfig().model_dump(exclude={"threads"})}
 
 
-def _init_worker(options: dict[str, Any], orientation: str = "landmarks") -> None:
-    from ..pose.blazepose import BlazePoseEstimator
-
-    _WORKER_STATE["estimator"] = BlazePoseEstimator(**options)
-    _WORKER_STATE["fitter"] = OrientationFitter() if orientation == "fit" else None
-
-
 def _analyse_with(
     estimator: Any, chunk: Sequence[tuple[str, bytes]], fitter: OrientationFitter | None = None
 ) -> list[PoseRecord]:
@@ -180,8 +172,23 @@ def _analyse_with(
     return [_record(result, image, azimuth) for result, image, azimuth in zip(results, images, fitted)]
 
 
-def _analyse_in_worker(chunk: Sequence[tuple[str, bytes]]) -> list[PoseRecord]:
-    return _analyse_with(_WORKER_STATE["estimator"], chunk, _WORKER_STATE["fitter"])
+class ChunkAnalyser:
+    """A ``posedive.parallel`` worker: one estimator (MediaPipe graphs are neither picklable nor
+    thread-safe) and, for ``orientation="fit"``, one body fitter, built once; analyses chunks of
+    ``(name, encoded image)``."""
+
+    def __init__(self, options: dict[str, Any], orientation: str = "landmarks") -> None:
+        from ..pose.blazepose import BlazePoseEstimator
+
+        self._resources = contextlib.ExitStack()
+        self._estimator = self._resources.enter_context(BlazePoseEstimator(**options))
+        self._fitter = OrientationFitter() if orientation == "fit" else None
+
+    def __call__(self, chunk: Sequence[tuple[str, bytes]], emit: Emit) -> list[PoseRecord]:
+        return _analyse_with(self._estimator, chunk, self._fitter)
+
+    def close(self) -> None:
+        self._resources.close()
 
 
 def estimator_settings(options: dict[str, Any]) -> dict[str, object]:
@@ -214,41 +221,25 @@ def _run(
         head += [chunk for chunk in (next(chunks, None),) if chunk is not None]
     if not head:
         return
+    # One chunk (or one worker) is analysed here: starting processes would cost more than it saves.
+    backend: Backend = InProcess() if workers == 1 or len(head) <= 1 else LocalProcesses(workers)
+    keys: deque[list[str]] = deque()  # the keys of the chunks sent, in order; the results come in that order
 
     def stream() -> Iterator[Work]:
         while head:
             yield head.pop(0)
         yield from chunks
 
-    if workers == 1 or len(head) <= 1:
-        from ..pose.blazepose import BlazePoseEstimator
-
-        fitter = OrientationFitter() if orientation == "fit" else None
-        with BlazePoseEstimator(**options) as estimator:
-            for chunk in stream():
-                keys = [key for key, _, _ in chunk]
-                records = _analyse_with(estimator, [(name, data) for _, name, data in chunk], fitter)
-                del chunk
-                yield keys, records
-        return
-    import multiprocessing
-    from collections import deque
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(options, orientation)) as pool:
-        # A bounded window of chunks in flight keeps memory flat on large datasets.
-        in_flight: deque = deque()
+    def payloads() -> Iterator[list[tuple[str, bytes]]]:
         for chunk in stream():
-            keys = [key for key, _, _ in chunk]
-            in_flight.append((keys, pool.submit(_analyse_in_worker, [(name, data) for _, name, data in chunk])))
+            keys.append([key for key, _, _ in chunk])
+            payload = [(name, data) for _, name, data in chunk]
             del chunk
-            if len(in_flight) >= 4 * workers:
-                keys, future = in_flight.popleft()
-                yield keys, future.result()
-        while in_flight:
-            keys, future = in_flight.popleft()
-            yield keys, future.result()
+            yield payload
+            del payload
+
+    for records in backend.map(functools.partial(ChunkAnalyser, options, orientation), payloads()):
+        yield keys.popleft(), records
 
 
 def analyse_items(

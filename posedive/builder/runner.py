@@ -1,4 +1,4 @@
-"""The local build engine: plan, build the missing shards of a part, finalise when all are there.
+"""Building a release: plan, build the missing shards of a part on an engine, finalise when all are there.
 
 Crash safety comes from the layout, not from bookkeeping: a shard exists only once it is complete
 (written under a temporary name and renamed), its rejected log and stats are written before it, and
@@ -8,11 +8,11 @@ exist yet, and a finished release (one with a manifest) is never touched again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol
 
 import yaml
 
@@ -22,12 +22,12 @@ from ..plan import Plan, make_plan, part_shards
 from ..recipe import Recipe
 from ..release import Manifest, ReleaseError
 from ..release.finalize import finalize_release
-from ..schema import GeneratorInfo
 from ..shards import remove_stale_temporaries, write_shard
 from ..sources import SourceIndex, read_source
+from .engine import LocalEngine, ShardEngine
 from .progress import BuildProgress
-from .shard_job import BuildContext, ShardResult, build_shard, rejected_jsonl
-from .stages import BuildStages, load_conditions, load_estimator, load_generator
+from .shard_job import ShardResult, rejected_jsonl
+from .stages import BuildStages, load_conditions, load_stages
 
 logger = logging.getLogger(__name__)
 
@@ -91,40 +91,15 @@ def complete_shards(release_dir: Path, num_shards: int) -> set[int]:
     return {shard for shard in range(num_shards) if paths.shard_path(release_dir, shard).is_file()}
 
 
-def write_shard_outputs(release_dir: Path, shard: int, result: ShardResult) -> None:
+def write_shard_outputs(release_dir: Path, result: ShardResult) -> None:
     """Write one built shard; idempotent, since the same shard always gives the same bytes.
 
     Sidecars first, shard last: the shard's existence marks the whole shard as done.
     """
+    shard = result.shard
     atomic_write_text(release_dir / paths.rejected_name(shard), rejected_jsonl(result.rejected))
     atomic_write_text(paths.shard_stats_path(release_dir, shard), result.stats.model_dump_json(indent=2) + "\n")
     write_shard(release_dir, shard, result.samples)
-
-
-@dataclass
-class BuiltShard:
-    """One shard built by an engine, with the identity of the stages that built it (for the manifest)."""
-
-    shard: int
-    result: ShardResult
-    generator: GeneratorInfo
-    estimator: str
-
-
-class ShardEngine(Protocol):
-    """Schedules ``build_shard`` over many shards elsewhere (e.g. a Ray cluster); the runner writes
-    what it yields and finalises the release, exactly as for the local engine."""
-
-    def build_shards(self, recipe: Recipe, source: SourceIndex, plan: Plan, shards: list[int]) -> Iterable[BuiltShard]:
-        ...
-
-
-def _record_shard(progress: BuildProgress, result: ShardResult) -> None:
-    totals = result.stats.totals
-    outcomes = (("rejected", len(result.rejected)), ("accepted", totals.accepted), ("short", totals.short_units))
-    for outcome, count in outcomes:
-        for _ in range(count):
-            progress.record(outcome)
 
 
 def build_release(
@@ -140,9 +115,11 @@ def build_release(
 
     ``stages`` defaults to the real stages named by the recipe; they are loaded only when needed
     (planning needs only the pose bank). With ``part=(i, N)`` only that part's shards are built; the
-    release is finalised by whichever run finds every shard complete. ``engine`` (e.g.
-    ``posedive.builder.ray_engine.RayEngine``) builds the shards elsewhere, with stages it creates
-    in its own workers (``stages``, if given, then serve planning only); ``None`` builds them here.
+    release is finalised by whichever run finds every shard complete. ``engine`` builds the shards:
+    by default a ``LocalEngine`` over ``stages``, here; ``posedive.builder.ray_engine.RayEngine``
+    builds them on a Ray cluster with stages it creates in its own workers (``stages``, if given,
+    then serve planning only). Whatever the engine, this function writes each shard as it arrives and
+    finishes the release from the files alone.
     """
     started = time.perf_counter()
     existing = check_release_folder(recipe)
@@ -162,33 +139,19 @@ def build_release(
     wanted = part_shards(plan.num_shards, part)
     todo = [shard for shard in wanted if shard not in done]
     report.skipped_shards = [shard for shard in wanted if shard in done]
-    generator_info: GeneratorInfo | None = None
-    estimator_name: str | None = None
-    if todo and engine is not None:
+    if todo:
+        if engine is None:
+            engine = LocalEngine(stages if stages is not None else functools.partial(load_stages, recipe, conditions))
         units_todo = sum(len(plan.shard_units(shard)) for shard in todo)
         with BuildProgress(units_todo, enabled=show_progress) as progress:
-            for built in engine.build_shards(recipe, source, plan, todo):
-                write_shard_outputs(release_dir, built.shard, built.result)
-                _record_shard(progress, built.result)
-                report.built_shards.append(built.shard)
-                generator_info, estimator_name = built.generator, built.estimator
-    elif todo:
-        if stages is None:
-            stages = BuildStages(conditions=conditions, estimator=load_estimator(recipe), generator=load_generator(recipe))
-        ctx = BuildContext(recipe=recipe, source=source, stages=stages, plan_hash=plan.hash)
-        units_todo = sum(len(plan.shard_units(shard)) for shard in todo)
-        with BuildProgress(units_todo, enabled=show_progress) as progress:
-            for shard in todo:
-                result = build_shard(ctx, shard, plan.shard_units(shard), on_result=progress.record)
-                write_shard_outputs(release_dir, shard, result)
-                report.built_shards.append(shard)
+            for result in engine.build_shards(recipe, source, plan, todo, progress.record):
+                write_shard_outputs(release_dir, result)
+                progress.settle(result.events)
+                report.built_shards.append(result.shard)
 
     done = complete_shards(release_dir, plan.num_shards)
     report.missing_shards = [shard for shard in range(plan.num_shards) if shard not in done]
     if not report.missing_shards:
-        if engine is None:
-            generator_info = stages.generator.info if stages is not None and stages.generator is not None else None
-            estimator_name = stages.estimator.name if stages is not None and stages.estimator is not None else None
-        report.manifest = finalize_release(recipe, plan, source, generator_info, estimator_name)
+        report.manifest = finalize_release(recipe, plan, source)
     report.seconds = time.perf_counter() - started
     return report

@@ -1,18 +1,24 @@
 """Building one shard: the work units of the plan that land in it, attempt by attempt.
 
-Round ``k`` takes attempt ``k`` of every unit still without an accepted image and runs it through the
-stages in order: reference filter (eq. 10) -> conditions -> target filter (eq. 11) -> generation ->
-generated filter (eqs. 12-13). Work is batched across units within a round; a unit's outcome depends
-only on its own attempts (per-sample seeds), so a shard's content is the same however the build is
-split or resumed. Every rejection is logged with its scores; units that exhaust their attempts are
-reported as short.
+``ShardBuilder.build`` runs rounds: round ``k`` takes attempt ``k`` of every unit still without an
+accepted image through the paper's filtering protocol in order (supplementary section 5):
+
+1. ``reference_filter``: eq. 10 on the reference image;
+2. ``render_targets``: the target body's depth, normal and skeleton maps;
+3. ``target_filter``: eq. 11 on the rendered target;
+4. ``generate_and_filter``: the generator, then eqs. 12-13 on the generated image against the target.
+
+Work is batched across units within a round; a unit's outcome depends only on its own attempts
+(per-sample seeds), so a shard's content is the same however the build is split or resumed. Every
+rejection is logged with its scores; units that exhaust their attempts are reported as short. Each
+outcome is emitted as a ``UnitEvent`` as it happens.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Literal, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -24,30 +30,65 @@ from ..pose import PoseEstimate
 from ..provenance import FilterRecord, SampleProvenance, SourceImage, StageScores
 from ..recipe import Recipe
 from ..release import RejectedAttempt, ShardStats, StageTotals
-from ..schema import ConditionRequest, ConditionSet, GenerationRequest
+from ..schema import ConditionRequest, ConditionSet, GenerationRequest, GeneratorInfo
 from ..shards import encode_image
 from ..sources import SourceIndex, SourceRecord
+from .progress import EventHandler, Outcome, UnitEvent
 from .stages import BuildStages
 
-ProgressCallback = Callable[[str], None]  # called with "accepted", "rejected" or "short"
+_TryT = TypeVar("_TryT", bound="_Try")
+FilterStage = Literal["reference", "target", "generated"]
 
 
 @dataclass
 class ShardResult:
+    """One built shard: its samples (sorted by key), rejected attempts, stats and every event it emitted."""
+
     samples: list[dict]
     rejected: list[RejectedAttempt]
     stats: ShardStats
+    events: list[UnitEvent] = field(default_factory=list)
+
+    @property
+    def shard(self) -> int:
+        return self.stats.shard
 
 
 @dataclass
-class _Candidate:
+class ShardWork:
+    """A shard to build and the plan's work units that land in it: one work item of an engine."""
+
+    shard: int
+    units: list[WorkUnit]
+
+
+@dataclass(frozen=True)
+class _Try:
+    """One attempt of one unit; each stage it passes returns it with that stage's result added."""
+
     unit: WorkUnit
     attempt: Attempt
     record: SourceRecord
-    reference: Image.Image | None = None
-    reference_decision: FilterDecision | None = None
-    conditions: ConditionSet | None = None
-    target_decision: FilterDecision | None = None
+
+
+@dataclass(frozen=True)
+class _Referenced(_Try):
+    reference: Image.Image
+    reference_decision: FilterDecision
+
+
+@dataclass(frozen=True)
+class _Rendered(_Referenced):
+    conditions: ConditionSet
+
+
+@dataclass(frozen=True)
+class _Targeted(_Rendered):
+    target_decision: FilterDecision
+
+
+def _passed(stage: type[_TryT], earlier: _Try, **added: object) -> _TryT:
+    return stage(**{item.name: getattr(earlier, item.name) for item in fields(earlier)}, **added)
 
 
 @dataclass
@@ -90,6 +131,9 @@ class BuildContext:
             estimates = self.stages.estimator.estimate([todo[cid].normal for cid in ordered])
             self.target_cache.update(zip(ordered, estimates))
 
+    def target_confidences(self, candidate: _Rendered) -> np.ndarray:
+        return self.target_cache[candidate.conditions.condition_id].confidences
+
 
 def _stage_scores(decision: FilterDecision, threshold: float) -> StageScores:
     score_name = "min_confidence" if decision.stage == "reference" else "mean_confidence"
@@ -98,7 +142,7 @@ def _stage_scores(decision: FilterDecision, threshold: float) -> StageScores:
                        confidences=decision.confidences)
 
 
-def _rejection(candidate: _Candidate, decision: FilterDecision | None, stage: str, reason: str) -> RejectedAttempt:
+def _rejection(candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str) -> RejectedAttempt:
     attempt = candidate.attempt
     return RejectedAttempt(
         key=candidate.unit.key, pid=candidate.unit.pid, attempt=attempt.index, stage=stage, reason=reason,
@@ -108,7 +152,7 @@ def _rejection(candidate: _Candidate, decision: FilterDecision | None, stage: st
     )
 
 
-def _sample(ctx: BuildContext, candidate: _Candidate, image: Image.Image, generated: FilterDecision) -> dict:
+def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generated: FilterDecision) -> dict:
     recipe, record, conditions = ctx.recipe, candidate.record, candidate.conditions
     thresholds = recipe.filter
     provenance = SampleProvenance(
@@ -141,92 +185,127 @@ def _sample(ctx: BuildContext, candidate: _Candidate, image: Image.Image, genera
     return sample
 
 
-def build_shard(ctx: BuildContext, shard: int, units: Sequence[WorkUnit],
-                on_result: ProgressCallback | None = None) -> ShardResult:
-    recipe, stages, config = ctx.recipe, ctx.stages, ctx.recipe.filter
-    notify = on_result or (lambda outcome: None)
-    totals = StageTotals(work_units=len(units))
-    rejected: list[RejectedAttempt] = []
-    accepted: dict[str, dict] = {}
-    pending = list(units)
+class _ShardTally:
+    """What one shard's build has produced so far: totals, rejections, accepted samples and events."""
 
-    def reject(candidate: _Candidate, decision: FilterDecision | None, stage: str, reason: str) -> None:
-        rejected.append(_rejection(candidate, decision, stage, reason))
-        notify("rejected")
+    def __init__(self, shard: int, units: Sequence[WorkUnit], on_event: EventHandler | None) -> None:
+        self.shard = shard
+        self.totals = StageTotals(work_units=len(units))
+        self.rejected: list[RejectedAttempt] = []
+        self.accepted: dict[str, dict] = {}
+        self.events: list[UnitEvent] = []
+        self._on_event = on_event
 
-    for round_index in range(recipe.max_attempts_per_image):
-        candidates = [
-            _Candidate(unit=unit, attempt=unit.attempts[round_index], record=ctx.record(unit.attempts[round_index].reference))
-            for unit in pending
-        ]
-        totals.attempts += len(candidates)
+    def _emit(self, key: str, outcome: Outcome, attempt: int | None) -> None:
+        event = UnitEvent(shard=self.shard, key=key, outcome=outcome, attempt=attempt)
+        self.events.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
 
-        # Eq. 10 on the reference image.
-        ctx.references([c.attempt.reference for c in candidates])
-        survivors = []
-        for candidate in candidates:
+    def reject(self, candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str) -> None:
+        setattr(self.totals, f"{stage}_rejected", getattr(self.totals, f"{stage}_rejected") + 1)
+        self.rejected.append(_rejection(candidate, decision, stage, reason))
+        self._emit(candidate.unit.key, "rejected", candidate.attempt.index)
+
+    def accept(self, candidate: _Targeted, sample: dict) -> None:
+        self.totals.accepted += 1
+        self.accepted[candidate.unit.key] = sample
+        self._emit(candidate.unit.key, "accepted", candidate.attempt.index)
+
+    def result(self, short: Sequence[WorkUnit], generator: GeneratorInfo, estimator: str) -> ShardResult:
+        self.totals.short_units = len(short)
+        for unit in short:
+            self._emit(unit.key, "short", None)
+        stats = ShardStats(shard=self.shard, totals=self.totals, short_pids=sorted({unit.pid for unit in short}),
+                           generator=generator, estimator=estimator)
+        samples = [self.accepted[key] for key in sorted(self.accepted)]
+        return ShardResult(samples=samples, rejected=self.rejected, stats=stats, events=self.events)
+
+
+class ShardBuilder:
+    """Builds shards with one set of stages, one method per stage of the paper's filter, in its order."""
+
+    def __init__(self, ctx: BuildContext) -> None:
+        self.ctx = ctx
+
+    def build(self, shard: int, units: Sequence[WorkUnit], on_event: EventHandler | None = None) -> ShardResult:
+        tally = _ShardTally(shard, units, on_event)
+        pending = list(units)
+        for round_index in range(self.ctx.recipe.max_attempts_per_image):
+            candidates = self.attempts(pending, round_index)
+            tally.totals.attempts += len(candidates)
+            referenced = self.reference_filter(candidates, tally)
+            rendered = self.render_targets(referenced)
+            targeted = self.target_filter(rendered, tally)
+            self.generate_and_filter(targeted, tally)
+            pending = [unit for unit in pending if unit.key not in tally.accepted]
+            if not pending:
+                break
+        return tally.result(pending, self.ctx.stages.generator.info, self.ctx.stages.estimator.name)
+
+    def attempts(self, units: Sequence[WorkUnit], round_index: int) -> list[_Try]:
+        """Attempt ``round_index`` of each unit."""
+        return [_Try(unit=unit, attempt=unit.attempts[round_index],
+                     record=self.ctx.record(unit.attempts[round_index].reference)) for unit in units]
+
+    def reference_filter(self, tries: Sequence[_Try], tally: _ShardTally) -> list[_Referenced]:
+        """Eq. 10: the reference image must show the reference keypoints confidently."""
+        ctx = self.ctx
+        ctx.references([t.attempt.reference for t in tries])
+        kept = []
+        for candidate in tries:
             image, estimate = ctx.reference_cache[candidate.attempt.reference]
-            if image is None:
-                totals.reference_rejected += 1
-                reject(candidate, None, "reference", f"unreadable image {candidate.record.path}")
+            if image is None or estimate is None:
+                tally.reject(candidate, None, "reference", f"unreadable image {candidate.record.path}")
                 continue
-            decision = reference_decision(estimate.confidences, config)
-            candidate.reference, candidate.reference_decision = image, decision
+            decision = reference_decision(estimate.confidences, ctx.recipe.filter)
             if not decision.kept:
-                totals.reference_rejected += 1
-                reject(candidate, decision, "reference", decision.reason)
+                tally.reject(candidate, decision, "reference", decision.reason)
                 continue
-            survivors.append(candidate)
+            kept.append(_passed(_Referenced, candidate, reference=image, reference_decision=decision))
+        return kept
 
-        # Render the target conditions, then eq. 11 on the rendered body.
-        if survivors:
-            requests = [ConditionRequest(c.attempt.pose_id, c.attempt.elevation_deg, c.attempt.azimuth_deg)
-                        for c in survivors]
-            for candidate, conditions in zip(survivors, stages.conditions.render(requests)):
-                candidate.conditions = conditions
-            ctx.targets([c.conditions for c in survivors])
-        to_generate = []
-        for candidate in survivors:
-            decision = target_decision(ctx.target_cache[candidate.conditions.condition_id].confidences, config)
-            candidate.target_decision = decision
+    def render_targets(self, referenced: Sequence[_Referenced]) -> list[_Rendered]:
+        """The target body's condition maps for each attempt's pose and camera, and their pose estimates."""
+        if not referenced:
+            return []
+        requests = [ConditionRequest(c.attempt.pose_id, c.attempt.elevation_deg, c.attempt.azimuth_deg)
+                    for c in referenced]
+        rendered = [_passed(_Rendered, candidate, conditions=conditions)
+                    for candidate, conditions in zip(referenced, self.ctx.stages.conditions.render(requests))]
+        self.ctx.targets([c.conditions for c in rendered])
+        return rendered
+
+    def target_filter(self, rendered: Sequence[_Rendered], tally: _ShardTally) -> list[_Targeted]:
+        """Eq. 11: the rendered target must be a body the estimator reads confidently."""
+        kept = []
+        for candidate in rendered:
+            decision = target_decision(self.ctx.target_confidences(candidate), self.ctx.recipe.filter)
             if not decision.kept:
-                totals.target_rejected += 1
-                reject(candidate, decision, "target", decision.reason)
+                tally.reject(candidate, decision, "target", decision.reason)
                 continue
-            to_generate.append(candidate)
+            kept.append(_passed(_Targeted, candidate, target_decision=decision))
+        return kept
 
-        # Generate, then eqs. 12-13 against the target's confidences.
-        batch_size = recipe.generator.batch_size
-        for start in range(0, len(to_generate), batch_size):
-            batch = to_generate[start:start + batch_size]
-            images = stages.generator.generate(
+    def generate_and_filter(self, targeted: Sequence[_Targeted], tally: _ShardTally) -> None:
+        """Generate ``generator.batch_size`` images at a time, then eqs. 12-13: the generated pose must
+        agree with the target's (mean confidence difference) and be confident itself."""
+        ctx = self.ctx
+        batch_size = ctx.recipe.generator.batch_size
+        for start in range(0, len(targeted), batch_size):
+            batch = targeted[start:start + batch_size]
+            images = ctx.stages.generator.generate(
                 [GenerationRequest(reference=c.reference, conditions=c.conditions, seed=c.attempt.seed) for c in batch]
             )
-            estimates = stages.estimator.estimate([np.asarray(image.convert("RGB")) for image in images])
+            estimates = ctx.stages.estimator.estimate([np.asarray(image.convert("RGB")) for image in images])
             for candidate, image, estimate in zip(batch, images, estimates):
-                target_conf = ctx.target_cache[candidate.conditions.condition_id].confidences
-                decision = generated_decision(estimate.confidences, target_conf, config)
+                decision = generated_decision(estimate.confidences, ctx.target_confidences(candidate), ctx.recipe.filter)
                 if not decision.kept:
-                    totals.generated_rejected += 1
-                    reject(candidate, decision, "generated", decision.reason)
+                    tally.reject(candidate, decision, "generated", decision.reason)
                     continue
-                totals.accepted += 1
-                accepted[candidate.unit.key] = _sample(ctx, candidate, image, decision)
-                notify("accepted")
-
-        pending = [unit for unit in pending if unit.key not in accepted]
-        if not pending:
-            break
-
-    totals.short_units = len(pending)
-    for _ in pending:
-        notify("short")
-    stats = ShardStats(shard=shard, totals=totals, short_pids=sorted({unit.pid for unit in pending}))
-    samples = [accepted[key] for key in sorted(accepted)]
-    return ShardResult(samples=samples, rejected=rejected, stats=stats)
+                tally.accept(candidate, _sample(ctx, candidate, image, decision))
 
 
 def rejected_jsonl(rejected: Sequence[RejectedAttempt]) -> str:
     ordered = sorted(rejected, key=lambda r: (r.key, r.attempt))
     return "".join(r.model_dump_json() + "\n" for r in ordered)
-

@@ -1,7 +1,9 @@
-"""Assembling the stages a build needs from the recipe.
+"""The stages a build runs, assembled from the recipe.
 
-Each stage is created once per build (models load once, renderers are reused). Tests and other
-engines pass their own ``BuildStages``; the CLI always builds the real ones.
+``CpuStages`` are the condition renderer and the pose estimator; ``BuildStages`` add the generator.
+Every field is required: a shard is never built with a stage missing. Each stage is created once per
+worker (models load once, renderers are reused). Tests and other engines pass their own stages; the
+command line always loads the real ones.
 """
 
 from __future__ import annotations
@@ -14,17 +16,34 @@ from ..recipe import Recipe
 from ..schema import ConditionRenderer, Generator
 
 
+def close_stage(stage: object) -> None:
+    """Release what a stage holds (GL context, estimator graph, model), if it has anything to release."""
+    close = getattr(stage, "close", None)
+    if callable(close):
+        close()
+
+
 @dataclass
-class BuildStages:
+class CpuStages:
+    """The stages that run on CPUs: rendering the target conditions, estimating poses for the filter."""
+
     conditions: ConditionRenderer
-    estimator: PoseEstimator | None = None
-    generator: Generator | None = None
+    estimator: PoseEstimator
 
     def close(self) -> None:
-        for stage in (self.conditions, self.estimator, self.generator):
-            close = getattr(stage, "close", None)
-            if callable(close):
-                close()
+        for stage in (self.conditions, self.estimator):
+            close_stage(stage)
+
+
+@dataclass
+class BuildStages(CpuStages):
+    """All three stages of a build."""
+
+    generator: Generator
+
+    def close(self) -> None:
+        super().close()
+        close_stage(self.generator)
 
 
 def load_conditions(recipe: Recipe) -> ConditionRenderer:
@@ -50,3 +69,14 @@ def load_generator(recipe: Recipe) -> Generator:
         raise StageUnavailable(f"the generation stage (posedive.generation) cannot be loaded: {error}") from error
     return load(recipe.generator, recipe.base_dir)
 
+
+def load_cpu_stages(recipe: Recipe, conditions: ConditionRenderer | None = None) -> CpuStages:
+    """The recipe's renderer (``conditions`` when one is already loaded) and estimator."""
+    return CpuStages(conditions=conditions if conditions is not None else load_conditions(recipe),
+                     estimator=load_estimator(recipe))
+
+
+def load_stages(recipe: Recipe, conditions: ConditionRenderer | None = None) -> BuildStages:
+    """Every stage the recipe names (reusing ``conditions`` when one is already loaded)."""
+    cpu = load_cpu_stages(recipe, conditions)
+    return BuildStages(conditions=cpu.conditions, estimator=cpu.estimator, generator=load_generator(recipe))

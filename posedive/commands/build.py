@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from ..errors import InputError, RecipeError
 from ._common import console, escape, user_errors
+
+
+class EngineName(str, Enum):
+    """Where the shards are built: ``local`` (this process) or ``ray`` (a Ray cluster)."""
+
+    local = "local"
+    ray = "ray"
+
+
+def parse_engine(value: str | EngineName) -> EngineName:
+    if isinstance(value, EngineName):
+        return value
+    try:
+        return EngineName(value)
+    except ValueError:
+        raise typer.BadParameter(f"--engine must be local or ray, got {value!r}") from None
 
 
 def _print_plan(report, recipe) -> None:
@@ -53,7 +71,8 @@ def build(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and stop"),
     plan_out: Path = typer.Option(None, "--plan-out", help="with --dry-run: write the plan as JSON lines here"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
-    engine: str = typer.Option("local", "--engine", help="where shards are built: local (this machine) or ray"),
+    engine: EngineName = typer.Option("local", "--engine", parser=parse_engine, metavar="[local|ray]",
+                                      help="where shards are built: local (this machine) or ray"),
     address: str = typer.Option(None, "--address",
                                 help="with --engine ray: the cluster to join (e.g. auto); default: start a local one"),
 ) -> None:
@@ -63,20 +82,19 @@ def build(
     from ..recipe import load_recipe
 
     with user_errors():
-        if engine not in ("local", "ray"):
-            raise ValueError(f"--engine must be local or ray, got {engine!r}")
-        if address is not None and engine != "ray":
-            raise ValueError("--address is for --engine ray")
+        if address is not None and engine is not EngineName.ray:
+            raise InputError("--address is for --engine ray", hint="add --engine ray, or leave out --address")
         recipe = load_recipe(recipe_path)
         problems = recipe.check_paths()
         if dry_run:  # planning needs the source and the pose bank, not the generator's weights
             problems = [problem for problem in problems if not problem.startswith("generator.")]
         if problems:
-            raise ValueError(f"{recipe_path}: " + "; ".join(problems))
+            raise RecipeError(f"{recipe_path}: " + "; ".join(problems))
         part_spec = parse_part(part) if part else None
         shard_engine = None
-        if engine == "ray" and not dry_run:
-            from ..builder.ray_engine import RayEngine, RayUnavailable
+        if engine is EngineName.ray and not dry_run:
+            from ..builder.ray_engine import RayEngine
+            from ..parallel import RayUnavailable
 
             try:
                 shard_engine = RayEngine(address=address)

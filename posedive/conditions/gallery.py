@@ -2,21 +2,22 @@
 
 ``gallery_requests`` samples (pose, elevation, azimuth) triples uniformly from a recipe's pose bank
 and viewpoint ranges, seeded by the recipe; ``render_gallery`` renders requests into the
-content-addressed cache in parallel worker processes (one body model and one GL context each),
-skipping what is cached; ``contact_sheet`` lays condition sets out in one PNG for people to check.
+content-addressed cache in parallel worker processes (``posedive.parallel``: one body model and one
+GL context each, one thread each), skipping what is cached; ``contact_sheet`` lays condition sets out in one PNG for people to check.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
-import multiprocessing
 import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from ..parallel import Backend, Emit, InProcess, LocalProcesses, WorkerFactory
 from ..schema import ConditionRequest, ConditionSet
 from .renderer import BodyConditionRenderer, RendererSpec, renderer_spec
 
@@ -53,22 +54,22 @@ def gallery_requests(recipe, count: int, pose_ids: Sequence[str]) -> list[Condit
     return sample_requests(pose_ids, count, recipe.viewpoint.elevation_deg, recipe.viewpoint.azimuth_deg, rng)
 
 
-# One renderer per worker process, built by the pool initializer.
-_WORKER: dict[str, BodyConditionRenderer] = {}
+class ChunkRenderer:
+    """A ``posedive.parallel`` worker: renders chunks of requests into the cache with one renderer
+    (one body model and one GL context per worker process)."""
 
+    def __init__(self, renderer: BodyConditionRenderer) -> None:
+        self.renderer = renderer
 
-def _init_worker(spec: RendererSpec) -> None:
-    # Processes already fill the cores: one rasterizer thread per worker avoids oversubscribing them
-    # (llvmpipe reads this when the GL context is created, on the first render).
-    os.environ.setdefault("LP_NUM_THREADS", "1")
-    import torch
+    @classmethod
+    def for_spec(cls, spec: RendererSpec) -> "ChunkRenderer":
+        return cls(BodyConditionRenderer(spec))
 
-    torch.set_num_threads(1)
-    _WORKER["renderer"] = BodyConditionRenderer(spec)
+    def __call__(self, requests: list[ConditionRequest], emit: Emit) -> list[str]:
+        return [c.condition_id for c in self.renderer.render(requests)]
 
-
-def _render_chunk(requests: list[ConditionRequest]) -> list[str]:
-    return [c.condition_id for c in _WORKER["renderer"].render(requests)]
+    def close(self) -> None:
+        self.renderer.close()
 
 
 def render_gallery(
@@ -103,15 +104,12 @@ def render_gallery(
     ) as bar:
         task = bar.add_task("render", total=len(pending))
         if workers == 1:
-            with index:
-                for chunk in chunks:
-                    index.render(chunk)
-                    bar.advance(task, len(chunk))
-        else:
-            context = multiprocessing.get_context("spawn")  # a fresh GL context per worker
-            with context.Pool(workers, initializer=_init_worker, initargs=(spec,)) as pool:
-                for done in pool.imap_unordered(_render_chunk, chunks):
-                    bar.advance(task, len(done))
+            backend: Backend = InProcess()
+            worker: WorkerFactory[list[ConditionRequest], list[str]] = functools.partial(ChunkRenderer, index)
+        else:  # processes of one CPU each, each with a GL context of its own
+            backend, worker = LocalProcesses(workers), functools.partial(ChunkRenderer.for_spec, spec)
+        for done in backend.map(worker, chunks, ordered=False):
+            bar.advance(task, len(done))
     return ids
 
 

@@ -8,8 +8,10 @@ machines and copied together finish exactly as an uninterrupted build does.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from .. import paths
+from ..errors import ReleaseError
 from ..files import atomic_write_text, sha256_file
 from ..plan import Plan
 from ..recipe import Recipe
@@ -23,38 +25,42 @@ from .plots import write_release_plots
 logger = logging.getLogger(__name__)
 
 
-def _stages_identity(recipe: Recipe, plan: Plan, generator: GeneratorInfo | None,
-                     estimator: str | None) -> tuple[GeneratorInfo, str]:
-    """Which generator and estimator made the release, read back from a sample when this run
-    loaded neither (it only found every shard already built)."""
-    if generator is not None and estimator is not None:
-        return generator, estimator
-    shards = [paths.shard_path(recipe.release_dir, shard) for shard in range(plan.num_shards)]
-    provenance = next(iter_provenance(shards), None)
+def _stages_identity(root: Path, stats: list[ShardStats], shard_files: list[Path]) -> tuple[GeneratorInfo, str]:
+    """Which generator and estimator made the release: as the shards' stats record them, or, for stats
+    written before they did, as a sample's provenance says."""
+    for shard_stats in stats:
+        if shard_stats.generator is not None and shard_stats.estimator is not None:
+            return shard_stats.generator, shard_stats.estimator
+    provenance = next(iter_provenance(shard_files), None)
     if provenance is not None:
         return GeneratorInfo(**provenance["generator"]), provenance["filter"]["estimator"]
-    from ..builder.stages import load_estimator, load_generator
+    raise ReleaseError(
+        f"{root}: no shard's stats ({paths.REJECTED_DIR}/*.stats.json) name the generator and estimator that "
+        f"built it, and no shard holds a sample that would",
+        hint=f"delete {paths.DATA_DIR}/ and {paths.REJECTED_DIR}/ in that folder and run `posedive build RECIPE` "
+             f"again to rebuild the shards",
+    )
 
-    return load_generator(recipe).info, load_estimator(recipe).name
 
-
-def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex, generator: GeneratorInfo | None,
-                     estimator: str | None) -> Manifest:
+def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex) -> Manifest:
     root = recipe.release_dir
-    generator, estimator = _stages_identity(recipe, plan, generator, estimator)
+    shard_files = [paths.shard_path(root, shard) for shard in range(plan.num_shards)]
+    stats = [ShardStats.model_validate_json(paths.shard_stats_path(root, shard).read_text())
+             for shard in range(plan.num_shards)]
+    generator, estimator = _stages_identity(root, stats, shard_files)
     shards, totals, short_pids = [], StageTotals(), set()
-    for shard in range(plan.num_shards):
-        stats = ShardStats.model_validate_json(paths.shard_stats_path(root, shard).read_text())
-        totals = totals.add(stats.totals)
-        short_pids.update(stats.short_pids)
-        shard_file = paths.shard_path(root, shard)
+    for shard, (shard_stats, shard_file) in enumerate(zip(stats, shard_files)):
+        totals = totals.add(shard_stats.totals)
+        short_pids.update(shard_stats.short_pids)
         scan = scan_shard(shard_file)  # the sample count and the hash from one read of the file
-        if scan.samples != stats.totals.accepted:
-            raise RuntimeError(f"{shard_file}: holds {scan.samples} samples but its stats say {stats.totals.accepted}")
+        if scan.samples != shard_stats.totals.accepted:
+            raise ReleaseError(f"{shard_file}: holds {scan.samples} samples but its stats "
+                               f"({paths.shard_stats_path(root, shard)}) say {shard_stats.totals.accepted}",
+                               hint="delete both files and run `posedive build RECIPE` again to rebuild that shard")
         shards.append(ShardEntry(path=paths.shard_name(shard), samples=scan.samples, sha256=scan.sha256,
                                  bytes=scan.bytes))
 
-    coverage = write_release_plots(recipe, root, [paths.shard_path(root, shard) for shard in range(plan.num_shards)])
+    coverage = write_release_plots(recipe, root, shard_files)
     manifest = Manifest(
         name=recipe.name,
         version=recipe.version,

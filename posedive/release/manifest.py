@@ -85,11 +85,15 @@ class StageTotals(_Model):
 
 
 class ShardStats(_Model):
-    """Counts of one shard, stored beside its rejected log (so copied parts carry them)."""
+    """Counts of one shard and the stages that built it, stored beside its rejected log (so copied
+    parts carry them, and finishing a release reads which generator and estimator made it from files).
+    ``generator`` and ``estimator`` are missing only in stats written before they were recorded."""
 
     shard: int
     totals: StageTotals
     short_pids: list[int] = Field(default_factory=list)
+    generator: GeneratorInfo | None = None
+    estimator: str | None = None
 
 
 class SourceSummary(_Model):
