@@ -13,12 +13,14 @@ Paper section 3.4 and supplementary 2. The call reads like the method:
    unconditional rows see neither the reference tokens nor the CLIP embedding, only the pose;
 6. decode with the VAE.
 
-Noise comes from one ``torch.Generator`` per sample and every operation is per-sample, so an image
-does not depend on the other images of its batch.
+Noise comes from one ``torch.Generator`` per sample, for the initial latents and for every noise a
+stochastic scheduler draws in its steps, and every operation is per-sample, so an image does not
+depend on the other images of its batch.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -217,8 +219,8 @@ class PoseDivePipeline(DiffusionPipeline):
             reference_images: identity images (any size; resized to ``width x height``).
             conditions: ``(B, C, height, width)`` condition maps in [0, 1], stacked in the order of the
                 pose guider's contract (``pose_guider.contract``; see :func:`conditions_to_tensor`).
-            generator: one ``torch.Generator`` per sample; the noise of sample *i* comes from
-                ``generator[i]`` only.
+            generator: one ``torch.Generator`` per sample; the noise of sample *i* (initial latents
+                and a stochastic scheduler's step noise) comes from ``generator[i]`` only.
             guidance_scale: classifier-free guidance on the reference; <= 1 disables it.
         """
         self.check_inputs(reference_images, conditions, generator, height, width, num_inference_steps)
@@ -235,6 +237,8 @@ class PoseDivePipeline(DiffusionPipeline):
         shape = (batch, self.denoising_unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         latents = latents * self.scheduler.init_noise_sigma
+        # a stochastic step draws its noise row by row from the samples' own generators
+        step_options = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
         keep = torch.cat([torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)]).to(device) if guided else None
 
         with model.reference_attention() as bank:
@@ -248,7 +252,7 @@ class PoseDivePipeline(DiffusionPipeline):
                     if guided:
                         uncond, cond = noise.chunk(2)
                         noise = uncond + guidance_scale * (cond - uncond)
-                    latents = self.scheduler.step(noise, t, latents, return_dict=False)[0]
+                    latents = self.scheduler.step(noise, t, latents, **step_options, return_dict=False)[0]
                     bar.update()
 
         if output_type == "latent":
