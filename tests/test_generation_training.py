@@ -93,6 +93,21 @@ def test_resume_continues_where_it_stopped(pairs, tmp_path):
     assert moved > 1e-2 and apart < 1e-2 * moved, (moved, apart)
 
 
+def test_each_process_draws_its_own_noise(pairs, tmp_path, monkeypatch):
+    """Under ``accelerate launch`` each process runs the same code with its own process index. Two
+    simulated processes must draw different noise, timesteps and reference dropout (with one stream N
+    GPUs train like one), and each must repeat its own draws (so resuming stays exact)."""
+    from accelerate import Accelerator
+
+    def first_loss(process_index: int, run: str) -> float:
+        monkeypatch.setattr(Accelerator, "process_index", property(lambda self: process_index))
+        return train_generator(_config(pairs, tmp_path / run, max_steps=1, log_every=1)).loss_first
+
+    rank0, rank1, rank1_again = first_loss(0, "rank0"), first_loss(1, "rank1"), first_loss(1, "rank1-again")
+    assert rank0 != rank1  # the same batch and weights: only the draws differ
+    assert rank1 == rank1_again
+
+
 def test_lora_and_accumulation_from_a_generator(pairs, tmp_path):
     base = tmp_path / "base"
     make_pipeline(seed=0).save_pretrained(base)

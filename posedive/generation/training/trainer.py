@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from diffusers import AutoencoderKL
 from diffusers.optimization import get_scheduler
 from tqdm.auto import tqdm
 
@@ -84,6 +85,10 @@ class Trainer:
         self._freeze_encoders()
         self._build_model()
         self._build_loader()
+        if self.accelerator.process_index:
+            # module dropout draws from the global generator: one stream per process (process 0 keeps
+            # the stream of a single-process run); a resumed run gets its streams back from the checkpoint
+            set_seed(config.seed + self.accelerator.process_index)
         self._resume()
         self.eval_batch = self._eval_batch()
 
@@ -93,14 +98,21 @@ class Trainer:
                                  components.pose_guider.contract)
 
     def _pretrain_vae(self) -> None:
-        """Scratch models only: pre-train the VAE once, on the main process."""
+        """Scratch models only: pre-train the VAE once, on the main process; the others load its result."""
         init = self.config.model
-        if isinstance(init, ScratchInit) and not (self.out / PRETRAINED_VAE).is_dir() and init.vae_pretrain.steps > 0:
-            with self.accelerator.main_process_first():
-                if self.accelerator.is_main_process:
-                    spec = init.vae_pretrain
-                    images = self._pairs(spec.width or self.config.data.width, spec.height or self.config.data.height)
-                    pretrain_vae(self.components, images, self.config, self.out)
+        target = self.out / PRETRAINED_VAE
+        needed = isinstance(init, ScratchInit) and init.vae_pretrain.steps > 0 and not target.is_dir()
+        self.accelerator.wait_for_everyone()  # every process has decided before the main one writes the VAE
+        if not needed:
+            return
+        assert isinstance(init, ScratchInit)
+        if self.accelerator.is_main_process:
+            spec = init.vae_pretrain
+            images = self._pairs(spec.width or self.config.data.width, spec.height or self.config.data.height)
+            pretrain_vae(self.components, images, self.config, self.out)
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            self.components.vae = AutoencoderKL.from_pretrained(target)
 
     def _freeze_encoders(self) -> None:
         components, device = self.components, self.accelerator.device
@@ -179,7 +191,7 @@ class Trainer:
         """One optimizer step over ``gradient_accumulation_steps`` micro-batches; their losses."""
         config, accelerator = self.config, self.accelerator
         scheduler = self.components.noise_scheduler
-        generator = step_generator(config.seed, self.completed)
+        generator = step_generator(config.seed, self.completed, accelerator.process_index)
         losses = []
         for _ in range(config.gradient_accumulation_steps):
             batch = next(self.batches)
