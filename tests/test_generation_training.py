@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,6 +112,56 @@ def test_each_process_draws_its_own_noise(pairs, tmp_path, monkeypatch):
     rank0, rank1, rank1_again = first_loss(0, "rank0"), first_loss(1, "rank1"), first_loss(1, "rank1-again")
     assert rank0 != rank1  # the same batch and weights: only the draws differ
     assert rank1 == rank1_again
+
+
+TWO_PROCESS_DRIVER = textwrap.dedent("""
+    import hashlib, json, sys
+    from pathlib import Path
+    import torch
+    from posedive.generation import TrainingConfig
+    from posedive.generation.training import trainer as trainer_module
+
+    config = TrainingConfig.model_validate(json.loads(Path(sys.argv[1]).read_text()))
+    trainer = trainer_module.Trainer(config)
+    trainer.setup()
+    vae = hashlib.sha256(b"".join(v.numpy().tobytes() for _, v in sorted(trainer.components.vae.state_dict().items())))
+    drawn = []
+    draw = trainer_module.draw
+    trainer_module.draw = lambda *args: drawn.append(draw(*args)) or drawn[-1]
+    trainer.step()
+    rank = trainer.accelerator.process_index
+    record = {"vae": vae.hexdigest(), "noise": drawn[0].noise.flatten()[:8].tolist(),
+              "timesteps": drawn[0].timesteps.tolist()}
+    Path(sys.argv[2], f"rank{rank}.json").write_text(json.dumps(record))
+    trainer.accelerator.end_training()
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_processes_share_the_pretrained_vae_and_draw_their_own_noise(pairs, tmp_path):
+    """A real two-process run (torchrun, gloo on CPU): the VAE pre-trained on the main process is the
+    one every process encodes with, and each process draws its own noise and timesteps."""
+    config = _config(pairs, tmp_path / "run", max_steps=1, batch_size=2,
+                     model=dict(kind="scratch", unet=UNET, vae=VAE, image_encoder=IMAGE_ENCODER,
+                                pose_guider=POSE_GUIDER, scheduler=dict(clip_sample=False),
+                                vae_pretrain=dict(steps=2, batch_size=2)))
+    (tmp_path / "config.json").write_text(config.model_dump_json())
+    (tmp_path / "driver.py").write_text(TWO_PROCESS_DRIVER)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(_free_port()), str(tmp_path / "driver.py"), str(tmp_path / "config.json"), str(tmp_path)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    rank0, rank1 = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1))
+    assert rank0["vae"] == rank1["vae"]
+    assert rank0["noise"] != rank1["noise"] and rank0["timesteps"] != rank1["timesteps"]
 
 
 def test_lora_and_accumulation_from_a_generator(pairs, tmp_path):
