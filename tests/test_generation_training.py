@@ -185,6 +185,26 @@ def test_lora_and_accumulation_from_a_generator(pairs, tmp_path):
     assert changed and all(any(t in name for t in ("to_q", "to_k", "to_v", "to_out")) for name in changed)
 
 
+def test_a_trained_generator_saves_its_condition_contract(pairs, tmp_path):
+    """The config's pose_guider.conditions build the guider (here one per map, BGR skeleton then depth);
+    the trained generator carries that contract at data.width x data.height."""
+    from posedive.generation import read_contract
+
+    maps = [dict(name="skeleton", encoding="openpose18-bgr", channels=3), dict(name="depth", encoding="near-bright", channels=1)]
+    guider = dict(block_out_channels=POSE_GUIDER["block_out_channels"], conditions=dict(guiders="per_map", maps=maps))
+    model = dict(kind="scratch", unet=UNET, vae=VAE, image_encoder=IMAGE_ENCODER, pose_guider=guider,
+                 scheduler=dict(clip_sample=False), vae_pretrain=dict(steps=0))
+    train_generator(_config(pairs, tmp_path / "run", model=model, max_steps=1))
+    contract = read_contract(tmp_path / "run" / "generator")
+    assert contract.map_names == ("skeleton", "depth") and contract.guiders == "per_map"
+    assert contract.resolution == (WIDTH, HEIGHT)
+    unknown = dict(guider, conditions=dict(maps=[dict(name="semantic", encoding="champ-parts", channels=3)]))
+    with pytest.raises(ValueError, match="semantic/champ-parts with 3 channel"):
+        _config(pairs, tmp_path / "bad", model=dict(model, pose_guider=unknown))
+    with pytest.raises(ValueError, match="conditioning_channels=7 but conditions.maps have 4 channels"):
+        _config(pairs, tmp_path / "bad", model=dict(model, pose_guider=dict(guider, conditioning_channels=7)))
+
+
 def test_config_errors_name_the_field(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("description: x\noutput_dir: out\nmax_steps: 0\nmodel: {kind: pretrained}\ndata: {pairs: [p]}\n")
