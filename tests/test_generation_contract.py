@@ -80,6 +80,7 @@ def test_the_guider_config_carries_the_contract(tmp_path):
     assert PoseDivePipeline.from_pretrained(folder).pose_guider.contract == BGR_SKELETON_THEN_DEPTH
     generator = load_generator(GeneratorConfig(weights=str(folder), steps=2, width=WIDTH, height=HEIGHT), tmp_path)
     assert generator.contract == BGR_SKELETON_THEN_DEPTH
+    assert generator.info.conditions == BGR_SKELETON_THEN_DEPTH.describe()  # what provenance records per sample
     assert [image.size for image in generator.generate([request(1), request(2)])] == [(WIDTH, HEIGHT)] * 2
     assert "skeleton/openpose18-bgr" in BGR_SKELETON_THEN_DEPTH.describe() and "per map" in BGR_SKELETON_THEN_DEPTH.describe()
 

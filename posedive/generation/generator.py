@@ -5,7 +5,8 @@ folder of :class:`~posedive.generation.pipeline.PoseDivePipeline`) from a local 
 revision, checks its condition contract against the recipe's generator section (before the weights
 load), picks the device and dtype, and identifies the weights for provenance: ``info.sha256``
 hashes every weight file, ``info.description`` comes from the ``posedive_generator.json`` written
-beside the weights by ``posedive train-generator`` (what the model is, how it was trained).
+beside the weights by ``posedive train-generator`` (what the model is, how it was trained), and
+``info.conditions`` describes the condition contract every sample it makes was generated under.
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ def load_generator(config: "GeneratorConfig", base_dir: Path) -> DiffusionGenera
         if metadata is not None
         else f"posedive generator from {config.weights} (no {METADATA_FILE} beside the weights: training unknown)"
     )
-    info = GeneratorInfo(id=config.weights, revision=config.revision, sha256=weights_sha256(folder), description=description)
+    info = GeneratorInfo(id=config.weights, revision=config.revision, sha256=weights_sha256(folder),
+                         description=description, conditions=contract.describe())
     logger.info("generator %s (%s) on %s in %s; conditions %s", info.id, info.sha256[:12], device, dtype, contract.describe())
     return DiffusionGenerator(pipeline, config, info, contract)
