@@ -74,7 +74,7 @@ def provenance_features():
         "seed": i64,
         "attempt": i64,
         "filter": {"estimator": text, "reference": stage, "target": stage, "generated": stage},
-        "generator": {"id": text, "revision": text, "sha256": text, "description": text},
+        "generator": {"id": text, "revision": text, "sha256": text, "description": text, "conditions": text},
         "recipe_hash": text,
         "plan_hash": text,
         "posedive_version": text,

@@ -167,6 +167,9 @@ class GeneratorInfo(_Frozen):
     revision: str | None = None
     sha256: str = Field(description="hash of the weight files, so two checkpoints never share an id")
     description: str = Field(description="what the model is and how it was trained, shown on the card")
+    conditions: str | None = Field(
+        None, description="the condition contract it was trained on: maps and encodings, guider layout, resolution"
+    )
 
 
 @runtime_checkable
