@@ -27,8 +27,9 @@ import numpy as np
 
 from ..body.models import BodyModel, load_body_model
 from ..geometry.cameras import DEFAULT_MARGIN, camera_for, project
+from ..paths import cache_dir
 from ..schema import BodyParams, Camera, ConditionRequest, ConditionSet
-from .posebank import BUILTIN_BANKS, PoseBank, builtin_bank_path, cache_dir, load_builtin_bank, load_pose_bank
+from .posebank import BUILTIN_BANKS, PoseBank, builtin_bank_path, load_builtin_bank, load_pose_bank
 from .render import RENDERER_VERSION, MeshRasterizer, draw_skeleton, encode_depth
 
 logger = logging.getLogger(__name__)
