@@ -57,14 +57,13 @@ def build(
             else:
                 bank = pb.builtin_bank(format).build(dedup_m=dedup, mirror=mirror)
         else:
-            importer = pb.bank_importer(format)
             if not inputs:
-                raise InputError(f"--format {format} needs input files or folders")
+                raise InputError(f"--format {pb.bank_importer(format).name} needs input files or folders")
             if out is None:
                 raise InputError(f"--out is required for a bank imported with --format {format} (a .npz path)")
-            given = {"every": every, "up": up.value if up is not None else None, "licence": licence}
-            options = {name: value for name, value in given.items() if value is not None}
-            bank = pb.import_bank(importer.name, inputs, mirror=mirror, dedup_m=dedup, **options)
+            config = pb.import_config(format, inputs, every=every, up=up.value if up is not None else None,
+                                      licence=licence, mirror=mirror, dedup_m=dedup)
+            bank = pb.import_bank(config)
         cached = format in pb.BUILTIN_BANKS and out == pb.builtin_bank_path(format)
         if not cached:
             if out.suffix != ".npz":

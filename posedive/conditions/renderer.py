@@ -29,7 +29,7 @@ from ..body.models import BodyModel, load_body_model
 from ..geometry.cameras import DEFAULT_MARGIN, camera_for, project
 from ..paths import cache_dir
 from ..schema import BodyParams, Camera, ConditionRequest, ConditionSet
-from .posebank import BUILTIN_BANKS, PoseBank, builtin_bank_path, load_builtin_bank, load_pose_bank
+from .posebank import PoseBank, recipe_bank_path
 from .render import RENDERER_VERSION, MeshRasterizer, draw_skeleton, encode_depth
 
 logger = logging.getLogger(__name__)
@@ -248,14 +248,8 @@ class BodyConditionRenderer:
 
 
 def renderer_spec(recipe, *, cache_root: Path | None = None) -> RendererSpec:
-    """The renderer spec a recipe asks for; builds the built-in pose bank if needed."""
-    bank_source = recipe.poses.source
-    if bank_source in BUILTIN_BANKS:
-        load_builtin_bank(bank_source)  # built and cached on first use
-        bank_path = builtin_bank_path(bank_source)
-    else:
-        bank_path = recipe.resolve(bank_source)
-        load_pose_bank(str(bank_path))  # fails early, naming the file
+    """The renderer spec a recipe asks for; builds (or imports) the recipe's pose bank if needed."""
+    bank_path = recipe_bank_path(recipe.poses, recipe.resolve)
     smpl_dir = recipe.resolve(recipe.body.smpl_model_dir) if recipe.body.smpl_model_dir is not None else None
     return RendererSpec(
         bank_path=bank_path,

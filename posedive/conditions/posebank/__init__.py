@@ -15,7 +15,16 @@ from .bvh import import_bvh
 from .deepmimic import build_deepmimic_bank, deepmimic_clip_paths, deepmimic_frames_to_smpl, read_deepmimic_clip
 from .fits import import_smpl_fits
 from .format import BANK_FORMAT, DEFAULT_DEDUP_M, PoseBank
-from .registry import IMPORTERS, bank_importer, import_bank, load_pose_bank
+from .registry import (
+    IMPORTERS,
+    bank_importer,
+    import_bank,
+    import_config,
+    imported_bank_path,
+    load_pose_bank,
+    load_recipe_bank,
+    recipe_bank_path,
+)
 
 __all__ = [
     "BANK_FORMAT",
@@ -32,8 +41,12 @@ __all__ = [
     "import_amass",
     "import_bank",
     "import_bvh",
+    "import_config",
+    "imported_bank_path",
     "import_smpl_fits",
     "load_builtin_bank",
     "load_pose_bank",
+    "load_recipe_bank",
     "read_deepmimic_clip",
+    "recipe_bank_path",
 ]
