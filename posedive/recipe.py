@@ -140,28 +140,67 @@ class ViewpointConfig(_Strict):
 # -------------------------------------------------------------------------------------- poses
 # The only bank name the old ``poses.source`` string could name; any other string was a file path.
 LEGACY_BUILTIN_BANK = "deepmimic"
+# A pose whose torso leans further from vertical than this is not upright (walking leans ~2-5 deg,
+# running ~25 deg): the default limit, and the limit of a bank's ``upright`` tag.
+UPRIGHT_TORSO_TILT_DEG = 30.0
 UpAxis = Literal["y", "z", "-y"]
 
 
-class _PoseSource(_Strict):
+class PoseSource(_Strict):
+    """Which of a bank's poses a build draws from: clips and tags to keep or drop, then limits on the
+    posed skeleton. The defaults keep upright poses."""
+
+    include: list[str] = Field(default_factory=list, description="keep only poses whose clip or one of whose "
+                               "tags is listed (empty: every pose)")
+    exclude: list[str] = Field(default_factory=list, description="drop poses whose clip or one of whose tags is "
+                               "listed")
+    max_torso_tilt_deg: float | None = Field(UPRIGHT_TORSO_TILT_DEG, ge=0, le=180, description="largest angle "
+                                             "between pelvis-to-neck and vertical; null: no limit")
+    feet_below_hips: bool = Field(True, description="keep only poses with both feet below the hips")
+    head_above_pelvis: bool = Field(True, description="keep only poses with the head above the pelvis")
     sampling: Literal["uniform"] = "uniform"
 
+    def keeps_every_pose(self) -> bool:
+        return (not self.include and not self.exclude and self.max_torso_tilt_deg is None
+                and not self.feet_below_hips and not self.head_above_pelvis)
 
-class BuiltinPoses(_PoseSource):
+    def describe_bank(self) -> str:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """The bank and the selection in words, as a release card shows them."""
+        if self.keeps_every_pose():
+            return f"{self.describe_bank()}, every pose"
+        kept = [f"clips or tags {', '.join(self.include)}"] if self.include else []
+        kept += [f"not {', '.join(self.exclude)}"] if self.exclude else []
+        if self.max_torso_tilt_deg is not None:
+            kept.append(f"torso within {self.max_torso_tilt_deg:g} deg of vertical")
+        kept += ["both feet below the hips"] if self.feet_below_hips else []
+        kept += ["head above the pelvis"] if self.head_above_pelvis else []
+        return f"{self.describe_bank()}, poses with {'; '.join(kept)}"
+
+
+class BuiltinPoses(PoseSource):
     """A bank built into posedive (built once, cached under posedive's cache folder)."""
 
     kind: Literal["builtin"] = "builtin"
     name: Literal["deepmimic"] = Field(LEGACY_BUILTIN_BANK, description="which built-in bank")
 
+    def describe_bank(self) -> str:
+        return f"built-in bank `{self.name}`"
 
-class FilePoses(_PoseSource):
+
+class FilePoses(PoseSource):
     """A posedive pose bank (``.npz``), e.g. written by ``posedive posebank build``."""
 
     kind: Literal["file"]
     path: str = Field(description="the bank file; relative paths are relative to the recipe")
 
+    def describe_bank(self) -> str:
+        return f"bank file `{self.path}`"
 
-class ImportedPoses(_PoseSource):
+
+class ImportedPoses(PoseSource):
     """Poses imported at build time from the user's files; the bank is cached under posedive's cache
     folder by the content of the files and the options, so it is imported once."""
 
@@ -170,6 +209,9 @@ class ImportedPoses(_PoseSource):
     mirror: bool = Field(True, description="add left-right mirrored poses")
     dedup_m: float | None = Field(None, ge=0, description="drop poses within this mean joint distance (m) of a kept "
                                   "one (default 0.03; 0 keeps all)")
+
+    def describe_bank(self) -> str:
+        return f"poses imported with `{self.kind}` from {', '.join(f'`{p.name}`' for p in self.paths)}"
 
     def importer_options(self) -> dict[str, object]:
         """The options the importer itself takes, where the recipe sets them."""
@@ -208,8 +250,8 @@ PosesConfig = Annotated[
 
 def _poses_section(value: object) -> object:
     """Recipes written before ``poses.kind`` named their bank with ``source`` (a built-in name or a
-    bank file); they mean the same bank as ``kind: builtin`` / ``kind: file``. Without ``kind`` or
-    ``source`` the section describes the built-in bank."""
+    bank file) and drew from all its poses; they mean the same bank as ``kind: builtin`` / ``kind:
+    file`` with no selection. Without ``kind`` or ``source`` the section describes the built-in bank."""
     if not isinstance(value, dict) or "kind" in value:
         return value
     if "source" not in value:
@@ -218,15 +260,19 @@ def _poses_section(value: object) -> object:
     if others:
         raise ValueError(f"`source` (the old way to name a pose bank) takes no {others}: write `kind: builtin` "
                          "with `name`, or `kind: file` with `path` (see the recipe reference in README.md)")
+    # Old recipes drew from every pose of the bank.
     rest = {key: item for key, item in value.items() if key != "source"}
+    rest.update(max_torso_tilt_deg=None, feet_below_hips=False, head_above_pelvis=False)
     if value["source"] == LEGACY_BUILTIN_BANK:
         return {"kind": "builtin", "name": LEGACY_BUILTIN_BANK, **rest}
     return {"kind": "file", "path": value["source"], **rest}
 
 
-def _hashed_poses(poses: _PoseSource, dumped: dict) -> dict:
-    """The ``poses`` section as the hash sees it: a bank an old recipe could name hashes as the old
-    ``source`` form, so a recipe written before ``poses.kind`` keeps its hash."""
+def _hashed_poses(poses: PoseSource, dumped: dict) -> dict:
+    """The ``poses`` section as the hash sees it: a bank an old recipe could name, drawn from whole,
+    hashes as the old ``source`` form, so a recipe written before ``poses.kind`` keeps its hash."""
+    if not poses.keeps_every_pose():
+        return dumped
     if isinstance(poses, BuiltinPoses) and poses.name == LEGACY_BUILTIN_BANK:
         return {"sampling": poses.sampling, "source": poses.name}
     if isinstance(poses, FilePoses) and poses.path != LEGACY_BUILTIN_BANK:

@@ -1,5 +1,5 @@
 """``posedive posebank build|info|formats``: build pose banks (a built-in bank, or an import through
-the registry of importers) and show what a bank holds."""
+the registry of importers) and show what a bank holds and what a recipe's pose selection keeps."""
 
 from __future__ import annotations
 
@@ -73,13 +73,31 @@ def build(
 
 
 @posebank_app.command("info")
-def info(source: str = typer.Argument("deepmimic", help="a built-in bank name or a .npz bank")) -> None:
-    """Print a bank's size, clips and licences."""
-    from ..conditions.posebank import load_pose_bank
+def info(
+    source: Optional[str] = typer.Argument(None, help="a built-in bank name or a .npz bank (default: deepmimic)"),
+    recipe_path: Optional[Path] = typer.Option(
+        None, "--recipe", "-r", help="the bank a recipe names, and what its pose selection keeps of it"
+    ),
+) -> None:
+    """Print a bank's size, clips, licences and poses per tag (with --recipe: per tag, how many the
+    recipe's selection keeps)."""
+    from ..conditions.posebank import load_pose_bank, load_recipe_bank, selection_summary
+    from ..errors import InputError
+    from ..recipe import load_recipe
 
     with user_errors():
-        bank = load_pose_bank(source)
-    typer.echo(json.dumps(bank.summary(), indent=2))
+        if recipe_path is None:
+            bank = load_pose_bank(source or "deepmimic")
+            typer.echo(json.dumps(bank.summary(), indent=2))
+            return
+        if source is not None:
+            raise InputError("give a bank or --recipe, not both")
+        recipe = load_recipe(recipe_path)
+        bank = load_recipe_bank(recipe.poses, recipe.resolve)
+        summary = selection_summary(bank, recipe.poses)
+    selection = recipe.poses.model_dump(mode="json", include={"include", "exclude", "max_torso_tilt_deg",
+                                                              "feet_below_hips", "head_above_pelvis"})
+    typer.echo(json.dumps({**bank.summary(), "selection": {**selection, **summary.model_dump()}}, indent=2))
 
 
 @posebank_app.command("formats")

@@ -18,13 +18,13 @@ def report(
     """Draw the sampled viewpoint (azimuth x elevation) and pose distributions, as in the paper's
     Figure 2, and print the coverage entropy (1.0 = uniform over the viewpoint range)."""
     from ..conditions.coverage import coverage_report
-    from ..conditions.posebank import load_recipe_bank
+    from ..conditions.posebank import load_recipe_bank, select_poses
     from ..conditions.requests import recipe_requests
     from ..recipe import load_recipe
 
     with user_errors():
         recipe = load_recipe(recipe_path)
-        bank = load_recipe_bank(recipe.poses, recipe.resolve)
+        bank = select_poses(load_recipe_bank(recipe.poses, recipe.resolve), recipe.poses)
         requests = recipe_requests(recipe, [str(i) for i in bank.ids], count, first_attempt_only=True)
         out_dir = out if out is not None else Path("coverage") / recipe.name / recipe.version
         summary = coverage_report(

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -28,8 +28,9 @@ import numpy as np
 from ..body.models import BodyModel, load_body_model
 from ..geometry.cameras import DEFAULT_MARGIN, camera_for, project
 from ..paths import cache_dir
+from ..recipe import PoseSource
 from ..schema import BodyParams, Camera, ConditionRequest, ConditionSet
-from .posebank import PoseBank, recipe_bank_path
+from .posebank import PoseBank, recipe_bank_path, select_poses
 from .render import RENDERER_VERSION, MeshRasterizer, draw_skeleton, encode_depth
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class RendererSpec:
     margin: float = DEFAULT_MARGIN
     cache_root: Path | None = None
     body_identity: dict = field(default_factory=dict)
+    # The recipe's ``poses`` section: which of the bank's poses are drawn (None: all of them).
+    selection: PoseSource | None = None
 
 
 class ConditionCache:
@@ -118,7 +121,8 @@ class BodyConditionRenderer:
 
     def __init__(self, spec: RendererSpec, bank: PoseBank | None = None) -> None:
         self.spec = spec
-        self.bank = bank if bank is not None else PoseBank.load(spec.bank_path)
+        bank = bank if bank is not None else PoseBank.load(spec.bank_path)
+        self.bank = select_poses(bank, spec.selection) if spec.selection is not None else bank
         self.cache = ConditionCache(spec.cache_root) if spec.cache_root is not None else None
         self._body: BodyModel | None = None
         self._rasterizer: MeshRasterizer | None = None
@@ -154,7 +158,15 @@ class BodyConditionRenderer:
                 results[i] = conditions
                 if self.cache is not None:
                     self.cache.put(conditions)
-        return [r for r in results if r is not None]
+        return [self._tagged(r) for r in results if r is not None]
+
+    def _tagged(self, conditions: ConditionSet) -> ConditionSet:
+        """Tags do not change pixels, so they are not part of the cache key: a cached condition set
+        takes the tags its pose has in this bank."""
+        tags = self.bank.tags_of(conditions.body.pose_id)
+        if conditions.body.pose_tags == tags:
+            return conditions
+        return replace(conditions, body=conditions.body.model_copy(update={"pose_tags": tags}))
 
     def close(self) -> None:
         if self._rasterizer is not None:
@@ -243,6 +255,7 @@ class BodyConditionRenderer:
                 pose_id=request.pose_id,
                 pose=[float(v) for v in pose],
                 shape=[float(v) for v in self.body.shape()],
+                pose_tags=self.bank.tags_of(request.pose_id),
             ),
         )
 
@@ -250,6 +263,7 @@ class BodyConditionRenderer:
 def renderer_spec(recipe, *, cache_root: Path | None = None) -> RendererSpec:
     """The renderer spec a recipe asks for; builds (or imports) the recipe's pose bank if needed."""
     bank_path = recipe_bank_path(recipe.poses, recipe.resolve)
+    select_poses(PoseBank.load(bank_path), recipe.poses)  # fails early on a selection that keeps nothing
     smpl_dir = recipe.resolve(recipe.body.smpl_model_dir) if recipe.body.smpl_model_dir is not None else None
     return RendererSpec(
         bank_path=bank_path,
@@ -261,6 +275,7 @@ def renderer_spec(recipe, *, cache_root: Path | None = None) -> RendererSpec:
         fov_deg=recipe.viewpoint.fov_deg,
         cache_root=cache_root if cache_root is not None else cache_dir(),
         body_identity=body_identity(recipe.body.model, recipe.body.gender, smpl_dir),
+        selection=recipe.poses,
     )
 
 

@@ -3,6 +3,7 @@
 * :mod:`~.format`: the ``.npz`` bank format and its version (``PoseBank``);
 * :mod:`~.builtin`: the banks built into posedive, by name (``load_builtin_bank``);
 * :mod:`~.registry`: the importers by name (``import_bank``) and how a recipe names its bank;
+* :mod:`~.tags` and :mod:`~.selection`: what each pose is, and which poses a recipe keeps;
 * one module per importer: :mod:`~.deepmimic` (the built-in clips), :mod:`~.amass`, :mod:`~.fits`
   (SMPL fits), :mod:`~.bvh` and :mod:`~.images` (people fitted in photographs or videos).
 """
@@ -25,13 +26,17 @@ from .registry import (
     load_recipe_bank,
     recipe_bank_path,
 )
+from .selection import SelectionSummary, select_poses, selection_mask, selection_summary
+from .tags import GEOMETRY, pose_geometry, shown_tag
 
 __all__ = [
     "BANK_FORMAT",
     "BUILTIN_BANKS",
+    "GEOMETRY",
     "DEFAULT_DEDUP_M",
     "IMPORTERS",
     "PoseBank",
+    "SelectionSummary",
     "bank_importer",
     "build_deepmimic_bank",
     "builtin_bank",
@@ -47,6 +52,11 @@ __all__ = [
     "load_builtin_bank",
     "load_pose_bank",
     "load_recipe_bank",
+    "pose_geometry",
     "read_deepmimic_clip",
     "recipe_bank_path",
+    "select_poses",
+    "selection_mask",
+    "selection_summary",
+    "shown_tag",
 ]

@@ -27,7 +27,7 @@ class BuiltinBank:
 BUILTIN_BANKS: dict[str, BuiltinBank] = {
     bank.name: bank
     for bank in (
-        BuiltinBank("deepmimic", 1, "the 15 DeepMimic motion clips of the pybullet wheel, mirrored and de-duplicated",
+        BuiltinBank("deepmimic", 2, "the 15 DeepMimic motion clips of the pybullet wheel, mirrored and de-duplicated",
                     build_deepmimic_bank),
     )
 }

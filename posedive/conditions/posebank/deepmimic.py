@@ -24,6 +24,24 @@ DEEPMIMIC_LICENCE = (
     "DeepMimic motion clips (github.com/xbpeng/DeepMimic, MIT licence), as shipped in pybullet_data "
     "(github.com/bulletphysics/bullet3, zlib licence)"
 )
+# What each clip shows, as tags a recipe's poses.include / poses.exclude can name.
+CLIP_TAGS: dict[str, tuple[str, ...]] = {
+    "backflip": ("acrobatics", "jump"),
+    "cartwheel": ("acrobatics",),
+    "crawl": ("floor",),
+    "dance_a": ("dance",),
+    "dance_b": ("dance",),
+    "getup_facedown": ("floor", "getup"),
+    "getup_faceup": ("floor", "getup"),
+    "jump": ("jump",),
+    "kick": ("kick", "martial"),
+    "punch": ("punch", "martial"),
+    "roll": ("acrobatics", "floor"),
+    "run": ("run",),
+    "spin": ("dance", "turn"),
+    "spinkick": ("acrobatics", "kick", "martial", "turn"),
+    "walk": ("walk",),
+}
 # DeepMimic's humanoid is y up, facing +x, its right on +z; this takes its axes to posedive's world
 # (x -> z, y -> y, z -> -x).
 DEEPMIMIC_TO_WORLD = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
@@ -128,7 +146,8 @@ def build_deepmimic_bank(dedup_m: float = DEFAULT_DEDUP_M, mirror: bool = True) 
     for path in deepmimic_clip_paths():
         frames = read_deepmimic_clip(path)
         clip = path.stem.removeprefix("humanoid3d_")
-        banks.append(clip_bank(deepmimic_frames_to_smpl(frames), "deepmimic", clip, np.arange(len(frames)), DEEPMIMIC_LICENCE))
+        banks.append(clip_bank(deepmimic_frames_to_smpl(frames), "deepmimic", clip, np.arange(len(frames)),
+                               DEEPMIMIC_LICENCE, CLIP_TAGS.get(clip, ())))
     bank = combine(banks)
     total = len(bank)
     if mirror:

@@ -7,7 +7,11 @@ On disk a bank is one ``.npz`` file holding, for N poses sorted by id:
 * ``ids`` (N,) str: stable pose ids (``<source>-<clip>-<frame>``, ``-mirror`` for mirrored poses),
   recorded in every sample's provenance;
 * ``source``, ``clip``, ``licence`` (N,) str and ``frame`` (N,) int32: where each pose came from;
-* ``format`` (): the bank format version, ``BANK_FORMAT``.
+* ``tags`` (N,) str: the pose's own tags (its clip's: ``walk``, ``dance``, ...), comma-separated;
+* ``geometry`` (N, 3) float32: torso tilt, feet below hips, head above pelvis of the posed skeleton,
+  from which every bank's geometric tags (``upright``, ...) follow (see ``tags``);
+* ``format`` (): the bank format version, ``BANK_FORMAT`` (format 1 banks, without ``tags`` and
+  ``geometry``, still load: they get their geometry measured and no tags of their own).
 
 Importers (one module each in this package) turn what users bring into this form. Every bank can
 mirror its poses (left <-> right) and de-duplicate them, so near-identical frames of slow motion do
@@ -25,6 +29,7 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
+from ...errors import FormatError, PathNotFound
 from ...geometry.rotations import (
     axis_angle_to_matrix,
     heading_normalised,
@@ -32,8 +37,10 @@ from ...geometry.rotations import (
     mirror_poses,
     smpl_skeleton,
 )
+from .tags import GEOMETRY, all_tags, join_tags, pose_geometry, split_tags, tag_counts
 
-BANK_FORMAT = 1
+BANK_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 DEFAULT_DEDUP_M = 0.03
 
 Up = Literal["y", "z", "-y"]
@@ -47,7 +54,7 @@ UP_FIX: dict[str, np.ndarray] = {
 
 @dataclass(frozen=True)
 class PoseBank:
-    """Poses with their ids and origin, sorted by id."""
+    """Poses with their ids, origin and tags, sorted by id."""
 
     poses: np.ndarray
     ids: np.ndarray
@@ -55,12 +62,16 @@ class PoseBank:
     clip: np.ndarray
     frame: np.ndarray
     licence: np.ndarray
+    tags: np.ndarray  # the bank's own tags of each pose (``tags.join_tags``); "" for none
+    geometry: np.ndarray  # (N, 3) float32 measurements of the posed skeleton, ``tags.GEOMETRY``
 
     def __post_init__(self) -> None:
         n = len(self.ids)
         if self.poses.shape != (n, 72):
             raise ValueError(f"pose bank: poses must be (N, 72) for {n} ids, got {self.poses.shape}")
-        for name in ("source", "clip", "frame", "licence"):
+        if self.geometry.shape != (n, len(GEOMETRY)):
+            raise ValueError(f"pose bank: geometry must be (N, {len(GEOMETRY)}) for {n} ids, got {self.geometry.shape}")
+        for name in ("source", "clip", "frame", "licence", "tags"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"pose bank: {name} has {len(getattr(self, name))} entries for {n} poses")
         if len(set(self.ids.tolist())) != n:
@@ -75,45 +86,64 @@ class PoseBank:
         clip: Sequence[str],
         frame: Sequence[int],
         licence: Sequence[str],
+        tags: Sequence[str] | None = None,
+        geometry: np.ndarray | None = None,
     ) -> "PoseBank":
+        """A bank from per-pose arrays in any order. ``tags`` are the poses' own tags (joined with
+        ``join_tags``; none by default); ``geometry`` is measured from the poses unless given."""
+        poses = np.asarray(poses, dtype=np.float32).reshape(-1, 72)
         order = np.argsort(np.asarray(ids, dtype=str), kind="stable")
+        tags = [""] * len(poses) if tags is None else [join_tags(split_tags(t)) for t in tags]
+        geometry = pose_geometry(poses) if geometry is None else np.asarray(geometry, dtype=np.float32)
         return cls(
-            poses=np.asarray(poses, dtype=np.float32).reshape(-1, 72)[order],
+            poses=poses[order],
             ids=np.asarray(ids, dtype=str)[order],
             source=np.asarray(source, dtype=str)[order],
             clip=np.asarray(clip, dtype=str)[order],
             frame=np.asarray(frame, dtype=np.int32)[order],
             licence=np.asarray(licence, dtype=str)[order],
+            tags=np.asarray(tags, dtype=str)[order],
+            geometry=geometry.reshape(-1, len(GEOMETRY))[order],
         )
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def pose(self, pose_id: str) -> np.ndarray:
+    def index(self, pose_id: str) -> int:
         index = int(np.searchsorted(self.ids, pose_id))
         if index >= len(self.ids) or self.ids[index] != pose_id:
             raise KeyError(f"pose id {pose_id!r} is not in the pose bank")
-        return self.poses[index]
+        return index
+
+    def pose(self, pose_id: str) -> np.ndarray:
+        return self.poses[self.index(pose_id)]
+
+    def tags_of(self, pose_id: str) -> list[str]:
+        """Every tag of a pose: the bank's own and the geometric ones."""
+        index = self.index(pose_id)
+        return all_tags(self.tags[index : index + 1], self.geometry[index : index + 1])[0]
+
+    def tag_lists(self) -> list[list[str]]:
+        """Every tag of every pose, in id order."""
+        return all_tags(self.tags, self.geometry)
 
     def sample(self, count: int, rng: np.random.Generator) -> list[str]:
         """``count`` pose ids drawn uniformly (with replacement), as the paper samples poses."""
         return [str(self.ids[i]) for i in rng.integers(0, len(self.ids), size=count)]
 
+    def subset(self, keep: np.ndarray) -> "PoseBank":
+        """The poses at ``keep`` (indices or a boolean mask), still sorted by id."""
+        keep = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.sort(np.asarray(keep, dtype=int))
+        return PoseBank(*(getattr(self, name)[keep] for name in _FIELDS))
+
     def merged(self, other: "PoseBank") -> "PoseBank":
-        return PoseBank.from_arrays(
-            np.concatenate([self.poses, other.poses]),
-            np.concatenate([self.ids, other.ids]),
-            np.concatenate([self.source, other.source]),
-            np.concatenate([self.clip, other.clip]),
-            np.concatenate([self.frame, other.frame]),
-            np.concatenate([self.licence, other.licence]),
-        )
+        return PoseBank.from_arrays(*(np.concatenate([getattr(self, name), getattr(other, name)]) for name in _FIELDS))
 
     def with_mirrors(self) -> "PoseBank":
-        """The bank plus every pose mirrored left <-> right (ids get ``-mirror``)."""
-        mirrored = PoseBank.from_arrays(
-            mirror_poses(self.poses), [f"{i}-mirror" for i in self.ids], self.source, self.clip, self.frame, self.licence
-        )
+        """The bank plus every pose mirrored left <-> right (ids get ``-mirror``). A reflection keeps
+        heights and the torso's tilt, so the mirrored poses keep their geometry."""
+        mirrored = PoseBank.from_arrays(mirror_poses(self.poses), [f"{i}-mirror" for i in self.ids], self.source,
+                                        self.clip, self.frame, self.licence, self.tags, self.geometry)
         return self.merged(mirrored)
 
     def deduplicated(self, threshold_m: float = DEFAULT_DEDUP_M) -> "PoseBank":
@@ -132,50 +162,47 @@ class PoseBank:
                     continue
             kept.append(order[position])
             kept_joints = np.concatenate([kept_joints, joint_set[None]])
-        keep = np.array(sorted(kept))
-        return PoseBank(*(getattr(self, name)[keep] for name in ("poses", "ids", "source", "clip", "frame", "licence")))
+        return self.subset(np.array(kept, dtype=int))
 
     def save(self, path: Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez_compressed(
-            tmp,
-            poses=self.poses,
-            ids=self.ids,
-            source=self.source,
-            clip=self.clip,
-            frame=self.frame,
-            licence=self.licence,
-            format=np.int32(BANK_FORMAT),
-        )
+        np.savez_compressed(tmp, **{name: getattr(self, name) for name in _FIELDS}, format=np.int32(BANK_FORMAT))
         os.replace(tmp, path)
         return path
 
     @classmethod
     def load(cls, path: Path) -> "PoseBank":
+        """A bank file of this format or an older one (format 1 banks have no tags of their own; their
+        geometry is measured on load)."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: pose bank not found")
+            raise PathNotFound(f"{path}: pose bank not found")
         with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("poses", "ids", "source", "clip", "frame", "licence", "format") if k not in data]
+            version = int(data["format"]) if "format" in data else None
+            needed = _FIELDS if version == BANK_FORMAT else _FIELDS[:6]
+            missing = [k for k in (*needed, "format") if k not in data]
             if missing:
-                raise ValueError(f"{path}: not a posedive pose bank (missing arrays {missing})")
-            if int(data["format"]) != BANK_FORMAT:
-                raise ValueError(f"{path}: pose bank format {int(data['format'])}, this posedive reads {BANK_FORMAT}")
+                raise FormatError(f"{path}: not a posedive pose bank (missing arrays {missing})")
+            if version not in READABLE_FORMATS:
+                raise FormatError(f"{path}: pose bank format {version}, this posedive reads {list(READABLE_FORMATS)}",
+                                  hint="rebuild the bank with `posedive posebank build`, or upgrade posedive")
             try:
-                return cls.from_arrays(
-                    data["poses"], data["ids"], data["source"], data["clip"], data["frame"], data["licence"]
-                )
+                return cls.from_arrays(*(data[name] for name in needed))
             except ValueError as error:
-                raise ValueError(f"{path}: {error}") from None
+                raise FormatError(f"{path}: {error}") from None
 
     def summary(self) -> dict[str, object]:
         clips: dict[str, int] = {}
         for source, clip in zip(self.source, self.clip):
             key = f"{source}/{clip}"
             clips[key] = clips.get(key, 0) + 1
-        return {"poses": len(self), "clips": dict(sorted(clips.items())), "licences": sorted(set(self.licence.tolist()))}
+        return {"poses": len(self), "clips": dict(sorted(clips.items())), "licences": sorted(set(self.licence.tolist())),
+                "tags": tag_counts(self.tag_lists())}
+
+
+_FIELDS = ("poses", "ids", "source", "clip", "frame", "licence", "tags", "geometry")
 
 
 def slug(text: str, empty: str = "clip") -> str:
@@ -192,12 +219,14 @@ def fix_up(poses: np.ndarray, up: Up) -> np.ndarray:
     return poses
 
 
-def clip_bank(poses: np.ndarray, source: str, clip: str, frames: Sequence[int], licence: str) -> PoseBank:
-    """One clip's poses, with ids ``<source>-<clip>-<frame>``."""
+def clip_bank(
+    poses: np.ndarray, source: str, clip: str, frames: Sequence[int], licence: str, tags: Iterable[str] = ()
+) -> PoseBank:
+    """One clip's poses, with ids ``<source>-<clip>-<frame>`` and the clip's ``tags``."""
     source, clip = slug(source), slug(clip)
     ids = [f"{source}-{clip}-{int(f):05d}" for f in frames]
     n = len(ids)
-    return PoseBank.from_arrays(poses, ids, [source] * n, [clip] * n, frames, [licence] * n)
+    return PoseBank.from_arrays(poses, ids, [source] * n, [clip] * n, frames, [licence] * n, [join_tags(tags)] * n)
 
 
 def combine(banks: Iterable[PoseBank]) -> PoseBank:
