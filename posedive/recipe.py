@@ -143,17 +143,20 @@ LEGACY_BUILTIN_BANK = "deepmimic"
 # A pose whose torso leans further from vertical than this is not upright (walking leans ~2-5 deg,
 # running ~25 deg): the default limit, and the limit of a bank's ``upright`` tag.
 UPRIGHT_TORSO_TILT_DEG = 30.0
+# Upright frames of flips, cartwheels, rolls, crawls and get-ups are crouches and leaps mid-stunt:
+# nothing a pedestrian does, so they are left out unless a recipe says otherwise.
+DEFAULT_EXCLUDED_TAGS = ("acrobatics", "floor")
 UpAxis = Literal["y", "z", "-y"]
 
 
 class PoseSource(_Strict):
     """Which of a bank's poses a build draws from: clips and tags to keep or drop, then limits on the
-    posed skeleton. The defaults keep upright poses."""
+    posed skeleton. The defaults keep upright poses, stunts left out."""
 
     include: list[str] = Field(default_factory=list, description="keep only poses whose clip or one of whose "
                                "tags is listed (empty: every pose)")
-    exclude: list[str] = Field(default_factory=list, description="drop poses whose clip or one of whose tags is "
-                               "listed")
+    exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDED_TAGS), description="drop poses whose "
+                               "clip or one of whose tags is listed (a list given here replaces the default)")
     max_torso_tilt_deg: float | None = Field(UPRIGHT_TORSO_TILT_DEG, ge=0, le=180, description="largest angle "
                                              "between pelvis-to-neck and vertical; null: no limit")
     feet_below_hips: bool = Field(True, description="keep only poses with both feet below the hips")
@@ -184,7 +187,8 @@ class BuiltinPoses(PoseSource):
     """A bank built into posedive (built once, cached under posedive's cache folder)."""
 
     kind: Literal["builtin"] = "builtin"
-    name: Literal["deepmimic"] = Field(LEGACY_BUILTIN_BANK, description="which built-in bank")
+    name: Literal["pedestrian", "deepmimic"] = Field("pedestrian", description="which built-in bank: pedestrian "
+                                                     "(deepmimic plus standing and walking variations) or deepmimic")
 
     def describe_bank(self) -> str:
         return f"built-in bank `{self.name}`"
@@ -262,7 +266,7 @@ def _poses_section(value: object) -> object:
                          "with `name`, or `kind: file` with `path` (see the recipe reference in README.md)")
     # Old recipes drew from every pose of the bank.
     rest = {key: item for key, item in value.items() if key != "source"}
-    rest.update(max_torso_tilt_deg=None, feet_below_hips=False, head_above_pelvis=False)
+    rest.update(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False, head_above_pelvis=False)
     if value["source"] == LEGACY_BUILTIN_BANK:
         return {"kind": "builtin", "name": LEGACY_BUILTIN_BANK, **rest}
     return {"kind": "file", "path": value["source"], **rest}

@@ -115,24 +115,27 @@ def test_include_exclude_and_limits_select_poses():
         return pb.select_poses(bank, selection).ids.tolist()
 
     assert kept() == ["d0", "w0"]  # the default keeps upright poses
-    assert kept(max_torso_tilt_deg=None, feet_below_hips=False) == ["d0", "f0", "k0", "w0"]
+    assert kept(max_torso_tilt_deg=None, feet_below_hips=False) == ["d0", "k0", "w0"]  # and leaves out floor poses
+    assert kept(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False) == ["d0", "f0", "k0", "w0"]
     assert kept(include=["walk", "martial"], feet_below_hips=False) == ["k0", "w0"]
     assert kept(include=["dance_a"]) == ["d0"]  # a clip name
     assert kept(exclude=["dance"]) == ["w0"]
+    assert kept(include=["acrobatics", "walk"]) == ["w0"]  # a tag posedive knows, though this bank has none
     with pytest.raises(RecipeError) as error:
         kept(include=["wlak"])
     assert "wlak" in str(error.value) and "walk" in str(error.value) and "poses.include" in str(error.value)
     with pytest.raises(RecipeError, match="keeps none"):
-        kept(include=["crawl"])
+        kept(include=["crawl"], exclude=[])
 
 
 def test_selection_is_part_of_the_recipe_hash():
     base = parse_recipe(MINIMAL)
     assert base.poses.max_torso_tilt_deg == UPRIGHT_TORSO_TILT_DEG and base.poses.head_above_pelvis
+    assert (base.poses.kind, base.poses.name, base.poses.exclude) == ("builtin", "pedestrian", ["acrobatics", "floor"])
     hashes = {parse_recipe({**MINIMAL, "poses": poses}).hash for poses in (
         {}, {"include": ["walk"]}, {"exclude": ["dance"]}, {"max_torso_tilt_deg": 20}, {"feet_below_hips": False},
-        {"head_above_pelvis": False})}
-    assert len(hashes) == 6 and base.hash in hashes
+        {"head_above_pelvis": False}, {"name": "deepmimic"})}
+    assert len(hashes) == 7 and base.hash in hashes
 
 
 def test_default_recipe_never_draws_a_tilted_or_upside_down_pose(tmp_path, cache):

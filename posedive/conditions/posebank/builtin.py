@@ -10,7 +10,8 @@ from typing import Callable
 from ...errors import InputError
 from ...paths import cache_dir
 from .deepmimic import build_deepmimic_bank
-from .format import PoseBank
+from .format import DEFAULT_DEDUP_M, PoseBank
+from .variations import build_variations
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +25,18 @@ class BuiltinBank:
     build: Callable[..., PoseBank]
 
 
+def build_pedestrian_bank(dedup_m: float = DEFAULT_DEDUP_M, mirror: bool = True) -> PoseBank:
+    """The DeepMimic bank plus the standing and walking variations (mirrored with it; the variations
+    are made distinct, so only the clips are de-duplicated)."""
+    variations = build_variations()
+    return build_deepmimic_bank(dedup_m=dedup_m, mirror=mirror).merged(variations.with_mirrors() if mirror else variations)
+
+
 BUILTIN_BANKS: dict[str, BuiltinBank] = {
     bank.name: bank
     for bank in (
+        BuiltinBank("pedestrian", 1, "the deepmimic bank plus standing and walking variations of its walk: arm swing, "
+                    "carrying, phones, hands in pockets, head turns", build_pedestrian_bank),
         BuiltinBank("deepmimic", 2, "the 15 DeepMimic motion clips of the pybullet wheel, mirrored and de-duplicated",
                     build_deepmimic_bank),
     )

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ...errors import RecipeError
 from .format import PoseBank
-from .tags import FEET, HEAD, TILT, tag_counts
+from .tags import ACTIVITY_TAGS, FEET, GEOMETRIC_TAGS, HEAD, TILT, tag_counts
 
 
 class TagCount(BaseModel):
@@ -39,9 +39,10 @@ def _matches(bank: PoseBank, tag_lists: list[list[str]], terms: list[str]) -> np
 
 
 def _check_terms(bank: PoseBank, tag_lists: list[list[str]], selection) -> None:
-    """A clip or tag the bank does not have is most likely a typo: name it and what there is."""
+    """A term that is no tag posedive knows and no clip or tag of the bank is most likely a typo: name
+    it and what there is."""
     known_tags = sorted({tag for tags in tag_lists for tag in tags})
-    known = set(known_tags) | set(bank.clip.tolist())
+    known = set(known_tags) | set(bank.clip.tolist()) | set(ACTIVITY_TAGS) | set(GEOMETRIC_TAGS)
     for field in ("include", "exclude"):
         unknown = [term for term in getattr(selection, field) if term not in known]
         if unknown:

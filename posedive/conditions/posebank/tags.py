@@ -28,6 +28,10 @@ GEOMETRY: tuple[str, ...] = ("torso_tilt_deg", "feet_below_hips_m", "head_above_
 TILT, FEET, HEAD = range(len(GEOMETRY))
 GEOMETRIC_TAGS: tuple[str, ...] = ("upright", "leaning", "horizontal", "upside_down", "foot_raised",
                                    "head_below_pelvis")
+# The tags posedive's built-in banks give their poses. A recipe may name any of them (and any clip or
+# tag of its bank): a bank without such poses simply keeps or drops none for it.
+ACTIVITY_TAGS: tuple[str, ...] = ("walk", "run", "stand", "turn", "head_turn", "carry", "phone", "dance", "jump",
+                                  "kick", "punch", "martial", "acrobatics", "floor", "getup")
 # The tag a pose is shown by in plots: the first of these it has, most unusual activity first.
 SHOWN_TAGS: tuple[str, ...] = ("acrobatics", "floor", "martial", "dance", "jump", "run", "carry", "walk", "stand",
                                "turn", *GEOMETRIC_TAGS)
