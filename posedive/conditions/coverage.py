@@ -11,6 +11,7 @@ poses were drawn, plus one number for the viewpoint spread.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +34,7 @@ class CoverageSummary(BaseModel):
     azimuth_bins: int
     elevation_bins: int
     viewpoint_entropy: float  # normalised to [0, 1]
+    pose_tags: dict[str, int] = {}  # samples per shown tag (the colours of the pose plot)
     viewpoint_plot: str | None = None
     pose_plot: str | None = None
 
@@ -138,12 +140,14 @@ def coverage_report(
     histogram = viewpoint_histogram(elevation, azimuth, elevation_range, azimuth_range, bins)
     entropy = normalised_entropy(histogram)
     pose_ids = [r.pose_id for r in requests]
+    shown = [shown_tag(bank.tags_of(p)) for p in pose_ids]
     summary = CoverageSummary(
         samples=len(requests),
         distinct_poses=len(set(pose_ids)),
         azimuth_bins=bins[0],
         elevation_bins=bins[1],
         viewpoint_entropy=round(entropy, 6),
+        pose_tags=dict(sorted(Counter(shown).items())),
     )
     if out_dir is None:
         return summary
@@ -151,5 +155,5 @@ def coverage_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     view_path = plot_viewpoints(histogram, elevation_range, azimuth_range, entropy, out_dir / "viewpoints.png")
     poses = np.stack([bank.pose(p) for p in pose_ids])
-    pose_path = plot_poses(pose_embedding(poses), [shown_tag(bank.tags_of(p)) for p in pose_ids], out_dir / "poses.png")
+    pose_path = plot_poses(pose_embedding(poses), shown, out_dir / "poses.png")
     return summary.model_copy(update={"viewpoint_plot": str(view_path), "pose_plot": str(pose_path)})
