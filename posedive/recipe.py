@@ -174,13 +174,18 @@ class PoseSource(_Strict):
         """The bank and the selection in words, as a release card shows them."""
         if self.keeps_every_pose():
             return f"{self.describe_bank()}, every pose"
-        kept = [f"clips or tags {', '.join(self.include)}"] if self.include else []
-        kept += [f"not {', '.join(self.exclude)}"] if self.exclude else []
-        if self.max_torso_tilt_deg is not None:
-            kept.append(f"torso within {self.max_torso_tilt_deg:g} deg of vertical")
-        kept += ["both feet below the hips"] if self.feet_below_hips else []
-        kept += ["head above the pelvis"] if self.head_above_pelvis else []
-        return f"{self.describe_bank()}, poses with {'; '.join(kept)}"
+        limits = [f"the torso within {self.max_torso_tilt_deg:g} deg of vertical"] if self.max_torso_tilt_deg is not None else []
+        limits += ["both feet below the hips"] if self.feet_below_hips else []
+        limits += ["the head above the pelvis"] if self.head_above_pelvis else []
+        words = [self.describe_bank()]
+        words += [f"only {_listed(self.include)}"] if self.include else []
+        words += [f"poses with {_listed(limits)}"] if limits else []
+        words += [f"leaving out {_listed(self.exclude)}"] if self.exclude else []
+        return ", ".join(words)
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 class BuiltinPoses(PoseSource):

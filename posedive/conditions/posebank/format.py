@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -37,13 +37,13 @@ from ...geometry.rotations import (
     mirror_poses,
     smpl_skeleton,
 )
+from ...recipe import UpAxis as Up
 from .tags import GEOMETRY, all_tags, join_tags, pose_geometry, split_tags, tag_counts
 
 BANK_FORMAT = 2
 READABLE_FORMATS = (1, 2)
 DEFAULT_DEDUP_M = 0.03
 
-Up = Literal["y", "z", "-y"]
 # Rotations taking a source's world axes to posedive's y-up world.
 UP_FIX: dict[str, np.ndarray] = {
     "y": np.eye(3),

@@ -32,9 +32,10 @@ GEOMETRIC_TAGS: tuple[str, ...] = ("upright", "leaning", "horizontal", "upside_d
 # tag of its bank): a bank without such poses simply keeps or drops none for it.
 ACTIVITY_TAGS: tuple[str, ...] = ("walk", "run", "stand", "turn", "head_turn", "carry", "phone", "dance", "jump",
                                   "kick", "punch", "martial", "acrobatics", "floor", "getup")
-# The tag a pose is shown by in plots: the first of these it has, most unusual activity first.
-SHOWN_TAGS: tuple[str, ...] = ("acrobatics", "floor", "martial", "dance", "jump", "run", "carry", "walk", "stand",
-                               "turn", *GEOMETRIC_TAGS)
+# The tag a pose is shown by in plots: the first of these it has, its activity (most unusual first)
+# before details such as what the hands hold.
+SHOWN_TAGS: tuple[str, ...] = ("acrobatics", "floor", "martial", "dance", "jump", "run", "walk", "stand", "turn",
+                               "carry", *GEOMETRIC_TAGS)
 
 _J = {name: index for index, name in enumerate(SMPL_JOINTS)}
 _FEET = [_J[name] for name in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
