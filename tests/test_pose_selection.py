@@ -192,3 +192,19 @@ def test_cached_conditions_take_the_tags_of_their_pose(tmp_path):
                             body=BodyParams(model="test", pose_id="w", pose=[0.0] * 72))
     ConditionCache(tmp_path).put(untagged)  # as written before poses had tags
     assert renderer.render([request])[0].body.pose_tags == ["upright", "walk"]
+
+
+def test_condition_cache_entries_hold_no_tags(tmp_path):
+    """Tags belong to the bank: a cached condition set is the same file whatever its pose's tags."""
+    from posedive.conditions import ConditionCache
+    from posedive.schema import BodyParams, Camera, ConditionSet
+
+    camera = Camera(elevation_deg=0, azimuth_deg=0, distance_m=3, fov_deg=30, width=4, height=8,
+                    K=[[1, 0, 0], [0, 1, 0], [0, 0, 1]], R=[[1, 0, 0], [0, 1, 0], [0, 0, 1]], t=[0, 0, 3])
+    body = BodyParams(model="test", pose_id="w", pose=[0.0] * 72, pose_tags=["walk"])
+    conditions = ConditionSet(condition_id="ab" * 32, depth=np.zeros((8, 4), np.uint8), normal=np.zeros((8, 4, 3), np.uint8),
+                              skeleton=np.zeros((8, 4, 3), np.uint8), keypoints_2d=np.zeros((18, 3), np.float32),
+                              camera=camera, body=body)
+    cache = ConditionCache(tmp_path)
+    cache.put(conditions)
+    assert cache.get(conditions.condition_id).body.pose_tags == []

@@ -90,7 +90,9 @@ class ConditionCache:
         path = self.path(conditions.condition_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        meta = {"camera": conditions.camera.model_dump(mode="json"), "body": conditions.body.model_dump(mode="json")}
+        # A pose's tags belong to its bank, not to the pixels: they are attached when a set is read.
+        body = conditions.body.model_dump(mode="json", exclude={"pose_tags"})
+        meta = {"camera": conditions.camera.model_dump(mode="json"), "body": body}
         np.savez_compressed(
             buffer,
             depth=conditions.depth,
