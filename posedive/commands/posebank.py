@@ -44,6 +44,8 @@ def build(
     from ..errors import InputError
 
     with user_errors():
+        if out is not None and out.suffix != ".npz":
+            raise InputError(f"--out {out}: a pose bank is a .npz file")
         if from_images is not None:
             if inputs:
                 raise InputError("--from-images takes its images itself; give no other inputs")
@@ -64,10 +66,7 @@ def build(
             config = pb.import_config(format, inputs, every=every, up=up.value if up is not None else None,
                                       licence=licence, mirror=mirror, dedup_m=dedup)
             bank = pb.import_bank(config)
-        cached = format in pb.BUILTIN_BANKS and out == pb.builtin_bank_path(format)
-        if not cached:
-            if out.suffix != ".npz":
-                raise InputError(f"--out {out}: a pose bank is a .npz file")
+        if not (format in pb.BUILTIN_BANKS and out == pb.builtin_bank_path(format)):
             bank.save(out)
     typer.echo(json.dumps({"bank": str(out), **bank.summary()}, indent=2))
 
