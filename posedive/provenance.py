@@ -67,7 +67,7 @@ def provenance_features():
     return {
         "key": text,
         "source": {"dataset": text, "format": text, "image": text, "pid": i64, "camid": i64, "split": text},
-        "body": {"model": text, "pose_id": text, "pose": List(f32), "shape": List(f32)},
+        "body": {"model": text, "pose_id": text, "pose": List(f32), "shape": List(f32), "pose_tags": List(text)},
         "camera": {"elevation_deg": f32, "azimuth_deg": f32, "distance_m": f32, "fov_deg": f32, "width": i64,
                    "height": i64, "K": List(List(f32)), "R": List(List(f32)), "t": List(f32)},
         "condition_id": text,

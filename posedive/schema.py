@@ -93,6 +93,7 @@ class BodyParams(_Frozen):
     pose_id: str
     pose: list[float] = Field(min_length=72, max_length=72)
     shape: list[float] = Field(default_factory=list)
+    pose_tags: list[str] = Field(default_factory=list, description="the pose's tags in its bank (walk, upright, ...)")
 
 
 @dataclass(frozen=True)
