@@ -99,6 +99,7 @@ def openpose18_from_coco17(coco: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- anny
+RIG_CACHE = 64
 # Which SMPL joint's world rotation drives each anny bone; bones not listed follow their parent.
 # The spine is spread by height: anny's five spine bones take the rotation of the SMPL segment they
 # lie in (spine05 still belongs to the pelvis, spine01 to spine3).
@@ -199,6 +200,7 @@ class AnnyBody:
                 phenotype = AnnyPhenotype.from_values(shape_batch(phenotype, ANNY_PHENOTYPES, 1)[0])
             self._phenotype = dict(zip(ANNY_PHENOTYPES, phenotype.values()))
         self._arm_bones = self._arm_bone_groups()
+        self._rigs: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         with torch.no_grad():
             rest = self.model(phenotype_kwargs=self._phenotype)
         self.rest_bone_poses = rest["rest_bone_poses"][0].double().numpy()  # (104, 4, 4), anny frame
@@ -251,12 +253,22 @@ class AnnyBody:
 
     def _rig(self, phenotypes: np.ndarray) -> tuple[object, np.ndarray, np.ndarray]:
         """(P, 6) phenotypes -> anny's phenotype input, rest bone poses and arm corrections: unbatched
-        ((104, ...)) for one phenotype, (P, 104, ...) for several."""
+        ((104, ...)) for one phenotype, (P, 104, ...) for several.
+
+        Rest poses are kept for the last ``RIG_CACHE`` phenotypes: shape estimation poses the same
+        few candidate shapes in every image of an identity."""
         torch = self._torch
-        with torch.no_grad():
-            rest = self.model(phenotype_kwargs=torch.as_tensor(phenotypes, dtype=self.model.dtype))
-        poses = rest["rest_bone_poses"].double().numpy()
-        corrections = np.stack([self._arm_rest_corrections(p) for p in poses])
+        keys = [row.tobytes() for row in phenotypes]
+        missing = [i for i, key in enumerate(keys) if key not in self._rigs]
+        if missing:
+            with torch.no_grad():
+                rest = self.model(phenotype_kwargs=torch.as_tensor(phenotypes[missing], dtype=self.model.dtype))
+            for i, poses in zip(missing, rest["rest_bone_poses"].double().numpy()):
+                self._rigs[keys[i]] = (poses, self._arm_rest_corrections(poses))
+                while len(self._rigs) > RIG_CACHE:
+                    self._rigs.pop(next(iter(self._rigs)))
+        poses = np.stack([self._rigs[key][0] for key in keys])
+        corrections = np.stack([self._rigs[key][1] for key in keys])
         kwargs = torch.as_tensor(phenotypes, dtype=self.model.dtype)
         if len(phenotypes) == 1:
             return kwargs, poses[0], corrections[0]
