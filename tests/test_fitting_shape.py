@@ -2,19 +2,19 @@
 conditions stage, seen by the real BlazePose (landmarks and segmentation), fitted by the real body
 fitter, and their shape recovered; the real vtest crops give stable estimates per identity.
 
-Tolerances and what was measured (64x128 normal-map renders, a walking pose, six views per build):
+Tolerances (``TOLERANCE``) and what was measured (64x128 normal-map renders, the fitting tests'
+walking pose, six views per build; errors = estimate - truth on anny's [0, 1] scales):
 
-=============  ======  ======  ======  ==============================
+=============  ======  ======  ======  =====================================
 build          gender  weight  height  what the build is
-=============  ======  ======  ======  ==============================
-average        +0.03   -0.04   +0.06   the population's mean
-short, heavy   +0.34   +0.05   +0.08   height 0.22 (1.57 m), weight 0.95
-tall, thin     -0.12   -0.01   -0.10   height 0.55 (1.83 m), weight 0.10
-=============  ======  ======  ======  ==============================
+=============  ======  ======  ======  =====================================
+average        +0.27   -0.01   +0.01   the population's mean
+short, heavy   +0.28   +0.05   +0.11   gender 0.25, height 0.22, weight 0.95
+tall, thin     -0.06   -0.02   -0.12   gender 0.75, height 0.55, weight 0.10
+=============  ======  ======  ======  =====================================
 
-(errors = estimate - truth, on anny's [0, 1] scales). Weight is what silhouettes show best; height
-only through proportions, since a crop has no metric scale; gender through shoulders, chest and
-hips, and a heavy male body has wide hips too, hence the short heavy build's gender error. Muscle,
+Weight is what silhouettes show best; height only through proportions, since a crop has no metric
+scale; gender through shoulders, chest and hips, the least certain of the three. Muscle,
 proportions and age are not estimated by default and stay at the population mean.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pose_images import fixture_images, needs_fixture_market
+from test_fitting_synthetic import walking_pose
 
 from posedive.body.shape import ANNY_PHENOTYPES, AnnyPhenotype
 from posedive.fitting import (
@@ -36,7 +37,6 @@ from posedive.fitting import (
     observe_shapes,
 )
 from posedive.geometry.cameras import camera_for
-from posedive.geometry.rotations import SMPL_JOINTS
 
 WIDTH, HEIGHT = 64, 128  # a Market-1501 crop
 TOLERANCE = {"gender": 0.4, "weight": 0.15, "height": 0.15}
@@ -51,22 +51,7 @@ VIEWS = ((10, 0), (10, 45), (15, 90), (10, 180), (10, 250), (15, 315))  # (eleva
 # gender 0.29, weight 0.19, height 0.08 over the 20 identities of the fixture.
 REAL_SPREAD = {"gender": 0.35, "weight": 0.25, "height": 0.12}
 REAL_IDENTITIES = ("0001", "0002", "0004", "0009", "0014")
-J = {name: i for i, name in enumerate(SMPL_JOINTS)}
 INDEX = {name: i for i, name in enumerate(ANNY_PHENOTYPES)}
-
-
-def walking_pose(phase: float) -> np.ndarray:
-    pose = np.zeros((24, 3))
-    pose[J["left_hip"]] = [-0.45 * phase, 0.0, 0.05]
-    pose[J["right_hip"]] = [0.4 * phase, 0.0, -0.05]
-    pose[J["left_knee"]] = [0.25 + 0.2 * (phase > 0), 0.0, 0.0]
-    pose[J["right_knee"]] = [0.25 + 0.3 * (phase < 0), 0.0, 0.0]
-    pose[J["left_shoulder"]] = [0.3 * phase, 0.0, -1.2]
-    pose[J["right_shoulder"]] = [-0.3 * phase, 0.0, 1.2]
-    pose[J["left_elbow"]] = [0.0, -0.5, 0.0]
-    pose[J["right_elbow"]] = [0.0, 0.35, 0.0]
-    pose[J["spine1"]] = [0.1, 0.1 * phase, 0.0]
-    return pose.reshape(-1)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +113,10 @@ def test_known_builds_are_recovered_from_their_renders(recovered):
     errors = {}
     for name, result in recovered.items():
         estimate = result.estimate
-        assert estimate.source == "reference" and estimate.images_used == len(VIEWS), [i.reason for i in result.images]
+        # BlazePose finds nobody in the short heavy build's back view: that image is left out with
+        # its reason and the identity is fitted from the other five.
+        reasons = [i.reason for i in result.images]
+        assert estimate.source == "reference" and estimate.images_used >= len(VIEWS) - 1, reasons
         assert estimate.estimated == list(TOLERANCE) and estimate.confidence > 0.3
         truth = BUILDS[name].values()
         errors[name] = {p: estimate.values[INDEX[p]] - truth[INDEX[p]] for p in TOLERANCE}
@@ -147,7 +135,10 @@ def test_known_builds_are_recovered_from_their_renders(recovered):
 def test_per_image_answers_carry_estimates_and_residuals(recovered):
     for result in recovered.values():
         for image in result.images:
-            assert image.used and image.residual < 3.0
+            if not image.used:
+                assert image.reason == "no person found by the pose estimator" and image.values is None
+                continue
+            assert image.residual < 3.0 and image.reason is None
             assert all(0.0 <= v <= 1.0 for v in image.values) and len(image.sd) == len(ANNY_PHENOTYPES)
         spread = result.estimate.spread
         assert spread[INDEX["weight"]] < 0.2 and spread[INDEX["height"]] < 0.1
