@@ -213,3 +213,26 @@ def test_cache_round_trip_and_key(tmp_path, recovered):
     assert cache.get(key) == recovered["average"]
     cache.path(key).write_text("{ not json")
     assert cache.get(key) is None
+
+
+def test_unknown_shape_parameters_are_refused(body):
+    from posedive.errors import InputError
+
+    with pytest.raises(InputError, match="strength") as error:
+        ShapeEstimator(body, ShapeFitConfig(parameters=["weight", "strength"]))
+    assert "proportions" in error.value.hint
+    assert ShapeEstimator(body, ShapeFitConfig(parameters=["weight"])).space.free.tolist() == [INDEX["weight"]]
+
+
+def test_smpl_shape_space_is_its_betas(tmp_path):
+    from test_conditions_smpl import write_smpl_model
+
+    from posedive.body.models import SMPLBody
+    from posedive.fitting.shape import shape_space
+
+    write_smpl_model(tmp_path)
+    space = shape_space(SMPLBody(tmp_path))
+    assert space.model == "smpl" and space.labels == tuple(f"beta{i}" for i in range(10))
+    assert space.free.tolist() == list(range(10)) and np.all(space.mean == 0.0) and np.all(space.sd == 1.0)
+    draw = space.sample(np.random.default_rng(0))
+    assert draw.shape == (10,) and np.all(np.abs(draw) <= 3.0)

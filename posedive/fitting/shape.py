@@ -39,6 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from ..body.population import AnnyPopulation, PopulationSpec
+from ..errors import InputError
 from ..geometry.cameras import project
 from ..schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS
 from .result import FitResult
@@ -87,7 +88,10 @@ def shape_space(body, population: PopulationSpec | None = None, parameters: Sequ
         parameters = ANNY_ESTIMATED if body.name == "anny" else labels
     unknown = [name for name in parameters if name not in labels]
     if unknown or not parameters:
-        raise ValueError(f"shape parameters {list(parameters)}: expected a non-empty subset of {list(labels)}")
+        raise InputError(
+            f"shape parameters {list(parameters)}: {unknown or 'none'} not among {body.name}'s shape values",
+            hint=f"choose one or more of {', '.join(labels)}",
+        )
     free = np.array([labels.index(name) for name in parameters])
     count = len(labels)
     if body.name == "anny":
@@ -107,7 +111,6 @@ class ShapeEstimator:
         self.config = config or ShapeFitConfig()
         self.space = shape_space(body, self.config.population, self.config.parameters)
 
-    # ----------------------------------------------------------------------------- one image
     def profiles(
         self, fit: FitResult, shapes: np.ndarray, image_keypoints: np.ndarray, width: int, height: int
     ) -> np.ndarray:
@@ -123,8 +126,8 @@ class ShapeEstimator:
             rows.append(profile)
         return np.array(rows)
 
-    def _unusable(self, observation: ShapeObservation) -> tuple[str | None, np.ndarray | None]:
-        """Why an image cannot be used (or None), and its target profile."""
+    def _target(self, observation: ShapeObservation) -> tuple[str | None, np.ndarray | None]:
+        """The image's target profile, or why the image cannot be used."""
         config = self.config
         if observation.fit is None or float(np.max(observation.keypoints[:, 2])) <= 0.0:
             return "no person found by the pose estimator", None
@@ -170,7 +173,7 @@ class ShapeEstimator:
         free, lower, upper = space.free, space.lower[space.free], space.upper[space.free]
         mean, prior_sd = space.mean[free], space.sd[free] * config.prior_scale
         precision = np.diag(1.0 / prior_sd**2)
-        checks = [self._unusable(observation) for observation in observations]
+        checks = [self._target(observation) for observation in observations]
         reasons = [reason for reason, _ in checks]
         count = len(observations)
         weights = np.array([1.0 if reason is None else 0.0 for reason in reasons])
