@@ -353,9 +353,15 @@ def test_init_from_refuses_a_folder_with_components_it_cannot_carry(pairs, relea
         train_generator(config)
 
 
-def test_init_revision_needs_init_from(pairs, tmp_path):
-    result = _cli(str(_write_config(pairs, tmp_path)), "--init-revision", "abc")
+def test_init_from_errors_name_the_option(pairs, tmp_path):
+    config = _write_config(pairs, tmp_path)
+    result = _cli(str(config), "--init-revision", "abc")
     assert result.exit_code == 2 and "--init-revision needs --init-from" in result.output
+    result = _cli(str(config), "--init-from", str(tmp_path / "missing"))
+    assert result.exit_code == 2 and "does not exist" in result.output
+    (tmp_path / "not-a-generator").mkdir()
+    result = _cli(str(config), "--init-from", str(tmp_path / "not-a-generator"))
+    assert result.exit_code == 2 and "model_index.json" in result.output
 
 
 # -------------------------------------------------------------------------------------------- the configs

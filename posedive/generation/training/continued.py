@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ...errors import CheckpointError
+from ...errors import CheckpointError, PathNotFound
 from ..checkpoint import weights_sha256
 from ..pipeline import PoseDivePipeline
 from ..training_config import GeneratorInit, TrainingConfig
@@ -33,10 +33,21 @@ def generator_folder(config: TrainingConfig, init: GeneratorInit) -> Path:
         if not (local / MODEL_INDEX).is_file():
             raise CheckpointError(f"model.path: {local} is not a posedive generator folder (it has no {MODEL_INDEX})")
         return local
+    if Path(init.path).expanduser().is_absolute() or init.path.startswith((".", "~")) or init.path.count("/") != 1:
+        raise PathNotFound(f"model.path: generator folder {local} does not exist (and {init.path!r} is no Hub id)")
     from diffusers import DiffusionPipeline
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     logger.info("fetching generator %s at revision %s", init.path, init.revision or "main")
-    return Path(DiffusionPipeline.download(init.path, revision=init.revision))
+    try:
+        return Path(DiffusionPipeline.download(init.path, revision=init.revision))
+    except RevisionNotFoundError:
+        raise CheckpointError(f"model.revision: {init.revision!r} is not a revision of Hub model repo {init.path}") from None
+    except RepositoryNotFoundError:
+        raise CheckpointError(
+            f"model.path: {init.path} is neither a local folder ({local}) nor a Hub model repo (or it is private)",
+            hint="check the path, or log in with `hf auth login`",
+        ) from None
 
 
 def listed_components(folder: Path) -> set[str]:
