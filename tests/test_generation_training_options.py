@@ -23,11 +23,12 @@ from generation_tiny import (
     make_pipeline,
     one_torch_thread,
     request,
+    training_config,
 )
 from safetensors.torch import load_file
 
 from posedive.errors import CheckpointError, ConfigError
-from posedive.generation import PoseDivePipeline, TrainingConfig, load_training_config, read_contract, train_generator
+from posedive.generation import PoseDivePipeline, load_training_config, read_contract, train_generator
 from posedive.generation.checkpoint import METADATA_FILE, weights_sha256
 from posedive.generation.training.draws import draw
 from posedive.generation.training.loss import weighted_mse
@@ -56,27 +57,6 @@ def pairs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pairs")
     make_pairs(folder, 4)
     return folder
-
-
-def _scratch(**overrides) -> dict:
-    return dict(kind="scratch", unet=UNET, vae=VAE, image_encoder=IMAGE_ENCODER, pose_guider=POSE_GUIDER,
-                scheduler=dict(clip_sample=False), vae_pretrain=dict(steps=0), **overrides)
-
-
-def _config(pairs, out, **overrides) -> TrainingConfig:
-    data = dict(
-        description="tiny test model",
-        output_dir=str(out),
-        model=_scratch(),
-        data=dict(pairs=[str(pairs)], width=WIDTH, height=HEIGHT, reference_drop_prob=0.25),
-        optim=dict(learning_rate=1e-3),
-        max_steps=1,
-        batch_size=4,
-        log_every=1,
-        checkpoint_every=1000,
-    )
-    data.update(overrides)
-    return TrainingConfig.model_validate(data)
 
 
 # ------------------------------------------------------------------------------------------ noise offset
@@ -127,10 +107,10 @@ def test_weighted_loss_is_the_mean_of_weighted_per_sample_errors():
 
 
 def test_noise_offset_and_min_snr_change_training_and_repeat_themselves(pairs, tmp_path):
-    plain = train_generator(_config(pairs, tmp_path / "plain")).loss_first
+    plain = train_generator(training_config(pairs, tmp_path / "plain")).loss_first
     aids = dict(noise_offset=0.05, snr_gamma=5.0)
-    aided = train_generator(_config(pairs, tmp_path / "aided", diffusion=aids)).loss_first
-    again = train_generator(_config(pairs, tmp_path / "again", diffusion=aids)).loss_first
+    aided = train_generator(training_config(pairs, tmp_path / "aided", diffusion=aids)).loss_first
+    again = train_generator(training_config(pairs, tmp_path / "again", diffusion=aids)).loss_first
     assert aided != plain and aided == again
     saved = json.loads((tmp_path / "aided" / "generator" / METADATA_FILE).read_text())
     assert saved["training"]["config"]["diffusion"]["noise_offset"] == 0.05
@@ -172,7 +152,7 @@ def test_zero_terminal_snr_needs_velocity_targets():
 
 def test_a_zero_snr_generator_trains_on_velocity_and_samples_from_pure_noise(pairs, tmp_path):
     schedule = dict(beta_schedule="scaled_linear", **ZERO_SNR)
-    trainer = Trainer(_config(pairs, tmp_path / "run", max_steps=2, diffusion=dict(schedule=schedule)))
+    trainer = Trainer(training_config(pairs, tmp_path / "run", max_steps=2, diffusion=dict(schedule=schedule)))
     result = trainer.run()
     assert result.steps == 2 and np.isfinite(result.loss_last)
     assert trainer.components.noise_scheduler.config.prediction_type == "v_prediction"
@@ -236,7 +216,7 @@ def _same_weights(module: torch.nn.Module, folder: Path) -> bool:
 def test_both_unets_start_from_the_image_variations_unet(pairs, pretrained, tmp_path):
     assert PretrainedInit(kind="pretrained").unet == IMAGE_VARIATIONS_UNET
     assert IMAGE_VARIATIONS_UNET.path == "lambdalabs/sd-image-variations-diffusers" and IMAGE_VARIATIONS_UNET.revision
-    trainer = Trainer(_config(pairs, tmp_path / "iv", model=_pretrained_model(pretrained)))
+    trainer = Trainer(training_config(pairs, tmp_path / "iv", model=_pretrained_model(pretrained)))
     trainer.setup()
     components = trainer.components
     for unet in (components.reference_unet, components.denoising_unet):
@@ -246,7 +226,7 @@ def test_both_unets_start_from_the_image_variations_unet(pairs, pretrained, tmp_
     # SD-1.5's text-to-image U-Net stays available, named explicitly
     assert SD15_UNET.path == PretrainedInit(kind="pretrained").base and SD15_UNET.subfolder == "unet"
     sd15 = _pretrained_model(pretrained, unet=dict(path=str(pretrained / "sd15"), subfolder="unet"))
-    trainer = Trainer(_config(pairs, tmp_path / "sd15", model=sd15))
+    trainer = Trainer(training_config(pairs, tmp_path / "sd15", model=sd15))
     trainer.setup()
     assert _same_weights(trainer.components.denoising_unet, pretrained / "sd15" / "unet")
 
@@ -255,7 +235,7 @@ def test_the_vae_can_be_sd_vae_ft_mse(pairs, pretrained, tmp_path):
     assert SD_VAE_FT_MSE_VAE.path == "stabilityai/sd-vae-ft-mse" and len(SD_VAE_FT_MSE_VAE.revision) == 40
     assert SD_VAE_FT_MSE_VAE.subfolder is None  # the repo keeps its VAE at the top level
     model = _pretrained_model(pretrained, vae=dict(path=str(pretrained / "sd-vae-ft-mse")))
-    train_generator(_config(pairs, tmp_path / "run", model=model))
+    train_generator(training_config(pairs, tmp_path / "run", model=model))
     saved = tmp_path / "run" / "generator"
     assert _same_weights(PoseDivePipeline.from_pretrained(saved).vae, pretrained / "sd-vae-ft-mse")
 
@@ -267,7 +247,7 @@ def test_a_per_map_generator_from_pretrained_weights_saves_loads_and_generates(p
     maps = [dict(name="depth", encoding="near-bright", channels=1), dict(name="normal", encoding="camera-opengl", channels=3),
             dict(name="skeleton", encoding="openpose18-rgb", channels=3)]
     guider = dict(block_out_channels=POSE_GUIDER["block_out_channels"], conditions=dict(guiders="per_map", maps=maps))
-    train_generator(_config(pairs, tmp_path / "run", model=_pretrained_model(pretrained, pose_guider=guider)))
+    train_generator(training_config(pairs, tmp_path / "run", model=_pretrained_model(pretrained, pose_guider=guider)))
     saved = tmp_path / "run" / "generator"
     contract = read_contract(saved)
     assert contract.guiders == "per_map" and contract.map_names == ("depth", "normal", "skeleton")
@@ -311,7 +291,7 @@ def _cli(*args: str):
 
 
 def _write_config(pairs, tmp_path) -> Path:
-    config = json.loads(_config(pairs, tmp_path / "stage2").model_dump_json())
+    config = json.loads(training_config(pairs, tmp_path / "stage2").model_dump_json())
     path = tmp_path / "stage2.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -348,7 +328,7 @@ def test_init_from_refuses_a_folder_with_components_it_cannot_carry(pairs, relea
     index["extra_encoder"] = ["diffusers", "AutoencoderKL"]
     shutil.copytree(released / "vae", released / "extra_encoder")
     (released / "model_index.json").write_text(json.dumps(index))
-    config = _config(pairs, tmp_path / "run").starting_from(str(released))
+    config = training_config(pairs, tmp_path / "run").starting_from(str(released))
     with pytest.raises(CheckpointError, match="extra_encoder"):
         train_generator(config)
 
