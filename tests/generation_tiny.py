@@ -85,6 +85,31 @@ def make_pipeline(seed: int = 0, randomise_guider: bool = False):
     return pipe
 
 
+def scratch_model(**overrides) -> dict:
+    """The ``model`` section of a tiny scratch training config, without VAE pre-training."""
+    return dict(kind="scratch", unet=UNET, vae=VAE, image_encoder=IMAGE_ENCODER, pose_guider=POSE_GUIDER,
+                scheduler=dict(clip_sample=False), vae_pretrain=dict(steps=0), **overrides)
+
+
+def training_config(pairs: Path, out: Path, **overrides):
+    """A tiny one-step training config on ``pairs`` writing to ``out``; ``overrides`` replace top-level fields."""
+    from posedive.generation import TrainingConfig
+
+    data = dict(
+        description="tiny test model",
+        output_dir=str(out),
+        model=scratch_model(),
+        data=dict(pairs=[str(pairs)], width=WIDTH, height=HEIGHT, reference_drop_prob=0.25),
+        optim=dict(learning_rate=1e-3),
+        max_steps=1,
+        batch_size=4,
+        log_every=10,
+        checkpoint_every=1000,
+    )
+    data.update(overrides)
+    return TrainingConfig.model_validate(data)
+
+
 def random_image(seed: int, width: int = 40, height: int = 80) -> Image.Image:
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))

@@ -22,6 +22,7 @@ from generation_tiny import (
     make_pairs,
     make_pipeline,
     one_torch_thread,
+    training_config,
 )
 from safetensors.torch import load_file
 
@@ -42,22 +43,7 @@ def pairs(tmp_path_factory):
 
 
 def _config(pairs, out, **overrides) -> TrainingConfig:
-    data = dict(
-        description="tiny test model",
-        output_dir=str(out),
-        model=dict(
-            kind="scratch", unet=UNET, vae=VAE, image_encoder=IMAGE_ENCODER, pose_guider=POSE_GUIDER,
-            scheduler=dict(clip_sample=False), vae_pretrain=dict(steps=0),
-        ),
-        data=dict(pairs=[str(pairs)], width=WIDTH, height=HEIGHT, reference_drop_prob=0.25),
-        optim=dict(learning_rate=1e-3),
-        max_steps=OVERFIT_STEPS,
-        batch_size=4,
-        log_every=10,
-        checkpoint_every=1000,
-    )
-    data.update(overrides)
-    return TrainingConfig.model_validate(data)
+    return training_config(pairs, out, **{"max_steps": OVERFIT_STEPS, **overrides})
 
 
 def test_overfits_a_tiny_set(pairs, tmp_path):

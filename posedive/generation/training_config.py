@@ -2,10 +2,14 @@
 
 Three ways to initialise the model (``model.kind``):
 
-* ``pretrained`` (paper stage 1): both U-Nets and the VAE from a Stable Diffusion 1.5 checkpoint, the
-  CLIP image encoder from an image-variation checkpoint, each by Hub id (or local path) and revision;
-  a fresh pose guider with a zero-initialised last layer.
-* ``generator`` (paper stage 2): continue from a posedive generator checkpoint (stage 1's output).
+* ``pretrained`` (paper stage 1): both U-Nets from the U-Net of SD image-variations (Stable Diffusion
+  1.5 fine-tuned to read CLIP *image* embeddings, the tokens these U-Nets read; SD-1.5's text-to-image
+  U-Net is the explicit alternative), the VAE and the noise schedule from Stable Diffusion 1.5 (or the
+  VAE from ``sd-vae-ft-mse``), the CLIP image encoder from SD image-variations, each by Hub id (or
+  local path) and revision; a fresh pose guider with a zero-initialised last layer.
+* ``generator`` (paper stage 2): continue from a posedive generator checkpoint (stage 1's output, or
+  a released model converted by ``posedive convert-generator``), with every component it holds: its
+  VAE, encoders, pose guider and condition contract, and its noise schedule.
 * ``scratch``: random initialisation from explicit architecture configs, with a short autoencoder
   pre-training of the VAE on the training images. Only for the offline demo model, which cannot
   download pre-trained weights; its images are crude and its metadata says so.
@@ -14,6 +18,12 @@ A new pose guider (``pretrained``, ``scratch``) is built for the condition contr
 ``pose_guider.conditions`` describe (which maps, in which encoding, one guider or one per map); a
 continued generator keeps its own. The trained generator saves that contract with the resolution
 ``data.width x data.height`` in its pose guider's config, so recipes are checked against it.
+
+The training objective (``diffusion``) is the paper's plain one by default: the noise schedule the model
+starts from, epsilon or velocity targets as that schedule says, unweighted mean squared error. The
+quality aids the released relatives train with are options: a noise offset, min-SNR loss weights,
+and a schedule rescaled to zero terminal SNR with velocity targets and trailing timesteps (which the
+saved generator samples with).
 
 Paths are relative to the config file. Validators do no I/O.
 """
@@ -32,9 +42,15 @@ from .contract import MAP_ENCODINGS, POSEDIVE_MAPS, ConditionContract, Condition
 # A live mirror of Stable Diffusion 1.5 (the original runwayml repository was deleted), pinned by commit.
 SD15_MIRROR = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SD15_REVISION = "451f4fe16113bff5a5d2269ed5ad43b0592e9a14"
-# The CLIP ViT-L/14 vision tower with projection that SD image-variations was trained with.
+# SD image-variations: Stable Diffusion 1.5 fine-tuned to be conditioned on the CLIP ViT-L/14 image
+# embedding instead of text; its vision tower (with projection) is the image encoder, and its U-Net the
+# initialisation of both U-Nets, which read that embedding (as Moore-AnimateAnyone's stage 1 does).
 IMAGE_ENCODER_REPO = "lambdalabs/sd-image-variations-diffusers"
 IMAGE_ENCODER_REVISION = "v2.0"
+# SD-1.5's autoencoder with its decoder fine-tuned (MSE-weighted) on LAION images: the VAE Moore-AnimateAnyone,
+# Champ and Pose2ID train and sample with. Pinned by commit.
+SD_VAE_FT_MSE = "stabilityai/sd-vae-ft-mse"
+SD_VAE_FT_MSE_REVISION = "31f26fdeee1355a5c34592e401dd41e45d25a493"
 
 
 class _Strict(BaseModel):
@@ -83,16 +99,44 @@ class PoseGuiderSpec(_Strict):
         return sum(item.channels for item in self.conditions.maps)
 
 
+class WeightsSource(_Strict):
+    """One pre-trained component: a Hub id or a local folder (relative to the config file), the revision
+    it is pinned to, and the subfolder that holds it (``null``: the top level, where ``sd-vae-ft-mse``
+    keeps its VAE)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    revision: str | None = None
+    subfolder: str | None = None
+
+
+IMAGE_VARIATIONS_UNET = WeightsSource(path=IMAGE_ENCODER_REPO, revision=IMAGE_ENCODER_REVISION, subfolder="unet")
+SD15_UNET = WeightsSource(path=SD15_MIRROR, revision=SD15_REVISION, subfolder="unet")
+SD_VAE_FT_MSE_VAE = WeightsSource(path=SD_VAE_FT_MSE, revision=SD_VAE_FT_MSE_REVISION)
+
+
 class PretrainedInit(_Strict):
     kind: Literal["pretrained"]
-    base: str = Field(SD15_MIRROR, description="Stable Diffusion 1.5 checkpoint (Hub id or local folder)")
+    base: str = Field(SD15_MIRROR, description="Stable Diffusion 1.5 checkpoint (Hub id or local folder): the "
+                      "noise schedule (scheduler/), and the VAE (vae/) unless `vae` names another")
     base_revision: str | None = SD15_REVISION
+    unet: WeightsSource = Field(
+        IMAGE_VARIATIONS_UNET,
+        description="the U-Net both U-Nets start from; SD-1.5's own: {path: <base>, revision: <base_revision>, subfolder: unet}",
+    )
+    vae: WeightsSource | None = Field(
+        None, description=f"the frozen VAE; null: the base's vae/ (sd-vae-ft-mse: {{path: {SD_VAE_FT_MSE}, "
+        f"revision: {SD_VAE_FT_MSE_REVISION}}})"
+    )
     image_encoder: str = Field(IMAGE_ENCODER_REPO, description="repo with image_encoder/ and feature_extractor/")
     image_encoder_revision: str | None = IMAGE_ENCODER_REVISION
     pose_guider: PoseGuiderSpec = Field(default_factory=PoseGuiderSpec)
 
 
 class GeneratorInit(_Strict):
+    """Continue a posedive generator: ``posedive train-generator CONFIG --init-from PATH`` sets this."""
+
     kind: Literal["generator"]
     path: str = Field(description="posedive generator checkpoint (Hub id or local folder)")
     revision: str | None = None
@@ -156,6 +200,51 @@ class LoraSpec(_Strict):
     target_modules: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
 
 
+class ScheduleOverrides(_Strict):
+    """Changes to the noise schedule the model starts from (the base's ``scheduler/``, the continued
+    generator's scheduler, or a scratch model's ``model.scheduler``); ``null`` keeps its value. Training
+    noises with the result and the saved generator samples with it (a DDIM scheduler of its config)."""
+
+    beta_schedule: Literal["linear", "scaled_linear"] | None = Field(
+        None, description="betas linear in t, or linear in sqrt(beta) (SD-1.5's scaled_linear)"
+    )
+    beta_start: float | None = Field(None, gt=0, lt=1)
+    beta_end: float | None = Field(None, gt=0, lt=1)
+    prediction_type: Literal["epsilon", "v_prediction"] | None = Field(
+        None, description="what the U-Net predicts: the noise, or the velocity (needed with zero terminal SNR)"
+    )
+    rescale_betas_zero_snr: bool | None = Field(
+        None, description="rescale the betas so that the last timestep is pure noise (Lin et al. 2024)"
+    )
+    timestep_spacing: Literal["leading", "linspace", "trailing"] | None = Field(
+        None, description="which timesteps sampling visits; trailing starts at the last (pure-noise) one"
+    )
+    steps_offset: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _increasing_betas(self) -> "ScheduleOverrides":
+        if self.beta_start is not None and self.beta_end is not None and self.beta_start >= self.beta_end:
+            raise ValueError(f"beta_start={self.beta_start} must be below beta_end={self.beta_end}")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class DiffusionConfig(_Strict):
+    """The training objective. The defaults are the paper's plain recipe."""
+
+    noise_offset: float = Field(
+        0.0, ge=0, description="scale of a per-sample, per-channel constant added to the training noise "
+        "(0: none; the released relatives use 0.05)"
+    )
+    snr_gamma: float | None = Field(
+        None, gt=0, description="min-SNR loss weights min(SNR, gamma) / SNR, or / (SNR + 1) for velocity targets "
+        "(Hang et al. 2023; null: unweighted; the released relatives use 5)"
+    )
+    schedule: ScheduleOverrides = Field(default_factory=ScheduleOverrides)
+
+
 class TrainingConfig(_Strict):
     description: str = Field(description="what this model is, for its card: data, stage, purpose")
     output_dir: Path = Field(description="checkpoints, logs and (by default) the trained generator")
@@ -164,6 +253,7 @@ class TrainingConfig(_Strict):
     data: DataConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
     lora: LoraSpec | None = None
+    diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
     max_steps: int = Field(ge=1, description="optimizer steps (each of gradient_accumulation_steps batches)")
     batch_size: int = Field(4, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -199,6 +289,12 @@ class TrainingConfig(_Strict):
     def with_base_dir(self, base_dir: Path) -> "TrainingConfig":
         self._base_dir = Path(base_dir)
         return self
+
+    def starting_from(self, path: str, revision: str | None = None) -> "TrainingConfig":
+        """This config continuing the posedive generator ``path`` (a local folder, absolute or relative
+        to the config file, or a Hub id) at ``revision``, whatever its ``model`` section said."""
+        init = GeneratorInit(kind="generator", path=path, revision=revision)
+        return self.model_copy(update={"model": init}).with_base_dir(self.base_dir)
 
 
 def load_training_config(path: Path | str) -> TrainingConfig:

@@ -4,7 +4,9 @@ What is trained: the reference U-Net, the denoising U-Net and the pose guider (o
 low-rank adapters of the U-Nets' attention projections plus the pose guider). What is frozen: the VAE
 and the CLIP image encoder. Loss: mean squared error between the true and the predicted noise at a
 uniformly drawn timestep (the scheduler's ``prediction_type`` ``v_prediction`` switches the target to
-the velocity). Optimiser: AdamW, lr 1e-5, weight decay 0.01 (paper 4.1).
+the velocity); ``diffusion`` in the config adds a noise offset, min-SNR weights and changes to the
+noise schedule (zero terminal SNR, velocity targets, trailing timesteps for the saved generator).
+Optimiser: AdamW, lr 1e-5, weight decay 0.01 (paper 4.1).
 
 Each step: encode target and reference with the frozen VAE (and the reference with CLIP), noise the
 target latents, and run the model step the pipeline runs at inference
@@ -18,8 +20,9 @@ Checkpoints (``OUTPUT/checkpoints/step-NNNNNNN``, accelerate state plus the step
 ``PoseDivePipeline`` folder ``OUTPUT/generator`` whose pose guider config holds the condition
 contract it was trained on, with ``posedive_generator.json`` describing it.
 
-Modules: :mod:`.components` (building and loading the parts), :mod:`.dataset` (pairs as tensors,
-encoding, samplers), :mod:`.draws` (each step's noise, timesteps and dropout), :mod:`.loss`,
+Modules: :mod:`.components` (building and loading the parts), :mod:`.continued` (the generator a run
+continues), :mod:`.dataset` (pairs as tensors, encoding, samplers), :mod:`.draws` (each step's noise,
+timesteps and dropout), :mod:`.schedule` (the noise schedule and min-SNR weights), :mod:`.loss`,
 :mod:`.vae` (pre-training a scratch VAE), :mod:`.checkpoints`, and :mod:`.trainer` (setup, step, save).
 """
 

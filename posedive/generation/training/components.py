@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from ..models.pose_guider import PoseGuider
 from ..pipeline import PoseDivePipeline
-from ..training_config import GeneratorInit, LoraSpec, PoseGuiderSpec, PretrainedInit, ScratchInit, TrainingConfig
+from ..training_config import (
+    GeneratorInit,
+    LoraSpec,
+    PoseGuiderSpec,
+    PretrainedInit,
+    ScratchInit,
+    TrainingConfig,
+    WeightsSource,
+)
+from .continued import load_continued
 
 PRETRAINED_VAE = "vae-pretrained"
+ModelT = TypeVar("ModelT", AutoencoderKL, UNet2DConditionModel)
 
 
 @dataclass
@@ -45,13 +56,20 @@ def _local_or_hub(config: TrainingConfig, name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def _from_source(config: TrainingConfig, source: WeightsSource, model_class: type[ModelT]) -> ModelT:
+    return model_class.from_pretrained(_local_or_hub(config, source.path), subfolder=source.subfolder,
+                                       revision=source.revision)
+
+
 def _pretrained(config: TrainingConfig, init: PretrainedInit) -> Components:
     base, rev = _local_or_hub(config, init.base), init.base_revision
     encoder, enc_rev = _local_or_hub(config, init.image_encoder), init.image_encoder_revision
-    reference_unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", revision=rev)
-    denoising_unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet", revision=rev)
+    reference_unet = _from_source(config, init.unet, UNet2DConditionModel)
+    denoising_unet = _from_source(config, init.unet, UNet2DConditionModel)
+    vae = (AutoencoderKL.from_pretrained(base, subfolder="vae", revision=rev) if init.vae is None
+           else _from_source(config, init.vae, AutoencoderKL))
     return Components(
-        vae=AutoencoderKL.from_pretrained(base, subfolder="vae", revision=rev),
+        vae=vae,
         image_encoder=CLIPVisionModelWithProjection.from_pretrained(encoder, subfolder="image_encoder", revision=enc_rev),
         feature_extractor=CLIPImageProcessorPil.from_pretrained(encoder, subfolder="feature_extractor", revision=enc_rev),
         reference_unet=reference_unet,
@@ -62,7 +80,7 @@ def _pretrained(config: TrainingConfig, init: PretrainedInit) -> Components:
 
 
 def _continued(config: TrainingConfig, init: GeneratorInit) -> Components:
-    pipe = PoseDivePipeline.from_pretrained(_local_or_hub(config, init.path), revision=init.revision)
+    pipe = load_continued(config, init)
     return Components(
         vae=pipe.vae,
         image_encoder=pipe.image_encoder,

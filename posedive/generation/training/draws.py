@@ -1,4 +1,5 @@
-"""The random draws of a training step: noise, timesteps and reference dropout, one stream per process.
+"""The random draws of a training step: noise (with its offset), timesteps and reference dropout, one
+stream per process.
 
 A step's draws come from a generator seeded by (seed, step, process index) alone. So a resumed run
 draws what the uninterrupted run drew, and under ``accelerate launch`` each of the N processes draws
@@ -32,15 +33,30 @@ def step_generator(seed: int, step: int, process_index: int = 0) -> torch.Genera
 
 @dataclass(frozen=True)
 class StepDraws:
-    noise: torch.Tensor  # like the latents
+    noise: torch.Tensor  # like the latents, the noise offset included
     timesteps: torch.Tensor  # (B,) long
     keep_reference: torch.Tensor  # (B,) bool: False rows learn the unconditional branch
 
 
-def draw(generator: torch.Generator, latents: torch.Tensor, num_train_timesteps: int, reference_drop_prob: float) -> StepDraws:
-    """One micro-batch's draws, in a fixed order (noise, timesteps, dropout) from ``generator``."""
+def draw(
+    generator: torch.Generator,
+    latents: torch.Tensor,
+    num_train_timesteps: int,
+    reference_drop_prob: float,
+    noise_offset: float = 0.0,
+) -> StepDraws:
+    """One micro-batch's draws, in a fixed order (noise, timesteps, dropout, then the noise offset when
+    there is one) from ``generator``, so a run without an offset draws what it always drew.
+
+    ``noise_offset`` adds ``noise_offset * N(0, 1)`` per sample and channel, constant over the image (as
+    the diffusers training scripts do): zero-mean noise never shifts a channel's mean, so without it
+    the model hardly learns to change an image's overall brightness.
+    """
     size = latents.shape[0]
     noise = torch.randn(latents.shape, generator=generator).to(latents)
     timesteps = torch.randint(0, num_train_timesteps, (size,), generator=generator).to(noise.device)
     keep = (torch.rand(size, generator=generator) >= reference_drop_prob).to(noise.device)
+    if noise_offset > 0:
+        per_channel = (size, latents.shape[1]) + (1,) * (latents.ndim - 2)
+        noise = noise + noise_offset * torch.randn(per_channel, generator=generator).to(noise)
     return StepDraws(noise=noise, timesteps=timesteps, keep_reference=keep)

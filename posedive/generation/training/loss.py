@@ -1,4 +1,5 @@
-"""The training loss: mean squared error of the model step's noise (or velocity) prediction."""
+"""The training loss: mean squared error of the model step's noise (or velocity) prediction, optionally
+weighted per sample (min-SNR, :func:`~posedive.generation.training.schedule.min_snr_weights`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ def training_target(scheduler: DDPMScheduler, latents: torch.Tensor, noise: torc
     raise ConfigError(f"scheduler prediction_type {kind!r} is not supported (epsilon or v_prediction)")
 
 
+def weighted_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared error in float32; with ``weights`` (one per sample), the mean of the weighted
+    per-sample means."""
+    if weights is None:
+        return torch.nn.functional.mse_loss(prediction.float(), target.float())
+    per_sample = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="none")
+    per_sample = per_sample.mean(dim=tuple(range(1, per_sample.ndim)))
+    return (per_sample * weights.to(per_sample)).mean()
+
+
 def diffusion_loss(
     net: nn.Module,
     scheduler: DDPMScheduler,
@@ -30,10 +41,12 @@ def diffusion_loss(
     timesteps: torch.Tensor,
     keep_reference: torch.Tensor | None,
     backward: Callable[[torch.Tensor], None] | None = None,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """MSE loss of one batch; ``net`` is a :class:`TwoBranchModel`, possibly wrapped for distributed
-    training. ``backward(loss)`` runs inside the bank's scope (gradient checkpointing recomputes the
-    denoising U-Net during backward, reading the bank)."""
+    training. ``weights`` weigh the samples (min-SNR; ``None``: all alike). ``backward(loss)`` runs
+    inside the bank's scope (gradient checkpointing recomputes the denoising U-Net during backward,
+    reading the bank)."""
     model: TwoBranchModel = net.module if hasattr(net, "module") else net
     noisy = scheduler.add_noise(encoded["latents"], noise, timesteps)
     with model.reference_attention() as bank:
@@ -47,7 +60,7 @@ def diffusion_loss(
             keep_reference,
         )
         target = training_target(scheduler, encoded["latents"], noise, timesteps)
-        loss = torch.nn.functional.mse_loss(prediction.float(), target.float())
+        loss = weighted_mse(prediction, target, weights)
         if backward is not None:
             backward(loss)
     return loss

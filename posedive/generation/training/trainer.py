@@ -25,12 +25,14 @@ from ..checkpoint import GeneratorMetadata
 from ..data import PairsIndex
 from ..generator import torch_dtype
 from ..models.two_branch import TwoBranchModel
-from ..training_config import ScratchInit, TrainingConfig
+from ..training_config import GeneratorInit, ScratchInit, TrainingConfig
 from .checkpoints import CHECKPOINTS, checkpoint_step, latest_checkpoint, save_checkpoint
 from .components import PRETRAINED_VAE, apply_lora, assemble_pipeline, build_components
+from .continued import started_from
 from .dataset import EncodedDataset, EpochSampler, PairsTorchDataset, encode_batch, encode_dataset, endless_batches
 from .draws import draw, step_generator
 from .loss import diffusion_loss, fixed_noise_loss
+from .schedule import min_snr_weights, training_schedule
 from .vae import pretrain_vae
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ class Trainer:
         )
         set_seed(config.seed)  # the same initial weights on every process
         self.components = build_components(config)
+        self._set_schedule()
+        self.started_from = started_from(config) if self.accelerator.is_main_process else None  # saved by it
         self.index = PairsIndex([config.resolve(p) for p in config.data.pairs])
         if len(self.index) == 0:
             raise ConfigError(f"data.pairs {config.data.pairs}: no pairs found")
@@ -91,6 +95,16 @@ class Trainer:
             set_seed(config.seed + self.accelerator.process_index)
         self._resume()
         self.eval_batch = self._eval_batch()
+
+    def _set_schedule(self) -> None:
+        """The run's noise schedule: the starting model's, with ``diffusion.schedule``'s changes."""
+        components, changes = self.components, self.config.diffusion.schedule
+        start = components.noise_scheduler.config.prediction_type
+        components.noise_scheduler = training_schedule(components.noise_scheduler, changes)
+        now = components.noise_scheduler.config.prediction_type
+        if isinstance(self.config.model, GeneratorInit) and now != start:
+            logger.warning("the continued generator was trained to predict %s; this run trains it to predict %s "
+                           "(diffusion.schedule.prediction_type)", start, now)
 
     def _pairs(self, width: int, height: int) -> PairsTorchDataset:
         components = self.components
@@ -192,16 +206,18 @@ class Trainer:
         config, accelerator = self.config, self.accelerator
         scheduler = self.components.noise_scheduler
         generator = step_generator(config.seed, self.completed, accelerator.process_index)
+        gamma = config.diffusion.snr_gamma
         losses = []
         for _ in range(config.gradient_accumulation_steps):
             batch = next(self.batches)
             with accelerator.accumulate(self.net):
                 encoded = self._encoded(batch)
                 drawn = draw(generator, encoded["latents"], scheduler.config.num_train_timesteps,
-                             config.data.reference_drop_prob)
+                             config.data.reference_drop_prob, config.diffusion.noise_offset)
+                weights = None if gamma is None else min_snr_weights(scheduler, drawn.timesteps, gamma)
                 with accelerator.autocast():
                     loss = diffusion_loss(self.net, scheduler, encoded, drawn.noise, drawn.timesteps,
-                                          drawn.keep_reference, backward=accelerator.backward)
+                                          drawn.keep_reference, backward=accelerator.backward, weights=weights)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(self.parameters, config.optim.max_grad_norm)
                 self.optimizer.step()
@@ -237,7 +253,7 @@ class Trainer:
         if save_dtype != torch.float32:
             pipeline.to(dtype=save_dtype)
         pipeline.save_pretrained(self.generator_dir, safe_serialization=True)
-        training_metadata(config, result, self.index).save(self.generator_dir)
+        training_metadata(config, result, self.index, self.started_from).save(self.generator_dir)
         logger.info(
             "saved generator to %s (%d steps, %.0f s; fixed-noise loss %.4f -> %.4f; conditions %s)",
             self.generator_dir, result.steps, result.seconds, result.eval_loss_before, result.eval_loss_after,
@@ -291,10 +307,11 @@ def train_generator(config: TrainingConfig) -> TrainingResult:
     return Trainer(config).run()
 
 
-def training_metadata(config: TrainingConfig, result: TrainingResult, index: PairsIndex) -> GeneratorMetadata:
+def training_metadata(config: TrainingConfig, result: TrainingResult, index: PairsIndex,
+                      init: dict[str, Any] | None = None) -> GeneratorMetadata:
     """The ``posedive_generator.json`` of a trained generator: its description, the resolved config
-    (paths relative to the config file, so the record travels with the repository) and the data it saw
-    (shard names and sha256)."""
+    (paths relative to the config file, so the record travels with the repository), the data it saw
+    (shard names and sha256) and, for a continued generator, what it started from (``init``)."""
 
     def portable(path: str | Path) -> str:
         return Path(os.path.relpath(config.resolve(path), config.base_dir)).as_posix()
@@ -308,8 +325,11 @@ def training_metadata(config: TrainingConfig, result: TrainingResult, index: Pai
         {"name": shard.name, "sha256": hashlib.sha256(shard.read_bytes()).hexdigest()} for shard in index.shards
     ]
     outcome = {k: v for k, v in asdict(result).items() if k != "generator_dir"}
+    training = {"config": resolved, "result": outcome, "pairs": len(index), "shards": shards}
+    if init is not None:
+        training["init"] = init
     return GeneratorMetadata(
         description=config.description,
         resolution=(config.data.width, config.data.height),
-        training={"config": resolved, "result": outcome, "pairs": len(index), "shards": shards},
+        training=training,
     )
