@@ -46,9 +46,18 @@ def _print_plan(report, recipe) -> None:
     console.print(units)
 
 
+def _print_rejections(report) -> None:
+    for rejection in report.rejected_shards:
+        console.print(f"[bold yellow]rejected[/] {escape(rejection.describe())}; rebuilt", highlight=False)
+
+
 def _print_summary(report) -> None:
     manifest = report.manifest
     if manifest is None:
+        if report.other_builds:
+            console.print(f"built shards {report.built_shards}; every shard exists, and the build still running "
+                          f"({'; '.join(report.other_builds)}) finishes the release", highlight=False)
+            return
         console.print(f"built shards {report.built_shards}; still missing {report.missing_shards} "
                       f"(build the other parts, then run `posedive build` again to finish the release)")
         return
@@ -116,6 +125,7 @@ def build(
             report.plan.write(plan_out)
             console.print(f"plan written to {plan_out}")
         return
+    _print_rejections(report)
     _print_summary(report)
 
 
