@@ -1,5 +1,5 @@
 """A release nobody can spoil: finishing checks every shard against the plan, a folder that is not a
-release is refused, and one builder per shard (two real processes)."""
+release is refused, one builder per shard (two real processes), and verify sees extra files."""
 
 import json
 import logging
@@ -331,3 +331,32 @@ def test_the_command_line_says_which_shards_it_moved_aside(reference, tmp_path, 
     assert "rebuilt" in result.output
     reference_manifest = Release.open(reference[0].release_dir).manifest
     assert Release.open(recipe.release_dir).manifest.shards == reference_manifest.shards
+
+
+# -------------------------------------------------------------------- 4. verify sees extra files
+def test_verify_reports_every_file_the_manifest_does_not_list(reference, tmp_path):
+    root = tmp_path / "release"
+    shutil.copytree(reference[0].release_dir, root)
+    shutil.copy(root / paths.shard_name(3), root / paths.shard_name(4))
+    (root / "plots" / "extra.png").write_bytes(b"png")
+    (root / paths.HUB_RECORD).write_text("{}")  # posedive's own, beside the release
+    (root / paths.REJECTED_SHARDS_DIR).mkdir(parents=True)
+    (root / paths.REJECTED_SHARDS_DIR / "train-00001.tar.unreadable").write_bytes(b"x")
+    problems = Release.open(root).verify()
+    assert problems == [f"{paths.shard_name(4)}: not listed in the manifest (not part of this release: move it out "
+                        f"of the folder)", "plots/extra.png: not listed in the manifest (not part of this release: "
+                        "move it out of the folder)"]
+
+
+def test_a_stray_shard_never_joins_the_loaded_data_set(reference, tmp_path):
+    import datasets
+    import yaml
+
+    root = tmp_path / "release"
+    shutil.copytree(reference[0].release_dir, root)
+    manifest = Release.open(root).manifest
+    shutil.copy(root / paths.shard_name(3), root / paths.shard_name(4))
+    front = yaml.safe_load((root / paths.CARD).read_text().split("---")[1])
+    assert front["configs"][0]["data_files"] == [{"split": "train", "path": [s.path for s in manifest.shards]}]
+    ds = datasets.load_dataset(str(root), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert len(ds) == manifest.samples

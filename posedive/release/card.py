@@ -3,9 +3,10 @@
 wheel renders cards exactly as a source checkout does).
 
 Its YAML front matter is the loader: ``configs:`` points the packaged webdataset builder of
-``datasets`` at the shards, and ``dataset_info.features`` declares every column (loading scripts no
-longer exist in ``datasets`` >= 4, and declared features make the provenance JSON a typed column
-instead of being inferred from the first samples).
+``datasets`` at the shards the manifest lists, by name (a glob would take in any stray file copied into
+``data/``), and ``dataset_info.features`` declares every column (loading scripts no longer exist in
+``datasets`` >= 4, and declared features make the provenance JSON a typed column instead of being
+inferred from the first samples).
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def release_features(manifest: Manifest):
 
 
 def front_matter(recipe: Recipe, manifest: Manifest, extra_configs: list[dict] | None = None) -> dict:
+    shard_files = [shard.path for shard in manifest.shards]
     configs = [{"config_name": "default", "default": True,
-                "data_files": [{"split": paths.SPLIT, "path": paths.SHARD_GLOB}]}]
+                "data_files": [{"split": paths.SPLIT, "path": shard_files}]}]
     configs += extra_configs or []
     licence = "other" if manifest.source.format in SOURCE_LICENCES else "unknown"
     return {
