@@ -240,7 +240,7 @@ def build_release(
     """
     started = time.perf_counter()
     existing = check_release_folder(recipe)
-    source = read_source(recipe.source, recipe.base_dir)
+    source = read_source(recipe.source.model_copy(update={"root": recipe.resolve(recipe.source.root)}))
     conditions = stages.conditions if stages is not None else load_conditions(recipe)
     plan = make_plan(recipe, source, conditions.pose_ids())
     report = BuildReport(release_dir=recipe.release_dir, plan=plan, source=source)

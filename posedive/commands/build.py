@@ -51,7 +51,9 @@ def _print_rejections(report) -> None:
         console.print(f"[bold yellow]rejected[/] {escape(rejection.describe())}; rebuilt", highlight=False)
 
 
-def _print_summary(report) -> None:
+def _print_summary(report, recipe) -> None:
+    from ..release.card import generator_name
+
     manifest = report.manifest
     if manifest is None:
         if report.other_builds:
@@ -69,7 +71,7 @@ def _print_summary(report) -> None:
     for stage in ("reference", "target", "generated"):
         table.add_row(f"{stage} filter", f"{rates[stage] * 100:.1f}% kept ({getattr(totals, stage + '_rejected')} rejected)")
     table.add_row("short units", f"{totals.short_units} ({len(manifest.short_pids)} identities short)")
-    table.add_row("generator", f"{manifest.generator.id}: {manifest.generator.description}")
+    table.add_row("generator", f"{generator_name(recipe, manifest.generator)}: {manifest.generator.description}")
     table.add_row("time", f"{report.seconds:.1f} s")
     console.print(table)
 
@@ -115,18 +117,20 @@ def build(
         except StageUnavailable as error:
             console.print(f"[bold red]build stopped after planning:[/] {escape(str(error))}", highlight=False)
             raise typer.Exit(code=3) from None
-    if report.already_complete:
-        console.print(f"release {recipe.name} {recipe.version} is already complete at {report.release_dir}")
-        _print_summary(report)
-        return
     if dry_run:
         _print_plan(report, recipe)
         if plan_out:
             report.plan.write(plan_out)
-            console.print(f"plan written to {plan_out}")
+            console.print(f"plan written to {plan_out.resolve()}")
+    if report.already_complete:
+        console.print(f"release {recipe.name} {recipe.version} is already complete at {report.release_dir}")
+        if not dry_run:
+            _print_summary(report, recipe)
+        return
+    if dry_run:
         return
     _print_rejections(report)
-    _print_summary(report)
+    _print_summary(report, recipe)
 
 
 def register(app: typer.Typer) -> None:

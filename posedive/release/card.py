@@ -7,17 +7,23 @@ Its YAML front matter is the loader: ``configs:`` points the packaged webdataset
 ``data/``), and ``dataset_info.features`` declares every column (loading scripts no longer exist in
 ``datasets`` >= 4, and declared features make the provenance JSON a typed column instead of being
 inferred from the first samples).
+
+The card names the generator by what identifies its weights wherever the card is read: a Hub id with
+its revision, or a local folder's name, and the weights' sha256 in both cases; never a path, which
+means something only on the machine and in the folder where the build ran.
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import yaml
 
 from .. import paths
 from ..provenance import provenance_features
 from ..recipe import Recipe
+from ..schema import GeneratorInfo
 from .manifest import Manifest
 
 TEMPLATE_PACKAGE = "posedive.release.templates"
@@ -56,6 +62,19 @@ def release_features(manifest: Manifest):
         columns[f"{name}.png"] = Image()
     columns["json"] = provenance_features()
     return Features(columns)
+
+
+def generator_is_local(recipe: Recipe) -> bool:
+    """Whether the build loaded its generator from a local folder (the rule ``posedive.generation`` uses)."""
+    return recipe.generator.is_local(recipe.base_dir)
+
+
+def generator_name(recipe: Recipe, generator: GeneratorInfo) -> str:
+    """The generator in one line: its Hub id and revision, or its local folder's name, and its sha256."""
+    if generator_is_local(recipe):
+        return f"{Path(generator.id).name} (local folder, weights sha256 {generator.sha256[:16]})"
+    revision = f" at revision {generator.revision}" if generator.revision else ""
+    return f"{generator.id}{revision} (weights sha256 {generator.sha256[:16]})"
 
 
 def front_matter(recipe: Recipe, manifest: Manifest, extra_configs: list[dict] | None = None) -> dict:
@@ -104,6 +123,8 @@ def render_card(recipe: Recipe, manifest: Manifest, plots: list[str], repo_id: s
         rates=manifest.totals.rates(),
         plots=plots,
         source_licence=source_licence(manifest),
+        generator_local=generator_is_local(recipe),
+        generator_folder=Path(manifest.generator.id).name,
         repo_id=repo_id or recipe.output.hub_repo or placeholder_repo(recipe),
         repo_placeholder=not (repo_id or recipe.output.hub_repo),
     )
