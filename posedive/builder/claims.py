@@ -25,6 +25,7 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -52,6 +53,21 @@ class ClaimRecord(BaseModel):
     def describe(self) -> str:
         what = f"part {self.part}" if self.part else "every shard"
         return f"pid {self.pid} on {self.host} ({what}, since {self.started})"
+
+
+@dataclass(frozen=True)
+class LiveClaim:
+    """A claim whose build is running: its file, and what the file says (``None`` when it cannot be
+    read, and the build is taken to hold every shard)."""
+
+    path: Path
+    record: ClaimRecord | None
+
+    def describe(self) -> str:
+        return self.record.describe() if self.record is not None else f"a build whose claim {self.path} cannot be read"
+
+    def overlap(self, shards: set[int]) -> list[int]:
+        return sorted(shards if self.record is None else shards & set(self.record.shards))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -112,9 +128,9 @@ class ShardClaim:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def claim_all(self, shards: Sequence[int], wait_s: float = LOCK_WAIT_S) -> list[ClaimRecord]:
+    def claim_all(self, shards: Sequence[int], wait_s: float = LOCK_WAIT_S) -> list[LiveClaim]:
         """Widen this claim to ``shards`` (every shard of the release) unless other builds are running;
-        returns those builds' records (empty when the claim was widened).
+        returns those builds' claims (empty when the claim was widened).
 
         When others are running this claim is given up at once, under the same hold of the folder lock:
         of several builds that find every shard built at the same time, each but the last gives up, and
@@ -154,7 +170,7 @@ def _write_record(fd: int, record: ClaimRecord) -> None:
     os.fsync(fd)
 
 
-def _live_claims(release_dir: Path, own: Path | None = None) -> list[ClaimRecord]:
+def _live_claims(release_dir: Path, own: Path | None = None) -> list[LiveClaim]:
     """The claims of running builds; claims left by killed builds on this host are removed on the way."""
     folder = release_dir / paths.CLAIMS_DIR
     if not folder.is_dir():
@@ -171,7 +187,7 @@ def _live_claims(release_dir: Path, own: Path | None = None) -> list[ClaimRecord
         try:
             record = _read_record(path)
             if not _try_flock(fd):
-                live.append(record or ClaimRecord(pid=-1, host="?", part=None, shards=[], started="?"))
+                live.append(LiveClaim(path, record))
                 continue
             if record is not None and record.host != host:
                 raise LockError(
@@ -201,8 +217,8 @@ def claim_shards(release_dir: Path, shards: Sequence[int], part: str | None = No
     with _folder_lock(release_dir, wait_s):
         others = _live_claims(release_dir)
         for other in others:
-            overlap = sorted(wanted & set(other.shards))
-            if overlap or (part is not None and other.part == part):
+            overlap = other.overlap(wanted)
+            if overlap or (part is not None and other.record is not None and other.record.part == part):
                 held = f"shards {overlap}" if overlap else f"part {part}"
                 raise LockError(
                     f"{release_dir}: {held} of this release are being built by {other.describe()}",

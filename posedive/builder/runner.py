@@ -198,7 +198,8 @@ class _Build:
         """Once every shard exists and no other build runs: check every shard, move aside and rebuild
         those that fail, then write the release."""
         every = range(self.plan.num_shards)
-        self.report.missing_shards = [shard for shard in every if shard not in existing_shards(self.root, every)]
+        present = set(existing_shards(self.root, every))
+        self.report.missing_shards = [shard for shard in every if shard not in present]
         if self.report.missing_shards:
             return
         others = claim.claim_all(every)
@@ -257,9 +258,10 @@ def build_release(
         run = _Build(recipe, plan, source, report, stages=stages, conditions=conditions, engine=engine,
                      show_progress=show_progress)
         present = existing_shards(release_dir, wanted)
-        rebuild = run.reject(run.check(present))
+        rebuild = set(run.reject(run.check(present)))
         report.skipped_shards = [shard for shard in present if shard not in rebuild]
-        run.build([shard for shard in wanted if shard not in report.skipped_shards])
+        skipped = set(report.skipped_shards)
+        run.build([shard for shard in wanted if shard not in skipped])
         run.finish(claim)
     report.seconds = time.perf_counter() - started
     return report
