@@ -137,12 +137,156 @@ class ViewpointConfig(_Strict):
         return _range(v, -360.0, 720.0, "azimuth_deg")
 
 
-class PosesConfig(_Strict):
-    source: str = Field(
-        "deepmimic",
-        description="a built-in bank name (deepmimic) or a path to a posedive pose bank (.npz)",
-    )
+# -------------------------------------------------------------------------------------- poses
+# The only bank name the old ``poses.source`` string could name; any other string was a file path.
+LEGACY_BUILTIN_BANK = "deepmimic"
+# A pose whose torso leans further from vertical than this is not upright (walking leans ~2-5 deg,
+# running ~25 deg): the default limit, and the limit of a bank's ``upright`` tag.
+UPRIGHT_TORSO_TILT_DEG = 30.0
+# Upright frames of flips, cartwheels, rolls, crawls and get-ups are crouches and leaps mid-stunt:
+# nothing a pedestrian does, so they are left out unless a recipe says otherwise.
+DEFAULT_EXCLUDED_TAGS = ("acrobatics", "floor")
+UpAxis = Literal["y", "z", "-y"]
+
+
+class PoseSource(_Strict):
+    """Which of a bank's poses a build draws from: clips and tags to keep or drop, then limits on the
+    posed skeleton. The defaults keep upright poses, stunts left out."""
+
+    include: list[str] = Field(default_factory=list, description="keep only poses whose clip or one of whose "
+                               "tags is listed (empty: every pose)")
+    exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDED_TAGS), description="drop poses whose "
+                               "clip or one of whose tags is listed (a list given here replaces the default)")
+    max_torso_tilt_deg: float | None = Field(UPRIGHT_TORSO_TILT_DEG, ge=0, le=180, description="largest angle "
+                                             "between pelvis-to-neck and vertical; null: no limit")
+    feet_below_hips: bool = Field(True, description="keep only poses with both feet below the hips")
+    head_above_pelvis: bool = Field(True, description="keep only poses with the head above the pelvis")
     sampling: Literal["uniform"] = "uniform"
+
+    def keeps_every_pose(self) -> bool:
+        return (not self.include and not self.exclude and self.max_torso_tilt_deg is None
+                and not self.feet_below_hips and not self.head_above_pelvis)
+
+    def describe_bank(self) -> str:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """The bank and the selection in words, as a release card shows them."""
+        if self.keeps_every_pose():
+            return f"{self.describe_bank()}, every pose"
+        limits = [f"the torso within {self.max_torso_tilt_deg:g} deg of vertical"] if self.max_torso_tilt_deg is not None else []
+        limits += ["both feet below the hips"] if self.feet_below_hips else []
+        limits += ["the head above the pelvis"] if self.head_above_pelvis else []
+        words = [self.describe_bank()]
+        words += [f"only {_listed(self.include)}"] if self.include else []
+        words += [f"poses with {_listed(limits)}"] if limits else []
+        words += [f"leaving out {_listed(self.exclude)}"] if self.exclude else []
+        return ", ".join(words)
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+class BuiltinPoses(PoseSource):
+    """A bank built into posedive (built once, cached under posedive's cache folder)."""
+
+    kind: Literal["builtin"] = "builtin"
+    name: Literal["pedestrian", "deepmimic"] = Field("pedestrian", description="which built-in bank: pedestrian "
+                                                     "(deepmimic plus standing and walking variations) or deepmimic")
+
+    def describe_bank(self) -> str:
+        return f"built-in bank `{self.name}`"
+
+
+class FilePoses(PoseSource):
+    """A posedive pose bank (``.npz``), e.g. written by ``posedive posebank build``."""
+
+    kind: Literal["file"]
+    path: str = Field(description="the bank file; relative paths are relative to the recipe")
+
+    def describe_bank(self) -> str:
+        return f"bank file `{self.path}`"
+
+
+class ImportedPoses(PoseSource):
+    """Poses imported at build time from the user's files; the bank is cached under posedive's cache
+    folder by the content of the files and the options, so it is imported once."""
+
+    paths: list[Path] = Field(min_length=1, description="input files or folders")
+    licence: str | None = Field(None, description="licence recorded with every pose (default: the importer's)")
+    mirror: bool = Field(True, description="add left-right mirrored poses")
+    dedup_m: float | None = Field(None, ge=0, description="drop poses within this mean joint distance (m) of a kept "
+                                  "one (default 0.03; 0 keeps all)")
+
+    def describe_bank(self) -> str:
+        return f"poses imported with `{self.kind}` from {', '.join(f'`{p.name}`' for p in self.paths)}"
+
+    def importer_options(self) -> dict[str, object]:
+        """The options the importer itself takes, where the recipe sets them."""
+        shared = set(type(self).model_fields) - set(ImportedPoses.model_fields) - {"kind"}
+        values = {"licence": self.licence, **{name: getattr(self, name) for name in shared}}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+class _MotionSequences(ImportedPoses):
+    every: int | None = Field(None, ge=1, description="keep every N-th frame (default: the importer's)")
+    up: UpAxis | None = Field(None, description="the inputs' up axis (default: the importer's)")
+
+
+class AmassPoses(_MotionSequences):
+    kind: Literal["amass"]
+
+
+class FitsPoses(_MotionSequences):
+    kind: Literal["fits"]
+
+
+class BvhPoses(_MotionSequences):
+    kind: Literal["bvh"]
+
+
+class ImagesPoses(ImportedPoses):
+    """People in photographs, folders of them or fixed-camera videos, fitted with the body fitter."""
+
+    kind: Literal["images"]
+
+
+PosesConfig = Annotated[
+    Union[BuiltinPoses, FilePoses, AmassPoses, FitsPoses, BvhPoses, ImagesPoses], Field(discriminator="kind")
+]
+
+
+def _poses_section(value: object) -> object:
+    """Recipes written before ``poses.kind`` named their bank with ``source`` (a built-in name or a
+    bank file) and drew from all its poses; they mean the same bank as ``kind: builtin`` / ``kind:
+    file`` with no selection. Without ``kind`` or ``source`` the section describes the built-in bank."""
+    if not isinstance(value, dict) or "kind" in value:
+        return value
+    if "source" not in value:
+        return {"kind": "builtin", **value}
+    others = sorted(set(value) - {"source", "sampling"})
+    if others:
+        raise ValueError(f"`source` (the old way to name a pose bank) takes no {others}: write `kind: builtin` "
+                         "with `name`, or `kind: file` with `path` (see the recipe reference in README.md)")
+    # Old recipes drew from every pose of the bank.
+    rest = {key: item for key, item in value.items() if key != "source"}
+    rest.update(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False, head_above_pelvis=False)
+    if value["source"] == LEGACY_BUILTIN_BANK:
+        return {"kind": "builtin", "name": LEGACY_BUILTIN_BANK, **rest}
+    return {"kind": "file", "path": value["source"], **rest}
+
+
+def _hashed_poses(poses: PoseSource, dumped: dict) -> dict:
+    """The ``poses`` section as the hash sees it: a bank an old recipe could name, drawn from whole,
+    hashes as the old ``source`` form, so a recipe written before ``poses.kind`` keeps its hash."""
+    if not poses.keeps_every_pose():
+        return dumped
+    if isinstance(poses, BuiltinPoses) and poses.name == LEGACY_BUILTIN_BANK:
+        return {"sampling": poses.sampling, "source": poses.name}
+    if isinstance(poses, FilePoses) and poses.path != LEGACY_BUILTIN_BANK:
+        return {"sampling": poses.sampling, "source": poses.path}
+    return dumped
 
 
 class BodyConfig(_Strict):
@@ -245,7 +389,7 @@ class Recipe(_Strict):
     seed: int = 0
     source: SourceConfig
     viewpoint: ViewpointConfig = Field(default_factory=ViewpointConfig)
-    poses: PosesConfig = Field(default_factory=PosesConfig)
+    poses: PosesConfig = Field(default_factory=BuiltinPoses)
     body: BodyConfig = Field(default_factory=BodyConfig)
     images_per_pid: int = Field(15, ge=1, description="supplementary 4: 15 images per identity")
     max_attempts_per_image: int = Field(4, ge=1)
@@ -255,6 +399,11 @@ class Recipe(_Strict):
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source_file: Path | None = PrivateAttr(default=None)
+
+    @field_validator("poses", mode="before")
+    @classmethod
+    def _poses(cls, v: object) -> object:
+        return _poses_section(v)
 
     @field_validator("name")
     @classmethod
@@ -292,6 +441,7 @@ class Recipe(_Strict):
     def canonical_json(self) -> str:
         data = self.model_dump(mode="json")
         data["output"].pop("dir")
+        data["poses"] = _hashed_poses(self.poses, data["poses"])
         for (section, field), default in FIELDS_ADDED_LATER.items():
             if data[section][field] == default:  # a recipe written before the field existed keeps its hash
                 data[section].pop(field)
@@ -316,8 +466,12 @@ class Recipe(_Strict):
             smpl_dir = self.resolve(self.body.smpl_model_dir)
             if not smpl_dir.is_dir():
                 problems.append(f"body.smpl_model_dir: folder {smpl_dir} does not exist")
-        if self.poses.source.endswith(".npz") and not self.resolve(self.poses.source).is_file():
-            problems.append(f"poses.source: pose bank {self.resolve(self.poses.source)} does not exist")
+        if isinstance(self.poses, FilePoses) and not self.resolve(self.poses.path).is_file():
+            problems.append(f"poses: pose bank {self.resolve(self.poses.path)} does not exist")
+        if isinstance(self.poses, ImportedPoses):
+            for index, path in enumerate(self.poses.paths):
+                if not self.resolve(path).exists():
+                    problems.append(f"poses.paths[{index}]: {self.resolve(path)} does not exist")
         if self.generator.is_local(self._base_dir) and not self.resolve(self.generator.weights).exists():
             problems.append(f"generator.weights: {self.resolve(self.generator.weights)} does not exist")
         return problems

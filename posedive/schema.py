@@ -93,6 +93,7 @@ class BodyParams(_Frozen):
     pose_id: str
     pose: list[float] = Field(min_length=72, max_length=72)
     shape: list[float] = Field(default_factory=list)
+    pose_tags: list[str] = Field(default_factory=list, description="the pose's tags in its bank (walk, upright, ...)")
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,9 @@ class GeneratorInfo(_Frozen):
     revision: str | None = None
     sha256: str = Field(description="hash of the weight files, so two checkpoints never share an id")
     description: str = Field(description="what the model is and how it was trained, shown on the card")
+    conditions: str | None = Field(
+        None, description="the condition contract it was trained on: maps and encodings, guider layout, resolution"
+    )
 
 
 @runtime_checkable

@@ -3,8 +3,9 @@
 It speaks the subset of the Hub protocol that the unmodified ``huggingface_hub`` and ``datasets``
 clients use to create dataset repos, upload (preupload, LFS basic transfer, NDJSON commits), tag,
 list trees and refs, and download (``resolve`` with ``X-Repo-Commit`` / ``ETag`` headers and byte
-ranges for streaming). Errors carry ``X-Error-Code`` like the Hub's, so the clients raise their usual
-typed errors (``RepositoryNotFoundError``, ``RevisionNotFoundError``, ``EntryNotFoundError``).
+ranges for streaming; model repos at ``/ORG/NAME/resolve/REVISION/PATH``). Errors carry
+``X-Error-Code`` like the Hub's, so the clients raise their usual typed errors
+(``RepositoryNotFoundError``, ``RevisionNotFoundError``, ``EntryNotFoundError``).
 
 Repositories are a chain of immutable commits (each holds its whole tree); branches move, tags do
 not. LFS objects are checked against their sha256 on upload and commits that reference an unknown
@@ -262,6 +263,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._resolve("dataset", f"{p[1]}/{p[2]}", p[4], "/".join(p[5:]))
         if len(p) >= 6 and p[0] == "datasets" and p[2].endswith(".git") and p[3:6] == ["info", "lfs", "objects"]:
             return self._lfs_batch("dataset", f"{p[1]}/{p[2][:-4]}")
+        if len(p) >= 5 and p[2] == "resolve" and p[0] not in ("api", "datasets") and method in ("GET", "HEAD"):
+            return self._resolve("model", f"{p[0]}/{p[1]}", p[3], "/".join(p[4:]))
         if p[:1] == ["lfs-upload"] and method == "PUT" and len(p) == 5:
             return self._lfs_put(p[1], f"{p[2]}/{p[3]}", p[4])
         if p[:1] == ["lfs-verify"] and method == "POST" and len(p) == 5:

@@ -115,8 +115,9 @@ def rendered_bodies(tmp_root: str) -> list:
     from posedive.recipe import parse_recipe
     from posedive.schema import ConditionRequest
 
+    # The whole DeepMimic bank, unselected, so the pose is the one these tests were written for.
     recipe = parse_recipe({"name": "filter-test", "version": "1.0.0", "source": {"format": "folder", "root": "x"},
-                           "generator": {"weights": "x"}}, base_dir=Path(tmp_root))
+                           "generator": {"weights": "x"}, "poses": {"source": "deepmimic"}}, base_dir=Path(tmp_root))
     with load_condition_renderer(recipe, cache_root=Path(tmp_root)) as renderer:
         pose_id = renderer.pose_ids()[2]
         return renderer.render([ConditionRequest(pose_id=pose_id, elevation_deg=10.0, azimuth_deg=a)

@@ -81,3 +81,15 @@ def test_posebank_build_gallery_and_report(project: Path):
 def test_gallery_reports_a_missing_bank(project: Path):
     result = runner.invoke(app, ["gallery", str(project / "recipe.yaml"), "--count", "2"])
     assert result.exit_code == 2 and "bank.npz" in result.output
+
+
+def test_report_writes_beside_the_release_not_into_the_working_folder(project: Path, tmp_path_factory, monkeypatch):
+    _invoke("posebank", "build", "--format", "fits", str(project / "dancer"), "--out", str(project / "bank.npz"))
+    elsewhere = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(elsewhere)
+    result = _invoke("report", str(project / "recipe.yaml"), "--count", "40")
+    assert list(elsewhere.iterdir()) == []
+    out = project / "releases" / "cli-test" / "coverage" / "1.0.0"
+    report = json.loads((out / "coverage.json").read_text())
+    assert (out / "poses.png").is_file() and report["pose_plot"] == str(out / "poses.png")
+    assert sum(report["pose_tags"].values()) == 40 and str(out) in result.stdout

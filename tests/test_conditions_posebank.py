@@ -226,3 +226,72 @@ def test_uniform_sampling_covers_the_bank(deepmimic_bank):
     counts = np.unique(drawn, return_counts=True)[1]
     assert len(counts) > 0.99 * len(bank)
     assert counts.std() / counts.mean() < 0.5
+
+
+def test_registries_name_the_valid_choices():
+    from posedive.errors import InputError
+
+    with pytest.raises(InputError) as error:
+        pb.bank_importer("smplx")
+    assert all(name in str(error.value) for name in [*pb.IMPORTERS, *pb.BUILTIN_BANKS])
+    with pytest.raises(InputError) as error:
+        pb.builtin_bank("h36m")
+    assert all(name in str(error.value) for name in pb.BUILTIN_BANKS)
+    with pytest.raises(InputError, match="every"):
+        pb.import_config("images", [Path("photos")], every=2)
+
+
+def test_registries_cover_every_kind_a_recipe_names():
+    from typing import get_args
+
+    from posedive.recipe import BuiltinPoses, PosesConfig
+
+    kinds = {model.model_fields["kind"].annotation.__args__[0] for model in get_args(get_args(PosesConfig)[0])}
+    assert kinds == {"builtin", "file", *pb.IMPORTERS}
+    assert set(get_args(BuiltinPoses.model_fields["name"].annotation)) == set(pb.BUILTIN_BANKS)
+    assert all(pb.IMPORTERS[name].config.model_fields["kind"].annotation.__args__ == (name,) for name in pb.IMPORTERS)
+
+
+def _fit_folder(folder: Path, frames: int, knee: float = 0.3) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame in range(frames):
+        body_pose = [0.0] * 69
+        body_pose[3 * 3] = knee * frame  # the left knee bends over the clip
+        (folder / f"{frame:06d}.json").write_text(json.dumps({"global_orient": [np.pi, 0.0, 0.0], "body_pose": body_pose}))
+    return folder
+
+
+def test_recipe_imports_its_poses_once_by_content(tmp_path, monkeypatch):
+    from posedive.conditions import renderer_spec
+    from posedive.recipe import parse_recipe
+
+    monkeypatch.setenv("POSEDIVE_CACHE_DIR", str(tmp_path / "cache"))
+    _fit_folder(tmp_path / "dancer", 4)
+    recipe = parse_recipe({"name": "imp", "version": "1.0.0", "source": {"format": "folder", "root": "images"},
+                           "generator": {"weights": "x"}, "poses": {"kind": "fits", "paths": ["dancer"]}},
+                          base_dir=tmp_path)
+    path = renderer_spec(recipe, cache_root=tmp_path / "cache").bank_path
+    assert path.is_relative_to(tmp_path / "cache") and path.name.startswith("fits-")
+    bank = pb.PoseBank.load(path)
+    assert set(bank.clip.tolist()) == {"dancer"} and len(bank) == len(pb.import_bank(recipe.poses, recipe.resolve))
+    stamp = path.stat().st_mtime_ns
+    assert renderer_spec(recipe, cache_root=tmp_path / "cache").bank_path == path and path.stat().st_mtime_ns == stamp
+    # The cache follows the files' content, not their place: a moved copy is the same bank, an edit is not.
+    (tmp_path / "dancer").rename(tmp_path / "moved")
+    _fit_folder(tmp_path / "elsewhere" / "dancer", 4)
+    moved = recipe.model_copy(update={"poses": recipe.poses.model_copy(update={"paths": [Path("elsewhere/dancer")]})})
+    moved.with_base_dir(tmp_path)
+    assert pb.recipe_bank_path(moved.poses, moved.resolve) == path
+    _fit_folder(tmp_path / "elsewhere" / "dancer", 4, knee=0.5)
+    assert pb.recipe_bank_path(moved.poses, moved.resolve) != path
+
+
+def test_posebank_cli_names_the_formats():
+    from typer.testing import CliRunner
+
+    from posedive.cli import app
+
+    result = CliRunner().invoke(app, ["posebank", "build", "--format", "smplx", "x.npz", "--out", "o.npz"])
+    assert result.exit_code == 2 and "amass" in result.output and "deepmimic" in result.output
+    listed = CliRunner().invoke(app, ["posebank", "formats"]).output
+    assert all(name in listed for name in [*pb.IMPORTERS, *pb.BUILTIN_BANKS])

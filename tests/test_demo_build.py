@@ -70,3 +70,10 @@ def test_demo_release_loads_with_datasets(demo_release):
     ds = datasets.load_dataset(str(root), split="train", cache_dir=str(root.parent / "hf-cache"))
     assert len(ds) == manifest.samples
     assert ds[0]["json"]["generator"]["sha256"] == manifest.generator.sha256
+
+
+def test_demo_samples_show_upright_poses_with_their_tags(demo_release):
+    root, _ = demo_release
+    for sample in Release.open(root).iter_samples():
+        tags = set(sample["provenance"]["body"]["pose_tags"])
+        assert "upright" in tags and not tags & {"acrobatics", "floor"}

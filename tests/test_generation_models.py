@@ -8,7 +8,12 @@ import torch
 from generation_tiny import HEIGHT, WIDTH, make_pipeline, one_torch_thread, random_image, random_maps
 
 from posedive.generation import PoseGuider, conditions_to_tensor
-from posedive.generation.models import ReferenceReadProcessor, ReferenceWriteProcessor, reference_attention
+from posedive.generation.models import (
+    ReferenceReadProcessor,
+    ReferenceWriteProcessor,
+    pose_features_added,
+    reference_attention,
+)
 
 _one_thread = pytest.fixture(autouse=True, scope="module")(one_torch_thread)
 
@@ -106,6 +111,44 @@ def test_dropped_rows_ignore_the_reference(pipe, keep):
     for row, kept in enumerate(keep):
         torch.testing.assert_close(mixed[row], (full if kept else plain)[row], rtol=1e-4, atol=1e-5)
         assert (full[row] - plain[row]).abs().mean() > 1e-5
+
+
+def _model_inputs(rows: int):
+    generator = torch.Generator().manual_seed(rows)
+    latent = (rows, 4, HEIGHT // 8, WIDTH // 8)
+    return dict(
+        noisy=torch.randn(latent, generator=generator),
+        reference=torch.randn(latent, generator=generator),
+        embeds=torch.randn(rows, 1, 32, generator=generator),
+        conditions=torch.rand(rows, 7, HEIGHT, WIDTH, generator=generator),
+    )
+
+
+def test_training_and_inference_run_one_model_step():
+    """The training forward (gradients on: the bank is re-projected in every layer) and the inference
+    calls (no gradients: projected once) give the same prediction, and classifier-free guidance's
+    stacked rows are the unconditional and the conditional prediction."""
+    from posedive.generation import TwoBranchModel
+
+    pipe = make_pipeline(seed=0, randomise_guider=True)
+    model = TwoBranchModel(pipe.reference_unet, pipe.denoising_unet, pipe.pose_guider)
+    x = _model_inputs(2)
+    t = torch.tensor([700, 300])
+    with model.reference_attention() as bank:
+        trained = model(bank, x["noisy"], t, x["reference"], x["embeds"], x["conditions"])
+        assert not bank.projections
+    with torch.no_grad(), model.reference_attention() as bank:
+        model.encode_reference(bank, x["reference"], x["embeds"])
+        assert len(bank.projections) == len(bank)
+        pose = model.encode_conditions(x["conditions"])
+        inferred = model.predict_noise(bank, x["noisy"], t, x["embeds"], pose)
+        keep = torch.tensor([False, False, True, True])
+        guided = model.predict_noise(bank, torch.cat([x["noisy"]] * 2), t.repeat(2), x["embeds"], pose, keep)
+    torch.testing.assert_close(inferred, trained.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(guided[2:], inferred, rtol=1e-5, atol=1e-5)
+    with torch.no_grad(), pose_features_added(pipe.denoising_unet, pose):
+        alone = pipe.denoising_unet(x["noisy"], t, encoder_hidden_states=torch.zeros_like(x["embeds"])).sample
+    torch.testing.assert_close(guided[:2], alone, rtol=1e-5, atol=1e-5)
 
 
 def test_processors_installed_and_restored_per_call(pipe):

@@ -79,6 +79,19 @@ def test_sample_is_independent_of_its_batch(pipe):
     assert (batched[0] - batched[1]).abs().mean() > 1e-2
 
 
+def test_stochastic_scheduler_sample_is_independent_of_its_batch(pipe):
+    """DDPM draws new noise in every step: each sample's comes from its own generator, so a sample
+    repeats with its seed and does not depend on the batch it lands in."""
+    from diffusers import DDPMScheduler
+
+    stochastic = PoseDivePipeline(**{**pipe.components, "scheduler": DDPMScheduler.from_config(pipe.scheduler.config)})
+    stochastic.set_progress_bar_config(disable=True)
+    alone = _call(stochastic, [5], output_type="latent")
+    torch.testing.assert_close(_call(stochastic, [5], output_type="latent"), alone, rtol=0, atol=0)
+    batched = _call(stochastic, [4, 5, 6], output_type="latent")
+    torch.testing.assert_close(batched[1:2], alone, rtol=1e-4, atol=1e-4)
+
+
 def test_guidance_uses_the_unconditional_branch(pipe):
     refs, maps = [random_image(1)], conditions_to_tensor([random_maps(1)], HEIGHT, WIDTH)
     outs = [

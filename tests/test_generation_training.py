@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,6 +99,71 @@ def test_resume_continues_where_it_stopped(pairs, tmp_path):
     assert moved > 1e-2 and apart < 1e-2 * moved, (moved, apart)
 
 
+def test_each_process_draws_its_own_noise(pairs, tmp_path, monkeypatch):
+    """Under ``accelerate launch`` each process runs the same code with its own process index. Two
+    simulated processes must draw different noise, timesteps and reference dropout (with one stream N
+    GPUs train like one), and each must repeat its own draws (so resuming stays exact)."""
+    from accelerate import Accelerator
+
+    def first_loss(process_index: int, run: str) -> float:
+        monkeypatch.setattr(Accelerator, "process_index", property(lambda self: process_index))
+        return train_generator(_config(pairs, tmp_path / run, max_steps=1, log_every=1)).loss_first
+
+    rank0, rank1, rank1_again = first_loss(0, "rank0"), first_loss(1, "rank1"), first_loss(1, "rank1-again")
+    assert rank0 != rank1  # the same batch and weights: only the draws differ
+    assert rank1 == rank1_again
+
+
+TWO_PROCESS_DRIVER = textwrap.dedent("""
+    import hashlib, json, sys
+    from pathlib import Path
+    import torch
+    from posedive.generation import TrainingConfig
+    from posedive.generation.training import trainer as trainer_module
+
+    config = TrainingConfig.model_validate(json.loads(Path(sys.argv[1]).read_text()))
+    trainer = trainer_module.Trainer(config)
+    trainer.setup()
+    vae = hashlib.sha256(b"".join(v.numpy().tobytes() for _, v in sorted(trainer.components.vae.state_dict().items())))
+    drawn = []
+    draw = trainer_module.draw
+    trainer_module.draw = lambda *args: drawn.append(draw(*args)) or drawn[-1]
+    trainer.step()
+    rank = trainer.accelerator.process_index
+    record = {"vae": vae.hexdigest(), "noise": drawn[0].noise.flatten()[:8].tolist(),
+              "timesteps": drawn[0].timesteps.tolist()}
+    Path(sys.argv[2], f"rank{rank}.json").write_text(json.dumps(record))
+    trainer.accelerator.end_training()
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_processes_share_the_pretrained_vae_and_draw_their_own_noise(pairs, tmp_path):
+    """A real two-process run (torchrun, gloo on CPU): the VAE pre-trained on the main process is the
+    one every process encodes with, and each process draws its own noise and timesteps."""
+    config = _config(pairs, tmp_path / "run", max_steps=1, batch_size=2,
+                     model=dict(kind="scratch", unet=UNET, vae=VAE, image_encoder=IMAGE_ENCODER,
+                                pose_guider=POSE_GUIDER, scheduler=dict(clip_sample=False),
+                                vae_pretrain=dict(steps=2, batch_size=2)))
+    (tmp_path / "config.json").write_text(config.model_dump_json())
+    (tmp_path / "driver.py").write_text(TWO_PROCESS_DRIVER)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(_free_port()), str(tmp_path / "driver.py"), str(tmp_path / "config.json"), str(tmp_path)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    rank0, rank1 = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in (0, 1))
+    assert rank0["vae"] == rank1["vae"]
+    assert rank0["noise"] != rank1["noise"] and rank0["timesteps"] != rank1["timesteps"]
+
+
 def test_lora_and_accumulation_from_a_generator(pairs, tmp_path):
     base = tmp_path / "base"
     make_pipeline(seed=0).save_pretrained(base)
@@ -112,6 +183,26 @@ def test_lora_and_accumulation_from_a_generator(pairs, tmp_path):
         if not torch.equal(p, before.denoising_unet.state_dict()[name])
     ]
     assert changed and all(any(t in name for t in ("to_q", "to_k", "to_v", "to_out")) for name in changed)
+
+
+def test_a_trained_generator_saves_its_condition_contract(pairs, tmp_path):
+    """The config's pose_guider.conditions build the guider (here one per map, BGR skeleton then depth);
+    the trained generator carries that contract at data.width x data.height."""
+    from posedive.generation import read_contract
+
+    maps = [dict(name="skeleton", encoding="openpose18-bgr", channels=3), dict(name="depth", encoding="near-bright", channels=1)]
+    guider = dict(block_out_channels=POSE_GUIDER["block_out_channels"], conditions=dict(guiders="per_map", maps=maps))
+    model = dict(kind="scratch", unet=UNET, vae=VAE, image_encoder=IMAGE_ENCODER, pose_guider=guider,
+                 scheduler=dict(clip_sample=False), vae_pretrain=dict(steps=0))
+    train_generator(_config(pairs, tmp_path / "run", model=model, max_steps=1))
+    contract = read_contract(tmp_path / "run" / "generator")
+    assert contract.map_names == ("skeleton", "depth") and contract.guiders == "per_map"
+    assert contract.resolution == (WIDTH, HEIGHT)
+    unknown = dict(guider, conditions=dict(maps=[dict(name="semantic", encoding="champ-parts", channels=3)]))
+    with pytest.raises(ValueError, match="semantic/champ-parts with 3 channel"):
+        _config(pairs, tmp_path / "bad", model=dict(model, pose_guider=unknown))
+    with pytest.raises(ValueError, match="conditioning_channels=7 but conditions.maps have 4 channels"):
+        _config(pairs, tmp_path / "bad", model=dict(model, pose_guider=dict(guider, conditioning_channels=7)))
 
 
 def test_config_errors_name_the_field(tmp_path):

@@ -118,3 +118,54 @@ def test_validate_cli_checks_paths(tmp_path):
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 0, result.output
     assert parse_recipe(MINIMAL).hash in result.output
+
+
+# Hashes of recipes written before `poses.kind`, computed by the posedive that wrote them: a finished
+# release's recipe.yaml must keep matching the hash in its manifest.
+OLD_FORM_HASHES = {
+    "deepmimic": ({"source": "deepmimic", "sampling": "uniform"},
+                  "196f999e64a6d14bf47d13ceaeeadc05a1ab2bbf05e12d83c84be9b2c9792199"),
+    "bank file": ({"source": "banks/mine.npz"}, "1a13c952da38ec547e24800d9fc399fdbcdedff4deae72b0f388818b9b101326"),
+    "dotted path": ({"source": "./banks/mine.npz", "sampling": "uniform"},
+                    "68f2c37116338a045a0d4f758cf6294e3200e8adb8ff2395669a6951114c215a"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OLD_FORM_HASHES))
+def test_old_poses_source_recipes_keep_their_meaning_and_hash(case):
+    poses, expected = OLD_FORM_HASHES[case]
+    recipe = parse_recipe({**MINIMAL, "poses": poses})
+    assert recipe.hash == expected
+    if poses["source"] == "deepmimic":
+        assert (recipe.poses.kind, recipe.poses.name) == ("builtin", "deepmimic")
+    else:
+        assert (recipe.poses.kind, recipe.poses.path) == ("file", poses["source"])
+    # The same bank written the new way is the same recipe.
+    new_form = {"kind": "builtin", "name": "deepmimic"} if poses["source"] == "deepmimic" else \
+        {"kind": "file", "path": poses["source"]}
+    assert parse_recipe({**MINIMAL, "poses": {**recipe.poses.model_dump(mode="json"), **new_form}}).hash == expected
+
+
+@pytest.mark.parametrize(
+    "poses, message",
+    [
+        ({"kind": "smplx"}, "'builtin', 'file', 'amass', 'fits', 'bvh', 'images'"),
+        ({"source": "deepmimic", "include": ["walk"]}, "kind: builtin"),
+        ({"kind": "amass"}, "poses.amass.paths: required field is missing"),
+        ({"kind": "images", "paths": ["x"], "every": 3}, "poses.images.every: unknown field"),
+    ],
+)
+def test_bad_poses_sections_say_what_is_wrong(poses, message):
+    with pytest.raises(RecipeError) as error:
+        parse_recipe({**MINIMAL, "poses": poses}, source="r.yaml")
+    assert message in str(error.value) and "r.yaml" in str(error.value)
+
+
+def test_check_paths_names_missing_pose_inputs(tmp_path):
+    bank = parse_recipe({**MINIMAL, "poses": {"kind": "file", "path": "bank.npz"}}, base_dir=tmp_path)
+    assert any(p.startswith("poses: pose bank") and "bank.npz" in p for p in bank.check_paths())
+    imported = parse_recipe({**MINIMAL, "poses": {"kind": "bvh", "paths": ["mocap", "more.bvh"]}}, base_dir=tmp_path)
+    (tmp_path / "mocap").mkdir()
+    problems = imported.check_paths()
+    assert not any("poses.paths[0]" in p for p in problems)
+    assert any(p.startswith("poses.paths[1]:") and "more.bvh" in p for p in problems)

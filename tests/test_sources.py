@@ -125,3 +125,37 @@ def test_real_pedestrian_crops_read_as_market1501():
     assert counts["train"]["identities"] >= 5 and counts["train"]["images"] >= 20
     assert counts["query"]["images"] >= 1 and not index.unreadable
     assert {r.camid for r in index.records} >= {1, 2}
+
+
+def test_registry_covers_every_recipe_format_and_names_them_in_errors(tmp_path):
+    from typing import get_args
+
+    from posedive.recipe import SourceConfig
+    from posedive.sources import SOURCE_FORMATS, source_config, source_format
+
+    union = get_args(get_args(SourceConfig)[0])
+    assert {model.model_fields["format"].annotation.__args__[0] for model in union} == set(SOURCE_FORMATS)
+    assert all(SOURCE_FORMATS[name].config in union for name in SOURCE_FORMATS)
+    with pytest.raises(SourceError) as error:
+        source_format("duke")
+    assert all(name in str(error.value) for name in SOURCE_FORMATS)
+    with pytest.raises(SourceError, match="duke"):
+        source_config(tmp_path, "duke")
+    make_market(tmp_path / "market", train_pids=(2,), test_pids=(3,), cams=(1, 2), per_cam=1)
+    assert source_config(tmp_path / "market").format == "market1501"  # recognised by its layout
+    with pytest.raises(ValueError, match="--format"):
+        source_config(tmp_path)
+
+
+def test_release_cards_cite_the_registered_datasets():
+    from types import SimpleNamespace
+
+    from posedive.release.card import source_licence
+    from posedive.sources import SOURCE_FORMATS
+
+    def manifest(fmt):
+        return SimpleNamespace(source=SimpleNamespace(format=fmt))
+
+    for name in ("market1501", "msmt17", "cuhk03"):
+        assert SOURCE_FORMATS[name].citation in source_licence(manifest(name))
+    assert "user-supplied image folder" in source_licence(manifest("folder"))

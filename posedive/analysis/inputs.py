@@ -23,7 +23,6 @@ from .images import ImageItem, TarMember
 
 logger = logging.getLogger(__name__)
 
-SOURCE_FORMATS = ("market1501", "msmt17", "cuhk03", "folder")
 SplitChoice = Literal["train", "query", "gallery", "all"]
 
 
@@ -33,19 +32,6 @@ class StatsInput:
     kind: Literal["source", "release"]
     location: Path
     items: list[ImageItem]
-
-
-def _source_config(root: Path, format: str | None):
-    from ..recipe import CUHK03Source, FolderSource, Market1501Source, MSMT17Source
-
-    if format is None:
-        format = "market1501" if (root / "bounding_box_train").is_dir() else None
-    if format is None:
-        raise ValueError(f"{root}: cannot tell the dataset layout; pass --format ({', '.join(SOURCE_FORMATS)})")
-    classes = {"market1501": Market1501Source, "msmt17": MSMT17Source, "cuhk03": CUHK03Source, "folder": FolderSource}
-    if format not in classes:
-        raise ValueError(f"unknown source format {format!r}; valid: {', '.join(SOURCE_FORMATS)}")
-    return classes[format](format=format, root=root)
 
 
 def _source_items(config, base_dir: Path | None, split: SplitChoice) -> tuple[str, Path, list[ImageItem]]:
@@ -150,5 +136,7 @@ def resolve_input(path: Path, format: str | None = None, split: SplitChoice = "t
         raise FileNotFoundError(f"{path}: neither a recipe (.yaml) nor a dataset or release folder")
     if format is None and _shard_paths(path):
         return StatsInput(name=path.resolve().name, kind="release", location=path, items=release_items(path))
-    name, root, items = _source_items(_source_config(path, format), None, split)
+    from ..sources import source_config
+
+    name, root, items = _source_items(source_config(path, format), None, split)
     return StatsInput(name=name, kind="source", location=root, items=items)

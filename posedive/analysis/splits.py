@@ -314,23 +314,9 @@ def split_sizes(rows: Sequence[SplitRow]) -> dict[str, SplitSize]:
 # ------------------------------------------------------------------------------------ sources
 def open_source(root: Path | str, format: str | None = None):
     """Read a source dataset folder (``posedive.sources``); Market-1501's layout is recognised alone."""
-    from pydantic import TypeAdapter, ValidationError
+    from ..sources import read_source, source_config
 
-    from ..recipe import SourceConfig
-    from ..sources import read_source
-
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"source folder {root} does not exist")
-    if format is None:
-        if not (root / "bounding_box_train").is_dir():
-            raise ValueError(f"{root}: cannot tell the dataset layout; pass --format (market1501, msmt17, cuhk03, folder)")
-        format = "market1501"
-    try:
-        config = TypeAdapter(SourceConfig).validate_python({"format": format, "root": str(root)})
-    except ValidationError:
-        raise ValueError(f"unknown source format {format!r}; valid: market1501, msmt17, cuhk03, folder") from None
-    return read_source(config)
+    return read_source(source_config(root, format))
 
 
 def label_source(

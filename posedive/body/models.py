@@ -9,8 +9,12 @@ Backends:
 
 * ``anny`` (default, works offline): the MakeHuman-based ``anny`` model. anny is z-up with the body
   facing -y; world = ``ANNY_TO_WORLD @ anny``. SMPL rotations are retargeted to anny's 104-bone rig
-  (see :class:`AnnyBody`).
-* ``smpl``: the user's own SMPL model file (``SMPL_{GENDER}.pkl``) through ``smplx``.
+  (see :class:`AnnyBody`). Its shape is anny's phenotype (:class:`~posedive.body.shape.AnnyPhenotype`).
+* ``smpl``: the user's own SMPL model file (``SMPL_{GENDER}.pkl``) through ``smplx``; its shape is the
+  betas.
+
+A body model has its own shape (given to the constructor, reported by ``shape()``); ``forward`` also
+takes a shape per call, one for the batch or one per pose, so one loaded model poses many builds.
 
 Each backend also regresses COCO-17 keypoints, from which :func:`openpose18_from_coco17` builds the
 OpenPose-18 joints the skeleton image is drawn from (the neck is the shoulders' midpoint).
@@ -27,6 +31,7 @@ import numpy as np
 
 from ..geometry.rotations import SMPL_JOINTS, SMPL_PARENTS, local_to_global, pose_to_local_matrices, rotation_between
 from ..schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS
+from .shape import ANNY_PHENOTYPES, AnnyPhenotype, smpl_beta_labels
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +54,35 @@ class BodyOutput:
     joints: np.ndarray  # (B, 24, 3) float32, the model's own SMPL-24-like joints (anny: bone heads)
 
 
+ShapeValues = Sequence[float] | np.ndarray
+
+
 class BodyModel(Protocol):
-    """SMPL-24 poses in, posed meshes out (world frame, metres)."""
+    """SMPL-24 poses in, posed meshes out (world frame, metres).
+
+    ``shape`` of ``forward``: None (the model's own shape), one shape vector for the whole batch,
+    or a (B, S) array with one per pose, in the order of ``shape_labels``.
+    """
 
     name: str
+    shape_labels: tuple[str, ...]
 
     def shape(self) -> list[float]: ...
 
-    def forward(self, poses: np.ndarray) -> BodyOutput: ...
+    def forward(self, poses: np.ndarray, shape: ShapeValues | None = None) -> BodyOutput: ...
+
+
+def shape_batch(shape: ShapeValues, labels: Sequence[str], batch: int) -> np.ndarray:
+    """A per-call shape as a (1, S) or (batch, S) float64 array, checked against the model's labels."""
+    values = np.asarray(shape, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[None]
+    if values.ndim != 2 or values.shape[1] != len(labels) or values.shape[0] not in (1, batch):
+        raise ValueError(
+            f"shape: expected {len(labels)} values {tuple(labels)} or one row of them per pose ({batch}), "
+            f"got shape {np.shape(shape)}"
+        )
+    return values
 
 
 def openpose18_from_coco17(coco: np.ndarray) -> np.ndarray:
@@ -73,6 +99,7 @@ def openpose18_from_coco17(coco: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- anny
+RIG_CACHE = 64
 # Which SMPL joint's world rotation drives each anny bone; bones not listed follow their parent.
 # The spine is spread by height: anny's five spine bones take the rotation of the SMPL segment they
 # lie in (spine05 still belongs to the pelvis, spine01 to spine3).
@@ -146,8 +173,9 @@ class AnnyBody:
     """
 
     name = "anny"
+    shape_labels = ANNY_PHENOTYPES
 
-    def __init__(self, gender: Gender = "neutral") -> None:
+    def __init__(self, gender: Gender = "neutral", phenotype: AnnyPhenotype | ShapeValues | None = None) -> None:
         import anny
         import torch
 
@@ -156,38 +184,63 @@ class AnnyBody:
         logger.debug("loading the anny body model (the first use builds anny's cache, about a minute)")
         self.model = anny.Anny()
         self.model.eval()
+        if tuple(self.model.phenotype_labels) != ANNY_PHENOTYPES:
+            labels = self.model.phenotype_labels
+            raise RuntimeError(f"anny's phenotypes are {labels}, posedive expects {ANNY_PHENOTYPES}")
         self.regressor = anny.KeypointsRegressor.coco(self.model, labels=list(COCO17_KEYPOINTS))
         self.labels: list[str] = list(self.model.bone_labels)
         self.parents: list[int] = [int(p) for p in self.model.bone_parents]
         self.faces = np.asarray(self.model.get_triangular_faces(), dtype=np.int32)
-        self._phenotype = {"gender": ANNY_GENDER[gender]}
+        if phenotype is None:
+            self._phenotype: dict[str, float] = {"gender": ANNY_GENDER[gender]}
+        else:
+            if gender != "neutral":
+                raise ValueError(f"give either gender ({gender!r}) or a phenotype (it has its own gender), not both")
+            if not isinstance(phenotype, AnnyPhenotype):
+                phenotype = AnnyPhenotype.from_values(shape_batch(phenotype, ANNY_PHENOTYPES, 1)[0])
+            self._phenotype = dict(zip(ANNY_PHENOTYPES, phenotype.values()))
+        self._arm_bones = self._arm_bone_groups()
+        self._rigs: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         with torch.no_grad():
             rest = self.model(phenotype_kwargs=self._phenotype)
         self.rest_bone_poses = rest["rest_bone_poses"][0].double().numpy()  # (104, 4, 4), anny frame
         self._smpl_index = np.array(
             [SMPL_JOINTS.index(ANNY_BONE_TO_SMPL[label]) if label in ANNY_BONE_TO_SMPL else -1 for label in self.labels]
         )
-        self._rest_correction = self._arm_rest_corrections()
+        self._rest_correction = self._arm_rest_corrections(self.rest_bone_poses)
         self._joint_bones = [self.labels.index(ANNY_JOINT_BONES[name]) for name in SMPL_JOINTS]
 
     def shape(self) -> list[float]:
-        return [self._phenotype["gender"]]
+        return [float(self._phenotype.get(name, 0.5)) for name in ANNY_PHENOTYPES]
 
-    def _bone_direction(self, label: str) -> np.ndarray:
-        return self.rest_bone_poses[self.labels.index(label), :3, 1]  # anny bones point along local +y
+    def phenotype(self) -> AnnyPhenotype:
+        return AnnyPhenotype.from_values(self.shape())
 
-    def _arm_rest_corrections(self) -> np.ndarray:
+    def _arm_bone_groups(self) -> dict[str, tuple[list[int], list[int]]]:
+        """Per side, the bones taking the upper-arm and the forearm rest correction."""
+        groups = {}
+        for side in ("L", "R"):
+            upper = [i for i, label in enumerate(self.labels) if label in (f"upperarm01.{side}", f"upperarm02.{side}")]
+            lower = [
+                i
+                for i, label in enumerate(self.labels)
+                if i not in upper and label.endswith(f".{side}") and self._descends_from(i, f"lowerarm01.{side}")
+            ]
+            groups[side] = (upper, lower)
+        return groups
+
+    def _arm_rest_corrections(self, rest_bone_poses: np.ndarray) -> np.ndarray:
         """Per-bone rotations (anny frame) that take anny's rest arms to SMPL's T-pose."""
         corrections = np.tile(np.eye(3), (len(self.labels), 1, 1))
+
+        def direction(label: str) -> np.ndarray:
+            return rest_bone_poses[self.labels.index(label), :3, 1]  # anny bones point along local +y
+
         for side, sign in (("L", 1.0), ("R", -1.0)):
             lateral = np.array([sign, 0.0, 0.0])
-            upper = rotation_between(self._bone_direction(f"upperarm01.{side}"), lateral)
-            lower = rotation_between(self._bone_direction(f"lowerarm01.{side}"), lateral)
-            for index, label in enumerate(self.labels):
-                if label in (f"upperarm01.{side}", f"upperarm02.{side}"):
-                    corrections[index] = upper
-                elif label.endswith(f".{side}") and self._descends_from(index, f"lowerarm01.{side}"):
-                    corrections[index] = lower
+            upper_bones, lower_bones = self._arm_bones[side]
+            corrections[upper_bones] = rotation_between(direction(f"upperarm01.{side}"), lateral)
+            corrections[lower_bones] = rotation_between(direction(f"lowerarm01.{side}"), lateral)
         return corrections
 
     def _descends_from(self, index: int, ancestor: str) -> bool:
@@ -198,8 +251,35 @@ class AnnyBody:
             index = self.parents[index]
         return False
 
-    def bone_world_rotations(self, poses: np.ndarray) -> np.ndarray:
-        """(B, 72) SMPL poses -> (B, 104, 3, 3) world rotation of every anny bone, anny frame."""
+    def _rig(self, phenotypes: np.ndarray) -> tuple[object, np.ndarray, np.ndarray]:
+        """(P, 6) phenotypes -> anny's phenotype input, rest bone poses and arm corrections: unbatched
+        ((104, ...)) for one phenotype, (P, 104, ...) for several.
+
+        Rest poses are kept for the last ``RIG_CACHE`` phenotypes: shape estimation poses the same
+        few candidate shapes in every image of an identity."""
+        torch = self._torch
+        keys = [row.tobytes() for row in phenotypes]
+        missing = [i for i, key in enumerate(keys) if key not in self._rigs]
+        if missing:
+            with torch.no_grad():
+                rest = self.model(phenotype_kwargs=torch.as_tensor(phenotypes[missing], dtype=self.model.dtype))
+            for i, poses in zip(missing, rest["rest_bone_poses"].double().numpy()):
+                self._rigs[keys[i]] = (poses, self._arm_rest_corrections(poses))
+                while len(self._rigs) > RIG_CACHE:
+                    self._rigs.pop(next(iter(self._rigs)))
+        poses = np.stack([self._rigs[key][0] for key in keys])
+        corrections = np.stack([self._rigs[key][1] for key in keys])
+        kwargs = torch.as_tensor(phenotypes, dtype=self.model.dtype)
+        if len(phenotypes) == 1:
+            return kwargs, poses[0], corrections[0]
+        return kwargs, poses, corrections
+
+    def bone_world_rotations(self, poses: np.ndarray, rest_correction: np.ndarray | None = None) -> np.ndarray:
+        """(B, 72) SMPL poses -> (B, 104, 3, 3) world rotation of every anny bone, anny frame.
+
+        ``rest_correction``: (104, 3, 3) arm corrections, or (B, 104, 3, 3) one set per pose; the
+        model's own by default."""
+        correction = self._rest_correction if rest_correction is None else rest_correction
         smpl_world = local_to_global(pose_to_local_matrices(poses))  # world frame
         a = ANNY_TO_WORLD
         in_anny = a.T @ smpl_world @ a  # (B, 24, 3, 3)
@@ -207,28 +287,39 @@ class AnnyBody:
         bones = np.empty((batch, len(self.labels), 3, 3))
         for index, (smpl, parent) in enumerate(zip(self._smpl_index, self.parents)):
             if smpl >= 0:
-                bones[:, index] = in_anny[:, smpl] @ self._rest_correction[index]
+                bones[:, index] = in_anny[:, smpl] @ correction[..., index, :, :]
             elif parent >= 0:
-                bones[:, index] = bones[:, parent] @ np.linalg.inv(self._rest_correction[parent]) @ self._rest_correction[index]
+                bones[:, index] = (
+                    bones[:, parent] @ np.linalg.inv(correction[..., parent, :, :]) @ correction[..., index, :, :]
+                )
             else:
                 bones[:, index] = np.eye(3)
         return bones
 
-    def forward(self, poses: np.ndarray) -> BodyOutput:
+    def forward(self, poses: np.ndarray, shape: AnnyPhenotype | ShapeValues | None = None) -> BodyOutput:
+        """Pose the body; ``shape`` (phenotype values in ``ANNY_PHENOTYPES`` order, one set or one
+        per pose) replaces the body's own phenotype for this call."""
         torch = self._torch
         poses = np.asarray(poses, dtype=np.float64).reshape(-1, 72)
-        rotations = self.bone_world_rotations(poses)
+        if shape is None:
+            phenotype, rest_bone_poses, correction = self._phenotype, self.rest_bone_poses, self._rest_correction
+        else:
+            values = shape.values() if isinstance(shape, AnnyPhenotype) else shape
+            phenotype, rest_bone_poses, correction = self._rig(shape_batch(values, ANNY_PHENOTYPES, poses.shape[0]))
+        rotations = self.bone_world_rotations(poses, correction)
         deltas = np.tile(np.eye(4), (poses.shape[0], len(self.labels), 1, 1))
-        deltas[:, :, :3, :3] = rotations @ self.rest_bone_poses[None, :, :3, :3]
-        deltas[:, 0, :3, 3] = self.rest_bone_poses[0, :3, 3]
+        deltas[:, :, :3, :3] = rotations @ rest_bone_poses[..., :3, :3]
+        deltas[:, 0, :3, 3] = rest_bone_poses[..., 0, :3, 3]
         with torch.no_grad():
             out = self.model(
                 pose_parameters=torch.as_tensor(deltas, dtype=self.model.dtype),
-                phenotype_kwargs=self._phenotype,
+                phenotype_kwargs=phenotype,
                 pose_parameterization="world-orient",
             )
             coco = self.regressor(out)
-        origin = self.rest_bone_poses[0, :3, 3]
+        origin = rest_bone_poses[..., 0, :3, 3]
+        if origin.ndim == 2:
+            origin = origin[:, None]
         heads = out["bone_poses"][..., :3, 3].double().numpy()[:, self._joint_bones]
 
         def to_world(points: np.ndarray) -> np.ndarray:
@@ -288,22 +379,29 @@ class SMPLBody:
         self.model = smplx.SMPL(model_path=str(path), gender=gender)
         self.faces = np.asarray(self.model.faces, dtype=np.int32)
         count = int(self.model.shapedirs.shape[-1])
+        self.shape_labels = smpl_beta_labels(count)
         values = list(betas or [])[:count]
         self._betas = values + [0.0] * (count - len(values))
 
     def shape(self) -> list[float]:
         return list(self._betas)
 
-    def forward(self, poses: np.ndarray) -> BodyOutput:
+    def forward(self, poses: np.ndarray, shape: ShapeValues | None = None) -> BodyOutput:
+        """Pose the body; ``shape`` (betas, one set or one per pose) replaces its own for this call."""
         torch = self._torch
         from smplx.lbs import lbs
 
         poses = np.asarray(poses, dtype=np.float64).reshape(-1, 72)
         batch = poses.shape[0]
         m = self.model
+        if shape is None:
+            betas = torch.tensor([self._betas] * batch, dtype=m.shapedirs.dtype)
+        else:
+            rows = shape_batch(shape, self.shape_labels, batch)
+            betas = torch.as_tensor(np.repeat(rows, batch // len(rows), axis=0), dtype=m.shapedirs.dtype)
         with torch.no_grad():
             vertices, joints = lbs(
-                torch.tensor([self._betas] * batch, dtype=m.shapedirs.dtype),
+                betas,
                 torch.as_tensor(poses, dtype=m.shapedirs.dtype),
                 m.v_template,
                 m.shapedirs,
@@ -336,14 +434,16 @@ def load_body_model(
     *,
     gender: Gender = "neutral",
     smpl_model_dir: Path | None = None,
+    shape: ShapeValues | None = None,
 ) -> BodyModel:
-    """Build the body model a recipe names (``recipe.body``)."""
+    """Build the body model a recipe names (``recipe.body``); ``shape`` is its own shape (anny's
+    phenotype values or SMPL's betas), the neutral body when omitted."""
     if model == "anny":
-        return AnnyBody(gender=gender)
+        return AnnyBody(gender=gender, phenotype=shape)
     if model == "smpl":
         if smpl_model_dir is None:
             raise ValueError("body.model 'smpl' needs body.smpl_model_dir (SMPL files are never shipped)")
-        return SMPLBody(smpl_model_dir, gender=gender)
+        return SMPLBody(smpl_model_dir, gender=gender, betas=None if shape is None else list(shape))
     raise ValueError(f"body.model: unknown body model {model!r}; known: anny, smpl")
 
 
@@ -354,6 +454,8 @@ __all__ = [
     "BodyOutput",
     "SMPLBody",
     "SMPL_PARENTS",
+    "ShapeValues",
     "load_body_model",
     "openpose18_from_coco17",
+    "shape_batch",
 ]

@@ -89,6 +89,7 @@ def build(
 ) -> None:
     """Build the release a recipe describes (resumes an interrupted build; finished releases are immutable)."""
     from ..builder import StageUnavailable, build_release
+    from ..generation.checkpoint import check_generator
     from ..plan import parse_part
     from ..recipe import load_recipe
 
@@ -99,6 +100,9 @@ def build(
         problems = recipe.check_paths()
         if dry_run:  # planning needs the source and the pose bank, not the generator's weights
             problems = [problem for problem in problems if not problem.startswith("generator.")]
+        elif not any(problem.startswith("generator.weights") for problem in problems):
+            # before any shard is built: the generator was trained for this resolution and these maps
+            problems += check_generator(recipe.generator, recipe.base_dir).problems
         if problems:
             raise RecipeError(f"{recipe_path}: " + "; ".join(problems))
         part_spec = parse_part(part) if part else None

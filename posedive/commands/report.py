@@ -12,21 +12,25 @@ from ._common import user_errors
 
 def report(
     recipe_path: Path = typer.Argument(..., help="recipe YAML file"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for viewpoints.png, poses.png, coverage.json"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="folder for viewpoints.png, poses.png, coverage.json "
+        "(default: coverage/<version> beside the recipe's release folders, <output.dir>/<name>/)"
+    ),
     count: Optional[int] = typer.Option(None, "--count", "-n", help="sample this many conditions instead of the plan's"),
 ) -> None:
-    """Draw the sampled viewpoint (azimuth x elevation) and pose distributions, as in the paper's
-    Figure 2, and print the coverage entropy (1.0 = uniform over the viewpoint range)."""
+    """Draw the sampled viewpoint (azimuth x elevation) and pose distributions (poses coloured by
+    tag), as in the paper's Figure 2, and print the coverage entropy (1.0 = uniform over the
+    viewpoint range)."""
     from ..conditions.coverage import coverage_report
-    from ..conditions.posebank import load_pose_bank
+    from ..conditions.posebank import load_recipe_bank, select_poses
     from ..conditions.requests import recipe_requests
     from ..recipe import load_recipe
 
     with user_errors():
         recipe = load_recipe(recipe_path)
-        bank = load_pose_bank(recipe.poses.source, recipe.resolve)
+        bank = select_poses(load_recipe_bank(recipe.poses, recipe.resolve), recipe.poses)
         requests = recipe_requests(recipe, [str(i) for i in bank.ids], count, first_attempt_only=True)
-        out_dir = out if out is not None else Path("coverage") / recipe.name / recipe.version
+        out_dir = out if out is not None else recipe.release_dir.parent / "coverage" / recipe.version
         summary = coverage_report(
             requests,
             bank,

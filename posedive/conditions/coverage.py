@@ -5,11 +5,13 @@ poses were drawn, plus one number for the viewpoint spread.
 * Coverage number: the Shannon entropy of that histogram divided by its maximum ``log(bins)``, so
   1.0 means every (azimuth, elevation) cell is equally filled and 0.0 means one cell holds all.
 * Poses: a 2D embedding of the heading-free posed skeletons (PCA, computed with an SVD: it is
-  deterministic and needs no extra package, where the paper shows t-SNE), coloured by clip.
+  deterministic and needs no extra package, where the paper shows t-SNE), coloured by each pose's
+  shown tag (its activity, such as walk or dance, else how it stands, such as upright).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..geometry.rotations import heading_normalised, smpl_skeleton
+from .posebank.tags import SHOWN_TAGS, shown_tag
 
 DEFAULT_BINS = (12, 6)  # azimuth x elevation
 
@@ -31,6 +34,7 @@ class CoverageSummary(BaseModel):
     azimuth_bins: int
     elevation_bins: int
     viewpoint_entropy: float  # normalised to [0, 1]
+    pose_tags: dict[str, int] = {}  # samples per shown tag (the colours of the pose plot)
     viewpoint_plot: str | None = None
     pose_plot: str | None = None
 
@@ -97,17 +101,20 @@ def plot_poses(coords: np.ndarray, groups: Sequence[str], path: Path) -> Path:
 
     figure = Figure(figsize=(5.6, 4.8), dpi=120)
     axes = figure.add_subplot()
-    names = sorted(set(groups))
     from matplotlib import colormaps
 
+    # Known tags keep one colour in every plot (a release's and `posedive report`'s).
+    order = {tag: position for position, tag in enumerate(SHOWN_TAGS)}
+    names = sorted(set(groups), key=lambda name: (order.get(name, len(order)), name))
     palette = colormaps["tab20"]
     groups = np.asarray(groups)
     for k, name in enumerate(names):
         chosen = groups == name
-        axes.scatter(coords[chosen, 0], coords[chosen, 1], s=6, color=palette(k % 20), label=name)
+        colour = palette(order.get(name, len(order) + k) % 20)
+        axes.scatter(coords[chosen, 0], coords[chosen, 1], s=6, color=colour, label=f"{name} ({int(chosen.sum())})")
     axes.set_xlabel("pose PC 1")
     axes.set_ylabel("pose PC 2")
-    axes.set_title("sampled poses (PCA of heading-free skeletons)")
+    axes.set_title("sampled poses by tag (PCA of heading-free skeletons)")
     if len(names) <= 20:
         axes.legend(fontsize=6, markerscale=2, loc="best")
     figure.tight_layout()
@@ -133,12 +140,14 @@ def coverage_report(
     histogram = viewpoint_histogram(elevation, azimuth, elevation_range, azimuth_range, bins)
     entropy = normalised_entropy(histogram)
     pose_ids = [r.pose_id for r in requests]
+    shown = [shown_tag(bank.tags_of(p)) for p in pose_ids]
     summary = CoverageSummary(
         samples=len(requests),
         distinct_poses=len(set(pose_ids)),
         azimuth_bins=bins[0],
         elevation_bins=bins[1],
         viewpoint_entropy=round(entropy, 6),
+        pose_tags=dict(sorted(Counter(shown).items())),
     )
     if out_dir is None:
         return summary
@@ -146,6 +155,5 @@ def coverage_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     view_path = plot_viewpoints(histogram, elevation_range, azimuth_range, entropy, out_dir / "viewpoints.png")
     poses = np.stack([bank.pose(p) for p in pose_ids])
-    clips = [str(bank.clip[int(np.searchsorted(bank.ids, p))]) for p in pose_ids]
-    pose_path = plot_poses(pose_embedding(poses), clips, out_dir / "poses.png")
+    pose_path = plot_poses(pose_embedding(poses), shown, out_dir / "poses.png")
     return summary.model_copy(update={"viewpoint_plot": str(view_path), "pose_plot": str(pose_path)})

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -27,8 +27,10 @@ import numpy as np
 
 from ..body.models import BodyModel, load_body_model
 from ..geometry.cameras import DEFAULT_MARGIN, camera_for, project
+from ..paths import cache_dir
+from ..recipe import PoseSource
 from ..schema import BodyParams, Camera, ConditionRequest, ConditionSet
-from .posebank import BUILTIN_BANKS, PoseBank, builtin_bank_path, cache_dir, load_builtin_bank, load_pose_bank
+from .posebank import PoseBank, recipe_bank_path, select_poses
 from .render import RENDERER_VERSION, MeshRasterizer, draw_skeleton, encode_depth
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ class RendererSpec:
     margin: float = DEFAULT_MARGIN
     cache_root: Path | None = None
     body_identity: dict = field(default_factory=dict)
+    # The recipe's ``poses`` section: which of the bank's poses are drawn (None: all of them).
+    selection: PoseSource | None = None
 
 
 class ConditionCache:
@@ -86,7 +90,9 @@ class ConditionCache:
         path = self.path(conditions.condition_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        meta = {"camera": conditions.camera.model_dump(mode="json"), "body": conditions.body.model_dump(mode="json")}
+        # A pose's tags belong to its bank, not to the pixels: they are attached when a set is read.
+        body = conditions.body.model_dump(mode="json", exclude={"pose_tags"})
+        meta = {"camera": conditions.camera.model_dump(mode="json"), "body": body}
         np.savez_compressed(
             buffer,
             depth=conditions.depth,
@@ -117,7 +123,8 @@ class BodyConditionRenderer:
 
     def __init__(self, spec: RendererSpec, bank: PoseBank | None = None) -> None:
         self.spec = spec
-        self.bank = bank if bank is not None else PoseBank.load(spec.bank_path)
+        bank = bank if bank is not None else PoseBank.load(spec.bank_path)
+        self.bank = select_poses(bank, spec.selection) if spec.selection is not None else bank
         self.cache = ConditionCache(spec.cache_root) if spec.cache_root is not None else None
         self._body: BodyModel | None = None
         self._rasterizer: MeshRasterizer | None = None
@@ -153,7 +160,15 @@ class BodyConditionRenderer:
                 results[i] = conditions
                 if self.cache is not None:
                     self.cache.put(conditions)
-        return [r for r in results if r is not None]
+        return [self._tagged(r) for r in results if r is not None]
+
+    def _tagged(self, conditions: ConditionSet) -> ConditionSet:
+        """Tags do not change pixels, so they are not part of the cache key: a cached condition set
+        takes the tags its pose has in this bank."""
+        tags = self.bank.tags_of(conditions.body.pose_id)
+        if conditions.body.pose_tags == tags:
+            return conditions
+        return replace(conditions, body=conditions.body.model_copy(update={"pose_tags": tags}))
 
     def close(self) -> None:
         if self._rasterizer is not None:
@@ -242,19 +257,15 @@ class BodyConditionRenderer:
                 pose_id=request.pose_id,
                 pose=[float(v) for v in pose],
                 shape=[float(v) for v in self.body.shape()],
+                pose_tags=self.bank.tags_of(request.pose_id),
             ),
         )
 
 
 def renderer_spec(recipe, *, cache_root: Path | None = None) -> RendererSpec:
-    """The renderer spec a recipe asks for; builds the built-in pose bank if needed."""
-    bank_source = recipe.poses.source
-    if bank_source in BUILTIN_BANKS:
-        load_builtin_bank(bank_source)  # built and cached on first use
-        bank_path = builtin_bank_path(bank_source)
-    else:
-        bank_path = recipe.resolve(bank_source)
-        load_pose_bank(str(bank_path))  # fails early, naming the file
+    """The renderer spec a recipe asks for; builds (or imports) the recipe's pose bank if needed."""
+    bank_path = recipe_bank_path(recipe.poses, recipe.resolve)
+    select_poses(PoseBank.load(bank_path), recipe.poses)  # fails early on a selection that keeps nothing
     smpl_dir = recipe.resolve(recipe.body.smpl_model_dir) if recipe.body.smpl_model_dir is not None else None
     return RendererSpec(
         bank_path=bank_path,
@@ -266,6 +277,7 @@ def renderer_spec(recipe, *, cache_root: Path | None = None) -> RendererSpec:
         fov_deg=recipe.viewpoint.fov_deg,
         cache_root=cache_root if cache_root is not None else cache_dir(),
         body_identity=body_identity(recipe.body.model, recipe.body.gender, smpl_dir),
+        selection=recipe.poses,
     )
 
 

@@ -53,9 +53,10 @@ class Skeleton:
     points: np.ndarray
 
     @classmethod
-    def from_body(cls, body) -> "Skeleton":
-        """Read the rest skeleton off a ``posedive.body.models.BodyModel`` (one forward pass)."""
-        rest = body.forward(np.zeros((1, 72)))
+    def from_body(cls, body, shape=None) -> "Skeleton":
+        """Read the rest skeleton off a ``posedive.body.models.BodyModel`` (one forward pass), in its
+        own shape or in ``shape`` (values in the order of ``body.shape_labels``)."""
+        rest = body.forward(np.zeros((1, 72))) if shape is None else body.forward(np.zeros((1, 72)), shape=shape)
         joints = np.asarray(rest.joints[0], dtype=np.float64)
         openpose = np.asarray(rest.keypoints[0], dtype=np.float64)
         coco = {name: openpose[OPENPOSE18_KEYPOINTS.index(name)] for name in COCO17_KEYPOINTS}

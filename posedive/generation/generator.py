@@ -2,22 +2,23 @@
 
 ``load_generator(config, base_dir)`` loads a posedive generator checkpoint (a ``save_pretrained``
 folder of :class:`~posedive.generation.pipeline.PoseDivePipeline`) from a local path or a Hub id at a
-revision, picks the device and dtype, and identifies the weights for provenance: ``info.sha256``
+revision, checks its condition contract against the recipe's generator section (before the weights
+load), picks the device and dtype, and identifies the weights for provenance: ``info.sha256``
 hashes every weight file, ``info.description`` comes from the ``posedive_generator.json`` written
-beside the weights by ``posedive train-generator`` (what the model is, how it was trained).
+beside the weights by ``posedive train-generator`` (what the model is, how it was trained), and
+``info.conditions`` describes the condition contract every sample it makes was generated under.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from ..errors import CheckpointError, InputError, PathNotFound
 from ..schema import GenerationRequest, GeneratorInfo
+from .checkpoint import METADATA_FILE, GeneratorMetadata, check_contract, local_folder, read_contract, weights_sha256
+from .contract import ConditionContract
 
 if TYPE_CHECKING:
     import torch
@@ -28,46 +29,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-METADATA_FILE = "posedive_generator.json"
-WEIGHT_SUFFIXES: tuple[str, ...] = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
-
-
-class GeneratorMetadata(BaseModel):
-    """What ``posedive_generator.json`` holds: shown on the card and stored in provenance."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    format_version: int = 1
-    description: str = Field(description="what the model is and how it was trained, in plain words")
-    resolution: tuple[int, int] | None = Field(None, description="width, height it was trained at")
-    training: dict[str, Any] = Field(default_factory=dict, description="resolved training config and results")
-
-    def save(self, folder: Path | str) -> Path:
-        path = Path(folder) / METADATA_FILE
-        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, folder: Path | str) -> "GeneratorMetadata | None":
-        path = Path(folder) / METADATA_FILE
-        if not path.is_file():
-            return None
-        return cls.model_validate_json(path.read_text())
-
-
-def weights_sha256(folder: Path | str) -> str:
-    """sha256 over (relative path, content) of every weight file below ``folder``, in sorted order."""
-    folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"no weight files ({', '.join(WEIGHT_SUFFIXES)}) under generator folder {folder}")
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+__all__ = [
+    "METADATA_FILE",
+    "DiffusionGenerator",
+    "GeneratorMetadata",
+    "load_generator",
+    "resolve_device",
+    "resolve_dtype",
+    "torch_dtype",
+    "weights_sha256",
+]
 
 
 def resolve_device(spec: str) -> "torch.device":
@@ -79,9 +50,9 @@ def resolve_device(spec: str) -> "torch.device":
     try:
         device = torch.device(spec)
     except RuntimeError as error:
-        raise ValueError(f"generator.device {spec!r} is not a torch device: {error}") from None
+        raise InputError(f"generator.device {spec!r} is not a torch device: {error}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"generator.device {spec!r} asks for CUDA but torch sees no GPU")
+        raise InputError(f"generator.device {spec!r} asks for CUDA but torch sees no GPU")
     return device
 
 
@@ -93,7 +64,7 @@ def torch_dtype(name: str) -> "torch.dtype":
     import torch
 
     if name not in DTYPE_NAMES:
-        raise ValueError(f"dtype {name!r} is not one of {', '.join(DTYPE_NAMES)}")
+        raise InputError(f"dtype {name!r} is not one of {', '.join(DTYPE_NAMES)}")
     return getattr(torch, name)
 
 
@@ -113,10 +84,18 @@ class DiffusionGenerator:
     so padding changes no image.
     """
 
-    def __init__(self, pipeline: "PoseDivePipeline", config: "GeneratorConfig", info: GeneratorInfo) -> None:
+    def __init__(
+        self,
+        pipeline: "PoseDivePipeline",
+        config: "GeneratorConfig",
+        info: GeneratorInfo,
+        contract: ConditionContract | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.config = config
         self.info = info
+        self.contract = contract or pipeline.pose_guider.contract
+        """The condition maps, their encoding and the resolution the model was trained on."""
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list["Image.Image"]:
         import torch
@@ -130,7 +109,8 @@ class DiffusionGenerator:
         for start in tqdm(starts, desc="generating", unit="batch", disable=len(starts) < 2, leave=False):
             wanted = requests[start : start + config.batch_size]
             chunk = list(wanted) + [wanted[-1]] * (config.batch_size - len(wanted) if config.compile else 0)
-            conditions = conditions_to_tensor([r.conditions.maps() for r in chunk], config.height, config.width)
+            maps = [r.conditions.maps(self.contract.map_names) for r in chunk]
+            conditions = conditions_to_tensor(maps, config.height, config.width, self.contract)
             generators = [torch.Generator("cpu").manual_seed(int(r.seed)) for r in chunk]
             output = self.pipeline(
                 reference_images=[r.reference for r in chunk],
@@ -154,12 +134,11 @@ class DiffusionGenerator:
             torch.cuda.empty_cache()
 
 
-def _local_folder(config: "GeneratorConfig", base_dir: Path) -> Path:
-    if config.is_local(base_dir):
-        path = Path(config.weights).expanduser()
-        path = path if path.is_absolute() else base_dir / path
+def _checkpoint_folder(config: "GeneratorConfig", base_dir: Path) -> Path:
+    path = local_folder(config, base_dir)
+    if path is not None:
         if not path.is_dir():
-            raise FileNotFoundError(f"generator.weights: folder {path} does not exist")
+            raise PathNotFound(f"generator.weights: folder {path} does not exist")
         return path
     from diffusers import DiffusionPipeline
 
@@ -168,10 +147,18 @@ def _local_folder(config: "GeneratorConfig", base_dir: Path) -> Path:
 
 
 def load_generator(config: "GeneratorConfig", base_dir: Path) -> DiffusionGenerator:
-    """Load the generator a recipe names (local paths are relative to ``base_dir``)."""
+    """Load the generator a recipe names (local paths are relative to ``base_dir``).
+
+    Raises ``CheckpointError`` naming both values when the checkpoint's condition contract does not fit
+    the recipe (another resolution, maps the conditions stage does not render), before the weights load.
+    """
     from .pipeline import PoseDivePipeline
 
-    folder = _local_folder(config, Path(base_dir))
+    folder = _checkpoint_folder(config, Path(base_dir))
+    contract = read_contract(folder)
+    problems = check_contract(contract, config)
+    if problems:
+        raise CheckpointError("; ".join(problems), hint=f"the generator was trained on {contract.describe()}")
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     pipeline = PoseDivePipeline.from_pretrained(folder, dtype=dtype)
@@ -186,6 +173,7 @@ def load_generator(config: "GeneratorConfig", base_dir: Path) -> DiffusionGenera
         if metadata is not None
         else f"posedive generator from {config.weights} (no {METADATA_FILE} beside the weights: training unknown)"
     )
-    info = GeneratorInfo(id=config.weights, revision=config.revision, sha256=weights_sha256(folder), description=description)
-    logger.info("generator %s (%s) on %s in %s", info.id, info.sha256[:12], device, dtype)
-    return DiffusionGenerator(pipeline, config, info)
+    info = GeneratorInfo(id=config.weights, revision=config.revision, sha256=weights_sha256(folder),
+                         description=description, conditions=contract.describe())
+    logger.info("generator %s (%s) on %s in %s; conditions %s", info.id, info.sha256[:12], device, dtype, contract.describe())
+    return DiffusionGenerator(pipeline, config, info, contract)

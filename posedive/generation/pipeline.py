@@ -1,23 +1,26 @@
-"""``PoseDivePipeline``: reference image + depth/normal/skeleton maps + seed -> person image.
+"""``PoseDivePipeline``: reference image + condition maps + seed -> person image.
 
 Paper section 3.4 and supplementary 2. The call reads like the method:
 
 1. check inputs;
-2. encode the reference twice: CLIP image embedding (replaces the text of Stable Diffusion's
+2. encode the reference images twice: CLIP image embedding (replaces the text of Stable Diffusion's
    cross-attention) and VAE latents (input of the reference U-Net);
-3. encode the condition maps with the pose guider (eq. 7);
-4. run the reference U-Net once at t=0, its self-attention inputs written to a bank, and project them
-   into the denoising U-Net's keys and values once;
-5. denoise from per-sample noise; every step reads the same bank (eq. 6). Classifier-free guidance's
-   unconditional branch sees neither the reference tokens nor the CLIP embedding, only the pose;
+3. run the reference U-Net once at t=0, its self-attention inputs written to a bank and projected
+   into the denoising U-Net's keys and values once (``TwoBranchModel.encode_reference``);
+4. encode the condition maps with the pose guider (eq. 7);
+5. denoise from per-sample noise; every step reads the same bank (eq. 6) through
+   ``TwoBranchModel.predict_noise``, the model step training uses too. Classifier-free guidance's
+   unconditional rows see neither the reference tokens nor the CLIP embedding, only the pose;
 6. decode with the VAE.
 
-Noise comes from one ``torch.Generator`` per sample and every operation is per-sample, so an image
-does not depend on the other images of its batch.
+Noise comes from one ``torch.Generator`` per sample, for the initial latents and for every noise a
+stochastic scheduler draws in its steps, and every operation is per-sample, so an image does not
+depend on the other images of its batch.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -32,10 +35,10 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch.nn import functional as F
 from transformers import CLIPImageProcessorPil, CLIPVisionModelWithProjection
 
+from ..errors import CheckpointError, InputError
+from .contract import MAP_ENCODINGS, POSEDIVE_CONTRACT, ConditionContract
 from .models.pose_guider import PoseGuider
-from .models.reference_attention import pose_features_added, reference_attention
-
-CONDITION_CHANNELS: dict[str, int] = {"depth": 1, "normal": 3, "skeleton": 3}
+from .models.two_branch import TwoBranchModel
 
 
 @dataclass
@@ -46,24 +49,38 @@ class PoseDivePipelineOutput(BaseOutput):
 
 
 def conditions_to_tensor(
-    maps: Sequence[dict[str, np.ndarray]], height: int, width: int
+    maps: Sequence[dict[str, np.ndarray]], height: int, width: int, contract: ConditionContract | None = None
 ) -> torch.Tensor:
-    """Stack depth (H,W), normal (H,W,3) and skeleton (H,W,3) uint8 maps into ``(B, 7, height, width)``
-    in [0, 1], in that channel order (eq. 7), resized bilinearly when their size differs."""
+    """Stack each sample's rendered uint8 maps into ``(B, contract.channels, height, width)`` in [0, 1], in
+    the contract's order and encodings, resized bilinearly when their size differs.
+
+    The default contract is posedive's: depth ``(H, W)``, normal ``(H, W, 3)`` and skeleton
+    ``(H, W, 3)``, 7 channels in that order (eq. 7). A sample needs every map the contract names.
+    """
+    contract = contract or POSEDIVE_CONTRACT
     batch = []
     for index, sample in enumerate(maps):
         channels = []
-        for name, count in CONDITION_CHANNELS.items():
-            if name not in sample:
-                raise ValueError(f"conditions[{index}] has no {name!r} map (needs {list(CONDITION_CHANNELS)})")
-            array = np.asarray(sample[name])
+        for item in contract.maps:
+            form = item.form
+            if form is None or form.channels != item.channels:
+                known = ", ".join(f"{f.map}/{f.encoding} ({f.channels} ch)" for f in MAP_ENCODINGS.values())
+                raise CheckpointError(
+                    f"the condition contract asks for {item.label} ({item.channels} ch), which this posedive cannot "
+                    f"make (it makes {known})"
+                )
+            if item.name not in sample:
+                raise InputError(f"conditions[{index}] has no {item.name!r} map (needs {list(contract.map_names)})")
+            array = np.asarray(sample[item.name])
             if array.ndim == 2:
                 array = array[:, :, None]
-            if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != count:
-                raise ValueError(
-                    f"conditions[{index}][{name!r}] must be uint8 with {count} channel(s), "
+            if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != form.channels:
+                raise InputError(
+                    f"conditions[{index}][{item.name!r}] must be uint8 with {form.channels} channel(s), "
                     f"got {array.dtype} {array.shape}"
                 )
+            if form.channel_order is not None:
+                array = array[:, :, list(form.channel_order)]
             channels.append(torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1).float() / 255.0)
         stacked = torch.cat(channels, 0)[None]
         if stacked.shape[-2:] != (height, width):
@@ -108,12 +125,12 @@ class PoseDivePipeline(DiffusionPipeline):
 
     def _check_components(self) -> None:
         if self.pose_guider.downscale_factor != self.vae_scale_factor:
-            raise ValueError(
+            raise CheckpointError(
                 f"pose_guider downscales by {self.pose_guider.downscale_factor} but the VAE by {self.vae_scale_factor}"
             )
         width = self.denoising_unet.config.block_out_channels[0]
         if self.pose_guider.config.conditioning_embedding_channels != width:
-            raise ValueError(
+            raise CheckpointError(
                 f"pose_guider.conditioning_embedding_channels={self.pose_guider.config.conditioning_embedding_channels} "
                 f"must equal denoising_unet.block_out_channels[0]={width}"
             )
@@ -121,10 +138,10 @@ class PoseDivePipeline(DiffusionPipeline):
         den_config = {k: v for k, v in self.denoising_unet.config.items() if not k.startswith("_")}
         different = sorted(k for k in ref_config.keys() | den_config.keys() if ref_config.get(k) != den_config.get(k))
         if different:
-            raise ValueError(f"reference_unet and denoising_unet must share one architecture; they differ in {different}")
+            raise CheckpointError(f"reference_unet and denoising_unet must share one architecture; they differ in {different}")
         embed = self.image_encoder.config.projection_dim
         if self.denoising_unet.config.cross_attention_dim != embed:
-            raise ValueError(
+            raise CheckpointError(
                 f"denoising_unet.cross_attention_dim={self.denoising_unet.config.cross_attention_dim} must equal "
                 f"image_encoder.projection_dim={embed}"
             )
@@ -147,7 +164,7 @@ class PoseDivePipeline(DiffusionPipeline):
         self.denoising_unet.compile(**{"fullgraph": True, **options})
 
     # ----------------------------------------------------------------------------------- encoders
-    def encode_reference(
+    def encode_reference_images(
         self, images: Sequence[PIL.Image.Image], height: int, width: int, device: torch.device, dtype: torch.dtype
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """CLIP image embeddings ``(B, 1, D)`` and VAE latents (distribution means) of the references."""
@@ -169,18 +186,18 @@ class PoseDivePipeline(DiffusionPipeline):
         num_inference_steps: int,
     ) -> None:
         if len(reference_images) == 0:
-            raise ValueError("reference_images is empty")
+            raise InputError("reference_images is empty")
         if not all(isinstance(image, PIL.Image.Image) for image in reference_images):
-            raise ValueError("reference_images must be PIL images")
+            raise InputError("reference_images must be PIL images")
         if height % self.vae_scale_factor or width % self.vae_scale_factor:
-            raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}, got {width}x{height}")
+            raise InputError(f"height and width must be multiples of {self.vae_scale_factor}, got {width}x{height}")
         expected = (len(reference_images), self.pose_guider.config.conditioning_channels, height, width)
         if tuple(conditions.shape) != expected:
-            raise ValueError(f"conditions must have shape {expected}, got {tuple(conditions.shape)}")
+            raise InputError(f"conditions must have shape {expected}, got {tuple(conditions.shape)}")
         if generator is not None and len(generator) != len(reference_images):
-            raise ValueError(f"one generator per sample: got {len(generator)} for {len(reference_images)} references")
+            raise InputError(f"one generator per sample: got {len(generator)} for {len(reference_images)} references")
         if num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+            raise InputError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
 
     # ------------------------------------------------------------------------------------- call
     @torch.no_grad()
@@ -200,10 +217,10 @@ class PoseDivePipeline(DiffusionPipeline):
 
         Args:
             reference_images: identity images (any size; resized to ``width x height``).
-            conditions: ``(B, 7, height, width)`` depth, normal and skeleton maps in [0, 1]
-                (see :func:`conditions_to_tensor`).
-            generator: one ``torch.Generator`` per sample; the noise of sample *i* comes from
-                ``generator[i]`` only.
+            conditions: ``(B, C, height, width)`` condition maps in [0, 1], stacked in the order of the
+                pose guider's contract (``pose_guider.contract``; see :func:`conditions_to_tensor`).
+            generator: one ``torch.Generator`` per sample; the noise of sample *i* (initial latents
+                and a stochastic scheduler's step noise) comes from ``generator[i]`` only.
             guidance_scale: classifier-free guidance on the reference; <= 1 disables it.
         """
         self.check_inputs(reference_images, conditions, generator, height, width, num_inference_steps)
@@ -211,36 +228,31 @@ class PoseDivePipeline(DiffusionPipeline):
         dtype = self.denoising_unet.dtype
         batch = len(reference_images)
         guided = guidance_scale > 1.0
+        model = TwoBranchModel(self.reference_unet, self.denoising_unet, self.pose_guider)
 
-        image_embeds, reference_latents = self.encode_reference(reference_images, height, width, device, dtype)
-        pose_features = self.pose_guider(conditions.to(device=device, dtype=self.pose_guider.dtype)).to(dtype)
+        image_embeds, reference_latents = self.encode_reference_images(reference_images, height, width, device, dtype)
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
         shape = (batch, self.denoising_unet.config.in_channels, height // self.vae_scale_factor, width // self.vae_scale_factor)
         latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         latents = latents * self.scheduler.init_noise_sigma
+        # a stochastic step draws its noise row by row from the samples' own generators
+        step_options = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
+        keep = torch.cat([torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)]).to(device) if guided else None
 
-        if guided:
-            encoder_states = torch.cat([torch.zeros_like(image_embeds), image_embeds])
-            keep = torch.cat([torch.zeros(batch, dtype=torch.bool), torch.ones(batch, dtype=torch.bool)]).to(device)
-        else:
-            encoder_states, keep = image_embeds, None
-
-        with reference_attention(self.reference_unet, self.denoising_unet) as bank:
-            zero_t = torch.zeros(batch, device=device, dtype=torch.long)
-            self.reference_unet(reference_latents, zero_t, encoder_hidden_states=image_embeds, return_dict=False)
-            bank.project(self.denoising_unet)
-            bank.keep = keep
-            with pose_features_added(self.denoising_unet, pose_features), self.progress_bar(total=len(timesteps)) as bar:
+        with model.reference_attention() as bank:
+            model.encode_reference(bank, reference_latents, image_embeds)
+            pose_features = model.encode_conditions(conditions)
+            with self.progress_bar(total=len(timesteps)) as bar:
                 for t in timesteps:
                     model_input = torch.cat([latents] * 2) if guided else latents
                     model_input = self.scheduler.scale_model_input(model_input, t)
-                    noise = self.denoising_unet(model_input, t, encoder_hidden_states=encoder_states, return_dict=False)[0]
+                    noise = model.predict_noise(bank, model_input, t, image_embeds, pose_features, keep)
                     if guided:
                         uncond, cond = noise.chunk(2)
                         noise = uncond + guidance_scale * (cond - uncond)
-                    latents = self.scheduler.step(noise, t, latents, return_dict=False)[0]
+                    latents = self.scheduler.step(noise, t, latents, **step_options, return_dict=False)[0]
                     bar.update()
 
         if output_type == "latent":

@@ -10,6 +10,11 @@ Three ways to initialise the model (``model.kind``):
   pre-training of the VAE on the training images. Only for the offline demo model, which cannot
   download pre-trained weights; its images are crude and its metadata says so.
 
+A new pose guider (``pretrained``, ``scratch``) is built for the condition contract its
+``pose_guider.conditions`` describe (which maps, in which encoding, one guider or one per map); a
+continued generator keeps its own. The trained generator saves that contract with the resolution
+``data.width x data.height`` in its pose guider's config, so recipes are checked against it.
+
 Paths are relative to the config file. Validators do no I/O.
 """
 
@@ -19,7 +24,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from ..errors import ConfigError, PathNotFound
+from .contract import MAP_ENCODINGS, POSEDIVE_MAPS, ConditionContract, ConditionMap, GuiderLayout
 
 # A live mirror of Stable Diffusion 1.5 (the original runwayml repository was deleted), pinned by commit.
 SD15_MIRROR = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -33,9 +41,46 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ConditionsSpec(_Strict):
+    """The condition contract a new pose guider is built for (``posedive.generation.contract``)."""
+
+    maps: list[ConditionMap] = Field(default_factory=lambda: list(POSEDIVE_MAPS), min_length=1,
+                                     description="in channel order; each a map the training pairs hold")
+    guiders: GuiderLayout = Field("concatenated", description="concatenated: one guider (eq. 7); per_map: one per map, summed")
+
+    @field_validator("maps")
+    @classmethod
+    def _known_forms(cls, v: list[ConditionMap]) -> list[ConditionMap]:
+        names = [item.name for item in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a map is listed twice: {names}")
+        for item in v:
+            form = item.form
+            if form is None or form.channels != item.channels:
+                known = ", ".join(f"{{name: {f.map}, encoding: {f.encoding}, channels: {f.channels}}}"
+                                  for f in MAP_ENCODINGS.values())
+                raise ValueError(f"{item.label} with {item.channels} channel(s) is not a map posedive makes; one of {known}")
+        return v
+
+    def contract(self, width: int, height: int) -> ConditionContract:
+        return ConditionContract(maps=tuple(self.maps), guiders=self.guiders, resolution=(width, height))
+
+
 class PoseGuiderSpec(_Strict):
-    conditioning_channels: int = Field(7, ge=1)
+    conditioning_channels: int | None = Field(None, ge=1, description="channels of the stacked maps (default: the maps')")
     block_out_channels: list[int] = Field(default_factory=lambda: [16, 32, 96, 256])
+    conditions: ConditionsSpec = Field(default_factory=ConditionsSpec)
+
+    @model_validator(mode="after")
+    def _channels_of_the_maps(self) -> "PoseGuiderSpec":
+        total = sum(item.channels for item in self.conditions.maps)
+        if self.conditioning_channels is not None and self.conditioning_channels != total:
+            raise ValueError(f"conditioning_channels={self.conditioning_channels} but conditions.maps have {total} channels")
+        return self
+
+    @property
+    def channels(self) -> int:
+        return sum(item.channels for item in self.conditions.maps)
 
 
 class PretrainedInit(_Strict):
@@ -132,6 +177,11 @@ class TrainingConfig(_Strict):
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
+    @property
+    def pose_guider(self) -> PoseGuiderSpec | None:
+        """The spec of a new pose guider; ``None`` when the model continues a generator (it keeps its own)."""
+        return None if isinstance(self.model, GeneratorInit) else self.model.pose_guider
+
     @model_validator(mode="after")
     def _scratch_without_lora(self) -> "TrainingConfig":
         if self.lora is not None and self.model.kind == "scratch":
@@ -155,16 +205,16 @@ def load_training_config(path: Path | str) -> TrainingConfig:
     """Read and validate a training YAML; errors name the file and each bad field."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: training config not found")
+        raise PathNotFound(f"{path}: training config not found")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML: {error}") from None
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
     try:
         config = TrainingConfig.model_validate(data)
     except ValidationError as error:
         lines = [f"{path}: invalid training config ({error.error_count()} problem(s))"]
         for item in error.errors():
             lines.append(f"  {'.'.join(str(p) for p in item['loc']) or '<root>'}: {item['msg']}")
-        raise ValueError("\n".join(lines)) from None
+        raise ConfigError("\n".join(lines)) from None
     return config.with_base_dir(path.resolve().parent)

@@ -24,16 +24,11 @@ from .. import paths
 from ..provenance import provenance_features
 from ..recipe import Recipe
 from ..schema import GeneratorInfo
+from ..sources import SOURCE_FORMATS
 from .manifest import Manifest
 
 TEMPLATE_PACKAGE = "posedive.release.templates"
 TEMPLATE_NAME = "dataset_card.md.jinja"
-
-SOURCE_LICENCES = {
-    "market1501": "Market-1501 (Zheng et al., ICCV 2015)",
-    "msmt17": "MSMT17 (Wei et al., CVPR 2018)",
-    "cuhk03": "CUHK03 (Li et al., CVPR 2014; new protocol of Zhong et al., CVPR 2017)",
-}
 
 
 def card_template() -> str:
@@ -41,8 +36,13 @@ def card_template() -> str:
     return resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_NAME).read_text(encoding="utf-8")
 
 
+def _source_citation(manifest: Manifest) -> str | None:
+    entry = SOURCE_FORMATS.get(manifest.source.format)
+    return entry.citation if entry is not None else None
+
+
 def source_licence(manifest: Manifest) -> str:
-    described = SOURCE_LICENCES.get(manifest.source.format)
+    described = _source_citation(manifest)
     if described is None:
         return ("The identities come from a user-supplied image folder; the images derive from those people "
                 "and inherit that folder's licence and consent terms.")
@@ -82,7 +82,7 @@ def front_matter(recipe: Recipe, manifest: Manifest, extra_configs: list[dict] |
     configs = [{"config_name": "default", "default": True,
                 "data_files": [{"split": paths.SPLIT, "path": shard_files}]}]
     configs += extra_configs or []
-    licence = "other" if manifest.source.format in SOURCE_LICENCES else "unknown"
+    licence = "other" if _source_citation(manifest) is not None else "unknown"
     return {
         "license": licence,
         "pretty_name": f"{recipe.name} {recipe.version} (posedive)",

@@ -29,8 +29,14 @@ class ReleaseCoverage:
     viewpoint_entropy: float
 
 
-def _pose_group(pose_id: str) -> str:
-    """``deepmimic-walk-00012-mirror`` -> ``deepmimic-walk``: the clip a pose comes from."""
+def _pose_group(body: dict) -> str:
+    """The tag a sample's pose is shown by; samples of releases made before poses had tags are
+    grouped by clip (``deepmimic-walk-00012-mirror`` -> ``deepmimic-walk``)."""
+    from ..conditions.posebank import shown_tag
+
+    if body.get("pose_tags"):
+        return shown_tag(body["pose_tags"])
+    pose_id = body["pose_id"]
     return "-".join(part for part in pose_id.split("-") if not part.isdigit() and part != "mirror") or pose_id
 
 
@@ -60,7 +66,7 @@ def write_release_plots(recipe: Recipe, root: Path, shard_paths: list[Path]) -> 
     viewpoints, poses = f"{paths.PLOTS_DIR}/viewpoints.png", f"{paths.PLOTS_DIR}/poses.png"
     plot_viewpoints(histogram, *ranges, entropy, root / viewpoints)
     pose_array = np.array([r["body"]["pose"] for r in records], dtype=np.float64)
-    plot_poses(pose_embedding(pose_array), [_pose_group(r["body"]["pose_id"]) for r in records], root / poses)
+    plot_poses(pose_embedding(pose_array), [_pose_group(r["body"]) for r in records], root / poses)
     samples = f"{paths.PLOTS_DIR}/samples.png"
     shown = shown_samples(records)
     plot_samples(recipe, shown, shard_of, root / samples)

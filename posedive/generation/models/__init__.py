@@ -8,12 +8,14 @@ from .reference_attention import (
     pose_features_added,
     reference_attention,
 )
+from .two_branch import TwoBranchModel
 
 __all__ = [
     "PoseGuider",
     "ReferenceBank",
     "ReferenceReadProcessor",
     "ReferenceWriteProcessor",
+    "TwoBranchModel",
     "pose_features_added",
     "reference_attention",
 ]

@@ -1,16 +1,21 @@
 """The pose guider G of eq. 7: condition maps -> features added to the denoising U-Net's ``conv_in``.
 
-The depth (1 channel), normal (3) and skeleton (3) maps are concatenated (7 channels, eq. 7) and
-reduced by stacks of 3x3 convolutions to the latent resolution (1/8 for Stable Diffusion's VAE) and
-the width of the U-Net's first block (320 for SD-1.5). The last convolution starts at zero, so at
-initialisation the guider adds nothing and a pre-trained U-Net is undisturbed (supplementary 2).
+A guider is a stack of 3x3 convolutions that reduces the maps to the latent resolution (1/8 for
+Stable Diffusion's VAE) and the width of the U-Net's first block (320 for SD-1.5). Its last
+convolution starts at zero, so at initialisation the guider adds nothing and a pre-trained U-Net is
+undisturbed (supplementary 2).
 
-The supplementary describes one guider per map with their outputs concatenated; the main text (eq. 7)
-one guider on the concatenated maps. posedive follows eq. 7; ``conditioning_channels`` makes the map
-set configurable.
+Which maps it reads, in which order and form, is its condition contract
+(:mod:`posedive.generation.contract`), saved in its config. The contract's ``guiders`` picks the
+layout: ``concatenated`` runs one stack on the stacked maps (the main text's eq. 7: depth 1 + normal
+3 + skeleton 3 = 7 channels); ``per_map`` runs one stack per map and sums their outputs (the
+supplementary's "each processed by a respective pose guider network"; Champ's guidance encoders).
+Either way the guider takes the maps stacked in contract order, ``(B, contract.channels, H, W)``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -18,16 +23,60 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 from torch.nn import functional as F
 
+from ...errors import CheckpointError, InputError
+from ..contract import ConditionContract, implied_contract
 
-class PoseGuider(ModelMixin, ConfigMixin):
-    """Conv stack: ``conv_in``, then per width step a 3x3 conv and a stride-2 3x3 conv, then a
-    zero-initialised ``conv_out``.
+
+class _ConvLayers:
+    """``conv_in``, per width step a 3x3 conv and a stride-2 3x3 conv, and a zero-initialised ``conv_out``.
+
+    A mixin rather than a module, so that a one-stack guider keeps these layers at its top level (the
+    parameter names every saved checkpoint uses) and a per-map guider holds one stack per map.
+    """
+
+    conv_in: nn.Conv2d
+    blocks: nn.ModuleList
+    conv_out: nn.Conv2d
+
+    def _build_layers(self, in_channels: int, widths: tuple[int, ...], out_channels: int) -> None:
+        self.conv_in = nn.Conv2d(in_channels, widths[0], kernel_size=3, padding=1)
+        self.blocks = nn.ModuleList()
+        for width_in, width_out in zip(widths[:-1], widths[1:]):
+            self.blocks.append(nn.Conv2d(width_in, width_in, kernel_size=3, padding=1))
+            self.blocks.append(nn.Conv2d(width_in, width_out, kernel_size=3, padding=1, stride=2))
+        self.conv_out = nn.Conv2d(widths[-1], out_channels, kernel_size=3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def _run_layers(self, conditions: torch.Tensor) -> torch.Tensor:
+        hidden = F.silu(self.conv_in(conditions))
+        for block in self.blocks:
+            hidden = F.silu(block(hidden))
+        return self.conv_out(hidden)
+
+
+class ConvStack(_ConvLayers, nn.Module):
+    """One map's guider inside a ``per_map`` pose guider."""
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...], out_channels: int) -> None:
+        nn.Module.__init__(self)
+        self._build_layers(in_channels, widths, out_channels)
+
+    def forward(self, conditions: torch.Tensor) -> torch.Tensor:
+        return self._run_layers(conditions)
+
+
+class PoseGuider(_ConvLayers, ModelMixin, ConfigMixin):
+    """The pose guider(s) of the two-branch model, with the condition contract they were trained on.
 
     Args:
-        conditioning_channels: channels of the concatenated condition maps (7 = depth + normal + skeleton).
+        conditioning_channels: channels of the stacked condition maps (7 = depth + normal + skeleton);
+            with a contract it must equal the contract's channels.
         block_out_channels: widths of the stages; ``len - 1`` stride-2 convolutions, so 4 widths = 1/8.
         conditioning_embedding_channels: output width; must equal the denoising U-Net's
             ``block_out_channels[0]`` because the output is added to ``conv_in``'s output.
+        conditions: the condition contract (``ConditionContract.to_config()``); ``None`` in checkpoints
+            saved before contracts, which took posedive's three maps on one guider.
     """
 
     _supports_gradient_checkpointing = False
@@ -38,20 +87,46 @@ class PoseGuider(ModelMixin, ConfigMixin):
         conditioning_channels: int = 7,
         block_out_channels: tuple[int, ...] = (16, 32, 96, 256),
         conditioning_embedding_channels: int = 320,
+        conditions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if conditioning_channels < 1:
-            raise ValueError(f"conditioning_channels must be >= 1, got {conditioning_channels}")
+            raise CheckpointError(f"pose guider: conditioning_channels must be >= 1, got {conditioning_channels}")
         if len(block_out_channels) < 1 or any(c < 1 for c in block_out_channels):
-            raise ValueError(f"block_out_channels must be positive widths, got {block_out_channels}")
-        self.conv_in = nn.Conv2d(conditioning_channels, block_out_channels[0], kernel_size=3, padding=1)
-        self.blocks = nn.ModuleList()
-        for width_in, width_out in zip(block_out_channels[:-1], block_out_channels[1:]):
-            self.blocks.append(nn.Conv2d(width_in, width_in, kernel_size=3, padding=1))
-            self.blocks.append(nn.Conv2d(width_in, width_out, kernel_size=3, padding=1, stride=2))
-        self.conv_out = nn.Conv2d(block_out_channels[-1], conditioning_embedding_channels, kernel_size=3, padding=1)
-        nn.init.zeros_(self.conv_out.weight)
-        nn.init.zeros_(self.conv_out.bias)
+            raise CheckpointError(f"pose guider: block_out_channels must be positive widths, got {block_out_channels}")
+        if conditions is not None:
+            contract = ConditionContract.from_config(conditions, "pose guider config")
+            if contract.channels != conditioning_channels:
+                raise CheckpointError(
+                    f"pose guider: conditioning_channels={conditioning_channels} but its condition contract's maps "
+                    f"have {contract.channels} channels ({contract.describe()})"
+                )
+        else:
+            contract = implied_contract(conditioning_channels, None, "pose guider config")
+        self._contract = contract
+        widths = tuple(block_out_channels)
+        if contract.guiders == "per_map":
+            self.guiders = nn.ModuleDict(
+                {m.name: ConvStack(m.channels, widths, conditioning_embedding_channels) for m in contract.maps}
+            )
+        else:
+            self._build_layers(conditioning_channels, widths, conditioning_embedding_channels)
+
+    @property
+    def contract(self) -> ConditionContract:
+        """The condition contract from the config (its resolution as saved; see ``load_generator`` for the
+        resolution of checkpoints that kept it in ``posedive_generator.json``)."""
+        return self._contract
+
+    def set_contract(self, contract: ConditionContract) -> None:
+        """Record a new contract with the same maps and layout (a training run sets the resolution it
+        trained at); ``save_pretrained`` writes it."""
+        if (contract.maps, contract.guiders) != (self._contract.maps, self._contract.guiders):
+            raise CheckpointError(
+                f"pose guider built for {self._contract.describe()} cannot take the contract {contract.describe()}"
+            )
+        self._contract = contract
+        self.register_to_config(conditions=contract.to_config())
 
     @property
     def downscale_factor(self) -> int:
@@ -59,13 +134,13 @@ class PoseGuider(ModelMixin, ConfigMixin):
         return 2 ** (len(self.config.block_out_channels) - 1)
 
     def forward(self, conditions: torch.Tensor) -> torch.Tensor:
-        """``(B, conditioning_channels, H, W)`` in [0, 1] -> ``(B, embedding_channels, H/f, W/f)``."""
+        """``(B, contract.channels, H, W)`` in [0, 1] -> ``(B, embedding_channels, H/f, W/f)``."""
         if conditions.ndim != 4 or conditions.shape[1] != self.config.conditioning_channels:
-            raise ValueError(
-                f"pose guider expects (B, {self.config.conditioning_channels}, H, W) conditions, "
-                f"got shape {tuple(conditions.shape)}"
+            raise InputError(
+                f"pose guider expects (B, {self.config.conditioning_channels}, H, W) conditions "
+                f"({self._contract.describe()}), got shape {tuple(conditions.shape)}"
             )
-        hidden = F.silu(self.conv_in(conditions))
-        for block in self.blocks:
-            hidden = F.silu(block(hidden))
-        return self.conv_out(hidden)
+        if self._contract.guiders == "concatenated":
+            return self._run_layers(conditions)
+        outputs = [self.guiders[item.name](conditions[:, channels]) for item, channels in self._contract.channel_slices()]
+        return torch.stack(outputs).sum(0)

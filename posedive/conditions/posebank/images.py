@@ -1,4 +1,4 @@
-"""Pose banks from a user's own photographs or videos: fitted poses become bank entries.
+"""Importer of a user's own photographs or videos: fitted poses become bank entries.
 
 Each person in the images (or each clean track of a fixed-camera video) is fitted with the body
 fitter; successful fits are kept with their provenance (source folder or video, group, frame index),
@@ -10,22 +10,17 @@ holds: the build's sampled camera then supplies the viewpoint.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 
-from ..fitting.fitter import FitConfig, fit_observations
-from ..fitting.landmarks import observe
-from ..fitting.skeleton import Skeleton
-from ..video.inputs import iter_inputs
-from .posebank import PoseBank
+from ...fitting.fitter import FitConfig, fit_observations
+from ...fitting.landmarks import observe
+from ...fitting.skeleton import Skeleton
+from ...video.inputs import iter_inputs
+from .format import PoseBank, slug
 
 logger = logging.getLogger(__name__)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "images"
 
 
 def bank_from_images(
@@ -37,20 +32,20 @@ def bank_from_images(
     progress: bool = True,
 ) -> PoseBank:
     """Fit every person in ``source`` (an image, a folder of images or a video) into a pose bank."""
-    from ..pose.blazepose import BlazePoseEstimator
+    from ...pose.blazepose import BlazePoseEstimator
 
     if body is None:
-        from ..body.models import load_body_model
+        from ...body.models import load_body_model
 
         body = load_body_model("anny")
     skeleton = Skeleton.from_body(body)
-    origin = _slug(Path(source).stem)
+    origin = slug(Path(source).stem, "images")
     poses, ids, clips, frames = [], [], [], []
     fitted = total = 0
     with BlazePoseEstimator() as estimator:
         for group in iter_inputs(Path(source), progress=progress):
             fits = fit_observations(observe(group.images, estimator), skeleton, config, sequence=group.sequence)
-            clip = _slug(group.name)
+            clip = slug(group.name, "images")
             for index, fit in enumerate(fits):
                 total += 1
                 if not fit.success:

@@ -1,0 +1,28 @@
+"""Training of the two-branch generator (paper supplementary 2) with ``accelerate``.
+
+What is trained: the reference U-Net, the denoising U-Net and the pose guider (or, with ``lora``,
+low-rank adapters of the U-Nets' attention projections plus the pose guider). What is frozen: the VAE
+and the CLIP image encoder. Loss: mean squared error between the true and the predicted noise at a
+uniformly drawn timestep (the scheduler's ``prediction_type`` ``v_prediction`` switches the target to
+the velocity). Optimiser: AdamW, lr 1e-5, weight decay 0.01 (paper 4.1).
+
+Each step: encode target and reference with the frozen VAE (and the reference with CLIP), noise the
+target latents, and run the model step the pipeline runs at inference
+(:class:`~posedive.generation.models.two_branch.TwoBranchModel`): the reference U-Net at t=0 writing
+the bank, the pose guider's features added after ``conv_in``, the denoising U-Net reading the bank. A
+fraction of samples (``data.reference_drop_prob``) drops the reference tokens and CLIP embedding,
+which teaches the unconditional branch that classifier-free guidance needs at inference.
+
+Checkpoints (``OUTPUT/checkpoints/step-NNNNNNN``, accelerate state plus the step) are written every
+``checkpoint_every`` steps; a rerun of the same command resumes from the newest one. The result is a
+``PoseDivePipeline`` folder ``OUTPUT/generator`` whose pose guider config holds the condition
+contract it was trained on, with ``posedive_generator.json`` describing it.
+
+Modules: :mod:`.components` (building and loading the parts), :mod:`.dataset` (pairs as tensors,
+encoding, samplers), :mod:`.draws` (each step's noise, timesteps and dropout), :mod:`.loss`,
+:mod:`.vae` (pre-training a scratch VAE), :mod:`.checkpoints`, and :mod:`.trainer` (setup, step, save).
+"""
+
+from .trainer import Trainer, TrainingResult, train_generator
+
+__all__ = ["Trainer", "TrainingResult", "train_generator"]
