@@ -114,9 +114,16 @@ def test_a_truncated_shard_is_named_moved_aside_and_rebuilt(reference, tmp_path)
 def test_a_shard_cut_at_a_member_boundary_is_rejected(reference, tmp_path):
     """tarfile reads a shard cut right after a member as a shorter, valid archive; the missing
     end-of-archive blocks give it away."""
+    import tarfile
+
     recipe = unfinished_copy(reference, tmp_path)
     shard_file = paths.shard_path(recipe.release_dir, 0)
-    shard_file.write_bytes(shard_file.read_bytes()[:-10240])
+    with tarfile.open(shard_file) as tar:
+        members = tar.getmembers()
+    end = members[-1].offset_data + -(-members[-1].size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    shard_file.write_bytes(shard_file.read_bytes()[:end])
+    with tarfile.open(shard_file) as tar:  # tarfile reads every member and sees nothing wrong
+        assert [member.name for member in tar.getmembers()] == [member.name for member in members]
     report = build_release(recipe, stages=double_stages(), show_progress=False)
     assert [(r.shard, r.reason) for r in report.rejected_shards] == [(0, "unreadable")]
     assert "cut short" in report.rejected_shards[0].detail
