@@ -11,8 +11,8 @@ nothing else, forever:
   size, so a push that was interrupted resumes where it stopped; LFS objects that reached the Hub
   before an interruption are not sent again either (the LFS batch answer skips them);
 * shards under ``data/`` (and plots / rejected logs) that the release does not list are deleted in
-  the last commit, which also carries the card and the manifest, so the default config's
-  ``data/train-*.tar`` glob only ever sees this release's shards;
+  the last commit, which also carries the card and the manifest, so the repo at the tag holds this
+  release's shards and no others (the card's default config names them one by one);
 * version tags are never moved: an existing ``v<version>`` tag pointing at the same content is
   accepted (the push is idempotent), one pointing at different content is refused;
 * after tagging, the remote files at the tag are checked against the manifest again;
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-HUB_RECORD = "hub.json"
+HUB_RECORD = paths.HUB_RECORD
 HUB_RECORD_FORMAT = 1
 REPO_TYPE = "dataset"
 DEFAULT_BRANCH = "main"

@@ -429,8 +429,10 @@ class Recipe(_Strict):
         return self._source_file
 
     def resolve(self, path: Path | str) -> Path:
+        """An absolute path as given; a relative one resolved against the recipe's folder, so that what
+        posedive prints reads ``/data/releases``, not ``/data/recipes/../releases``."""
         path = Path(path).expanduser()
-        return path if path.is_absolute() else (self._base_dir / path)
+        return path if path.is_absolute() else (self._base_dir / path).resolve()
 
     @property
     def release_dir(self) -> Path:

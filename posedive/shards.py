@@ -4,6 +4,10 @@ A shard is built in memory-sized pieces into ``<name>.tmp-<pid>``, flushed, fsyn
 place: a reader (or a resumed build) sees either a complete shard or none. Tar members carry a fixed
 mtime, owner and mode, so the same samples always give the same bytes (and the same sha256 in the
 manifest), whichever machine or run wrote them.
+
+``inspect_shard`` reads a shard once, from any binary stream (a local file or a remote one), and
+says what it holds: its hash and size, every sample's fields and provenance, and whether it is a
+complete tar archive at all; a damaged one raises ``FormatError`` naming it, never ``tarfile``'s error.
 """
 
 from __future__ import annotations
@@ -11,14 +15,21 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tarfile
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, NamedTuple
+from typing import BinaryIO, Iterable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 from PIL import Image
 
-from .files import _fsync_dir
+from .errors import FormatError
+from .files import _fsync_dir, temporary_path
 from .paths import shard_name
+
+# tarfile ends an archive with two zero blocks; a shard without them was cut short.
+END_OF_ARCHIVE_BYTES = 2 * tarfile.BLOCKSIZE
 
 FIXED_MTIME = 0.0
 JPEG_QUALITY = 95
@@ -43,7 +54,7 @@ def write_shard(release_dir: Path, shard: int, samples: Iterable[Mapping[str, by
 
     path = release_dir / shard_name(shard)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_path(path)
     with open(tmp, "wb") as handle:
         # encoder=False: fields are bytes already, so webdataset adds nothing that could vary.
         writer = TarWriter(handle, encoder=False, mtime=FIXED_MTIME, user="posedive", group="posedive")
@@ -57,19 +68,8 @@ def write_shard(release_dir: Path, shard: int, samples: Iterable[Mapping[str, by
     return path
 
 
-def remove_stale_temporaries(folder: Path) -> int:
-    """Delete ``*.tmp-*`` files left by a killed build; they are never part of a release."""
-    removed = 0
-    if folder.is_dir():
-        for path in sorted(folder.rglob("*.tmp-*")):
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
 def iter_shard_members(shard: Path) -> Iterator[tuple[str, str, bytes]]:
     """``(key, field, bytes)`` of every member of a shard, in the order written."""
-    import tarfile
 
     with tarfile.open(shard) as tar:
         for member in tar:
@@ -84,34 +84,84 @@ class ShardScan(NamedTuple):
 
 
 class _HashingReader:
-    """A read-only file that hashes and counts every byte read from it."""
+    """A read-only stream that hashes and counts every byte read from it, and remembers where its last
+    non-zero byte ended (so the zero blocks closing a tar archive can be checked afterwards)."""
 
-    def __init__(self, handle) -> None:
+    def __init__(self, handle: BinaryIO) -> None:
         self._handle = handle
         self.digest = hashlib.sha256()
         self.size = 0
+        self.data_end = 0
 
     def read(self, size: int = -1) -> bytes:
         block = self._handle.read(size)
         self.digest.update(block)
+        content = len(block.rstrip(b"\0"))
+        if content:
+            self.data_end = self.size + content
         self.size += len(block)
         return block
+
+
+@dataclass
+class ShardContents:
+    """What one read of a shard found: its scan, each sample's fields (in the order written) and the
+    bytes of its ``json`` member, and members that break the one-sample-one-run-of-members layout."""
+
+    scan: ShardScan
+    fields: dict[str, list[str]] = dataclass_field(default_factory=dict)
+    provenance: dict[str, bytes] = dataclass_field(default_factory=dict)
+    layout_problems: list[str] = dataclass_field(default_factory=list)
+
+
+def _read_members(tar: tarfile.TarFile, contents: ShardContents) -> None:
+    previous = None
+    for member in tar:
+        key, _, name = member.name.partition(".")
+        fields = contents.fields.get(key)
+        if fields is None:
+            fields = contents.fields[key] = []
+        elif key != previous:
+            contents.layout_problems.append(f"sample {key!r} is split: member {member.name!r} comes after another sample's")
+        if name in fields:
+            contents.layout_problems.append(f"member {member.name!r} appears twice")
+        fields.append(name)
+        if name == "json" and member.isfile():
+            contents.provenance[key] = tar.extractfile(member).read()
+        previous = key
+
+
+def inspect_shard_stream(handle: BinaryIO, name: str, chunk: int = 1 << 20) -> ShardContents:
+    """Read a shard from ``handle`` once (``name`` is what errors call it): tar headers and ``json``
+    members are parsed from the stream that is hashed; other members' data is read through."""
+    reader = _HashingReader(handle)
+    contents = ShardContents(scan=ShardScan(samples=0, sha256="", bytes=0))
+    try:
+        with tarfile.open(fileobj=reader, mode="r|", bufsize=chunk) as tar:  # type: ignore[arg-type]
+            _read_members(tar, contents)
+            end = tar.offset
+    except (tarfile.TarError, EOFError) as error:
+        raise FormatError(f"{name}: not a readable tar archive ({error})",
+                          hint="the file is damaged or was cut short; rebuild that shard") from None
+    while reader.read(chunk):  # whatever follows the end-of-archive blocks
+        pass
+    if reader.size - end < END_OF_ARCHIVE_BYTES or reader.data_end > end:
+        raise FormatError(f"{name}: the tar archive is cut short (no end-of-archive blocks after its last member "
+                          f"at byte {end} of {reader.size})", hint="rebuild that shard")
+    samples = sum("json" in fields for fields in contents.fields.values())
+    contents.scan = ShardScan(samples=samples, sha256=reader.digest.hexdigest(), bytes=reader.size)
+    return contents
+
+
+def inspect_shard(shard: Path, chunk: int = 1 << 20) -> ShardContents:
+    with open(shard, "rb") as handle:
+        return inspect_shard_stream(handle, str(shard), chunk)
 
 
 def scan_shard(shard: Path, chunk: int = 1 << 20) -> ShardScan:
     """Count a shard's samples and hash it in one read of the file: tar headers are parsed from the
     same stream that is hashed (member data is skipped by reading through it)."""
-    import tarfile
-
-    with open(shard, "rb") as handle:
-        reader = _HashingReader(handle)
-        samples = 0
-        with tarfile.open(fileobj=reader, mode="r|", bufsize=chunk) as tar:  # type: ignore[arg-type]
-            for member in tar:
-                samples += member.name.partition(".")[2] == "json"
-        while reader.read(chunk):  # whatever follows the end-of-archive blocks
-            pass
-    return ShardScan(samples=samples, sha256=reader.digest.hexdigest(), bytes=reader.size)
+    return inspect_shard(shard, chunk).scan
 
 
 def iter_provenance(shards: Iterable[Path]) -> Iterator[dict]:

@@ -1,8 +1,9 @@
 """Build orchestration: plan -> shards -> release, over the stages in ``posedive.builder.stages``.
 
-``build_release`` plans, hands the shards still to build to an engine (``LocalEngine`` here, or
+``build_release`` plans, claims the shards it builds (``posedive.builder.claims``: one builder per
+shard), hands those still to build to an engine (``LocalEngine`` here, or
 ``posedive.builder.ray_engine.RayEngine`` on a Ray cluster), writes each shard as it arrives and
-finishes the release.
+finishes the release once every shard passes its checks.
 """
 
 from .engine import LocalEngine, ShardEngine

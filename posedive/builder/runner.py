@@ -4,6 +4,16 @@ Crash safety comes from the layout, not from bookkeeping: a shard exists only on
 (written under a temporary name and renamed), its rejected log and stats are written before it, and
 the manifest is written last. A killed build therefore resumes by building the shards that do not
 exist yet, and a finished release (one with a manifest) is never touched again.
+
+A shard on disk is trusted only once it passes its checks against the plan
+(``posedive.release.shard_check``): a build checks the existing shards of its part before skipping
+them, and the run that finishes checks every shard before it writes the manifest. A shard that fails
+is moved aside into ``.build/rejected-shards/`` and rebuilt, and the report lists it.
+
+A build claims its shards first (``posedive.builder.claims``), so two builds never write the same
+shard, and it only ever touches files posedive names: a folder at the release's place that holds no
+posedive build state is refused, and clean-up deletes only the temporary names of posedive's own
+files (of the shards it claimed, and of the release's files when no other build is running).
 """
 
 from __future__ import annotations
@@ -11,19 +21,24 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import yaml
 
 from .. import paths
-from ..files import atomic_write_text
+from ..files import atomic_write_text, remove_temporaries
 from ..plan import Plan, make_plan, part_shards
 from ..recipe import Recipe
 from ..release import Manifest, ReleaseError
 from ..release.finalize import finalize_release
-from ..shards import remove_stale_temporaries, write_shard
+from ..release.shard_check import ShardCheck, ShardChecker, ShardRejection, ShardStages, agreed_stages, move_aside
+from ..schema import ConditionRenderer
+from ..shards import write_shard
 from ..sources import SourceIndex, read_source
+from .claims import ShardClaim, claim_shards
 from .engine import LocalEngine, ShardEngine
 from .progress import BuildProgress
 from .shard_job import ShardResult, rejected_jsonl
@@ -31,7 +46,10 @@ from .stages import BuildStages, load_conditions, load_stages
 
 logger = logging.getLogger(__name__)
 
-RECIPE_HASH_FILE = "recipe_hash"
+# Rounds of checking every shard before finishing gives up. Shards made by other weights than most
+# shards are rebuilt in the first; if the rebuilt ones then agree with the few (the weights changed
+# since most were built), the rest are rebuilt in the second; failing the third would be a bug.
+FINISH_ROUNDS = 3
 
 
 @dataclass
@@ -42,6 +60,10 @@ class BuildReport:
     built_shards: list[int] = field(default_factory=list)
     skipped_shards: list[int] = field(default_factory=list)
     missing_shards: list[int] = field(default_factory=list)
+    rejected_shards: list[ShardRejection] = field(default_factory=list)
+    """Shards that failed their checks, moved aside and rebuilt by this run."""
+    other_builds: list[str] = field(default_factory=list)
+    """Builds of this release still running when this one found every shard built: the last of them finishes."""
     manifest: Manifest | None = None
     already_complete: bool = False
     seconds: float = 0.0
@@ -54,8 +76,26 @@ def recipe_text(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
 
 
+def _refuse_foreign_folder(release_dir: Path) -> None:
+    """A folder at the release's place that holds anything but posedive's build folder, without a
+    manifest or the recipe-hash marker of a build, is not a release: refuse it, touching nothing."""
+    if not release_dir.is_dir():
+        return
+    foreign = sorted(entry.name for entry in release_dir.iterdir() if entry.name != paths.BUILD_DIR)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ReleaseError(
+            f"{release_dir} exists but is not a posedive release or build: it has no {paths.MANIFEST} and no "
+            f"{paths.RECIPE_HASH_MARKER}, and holds {shown}",
+            hint="posedive builds only into a folder it made: move that folder away, or set output.dir or version "
+                 f"in the recipe; to finish parts built elsewhere, copy their whole release folders, "
+                 f"{paths.BUILD_DIR}/ included",
+        )
+
+
 def check_release_folder(recipe: Recipe) -> Manifest | None:
-    """Refuse to mix recipes in one release folder; return the manifest of a finished release."""
+    """Refuse to mix recipes in one release folder, and to build in a folder that is not a release;
+    return the manifest of a finished release."""
     release_dir = recipe.release_dir
     manifest_file = release_dir / paths.MANIFEST
     if manifest_file.is_file():
@@ -67,8 +107,10 @@ def check_release_folder(recipe: Recipe) -> Manifest | None:
                 f"bump `version` in the recipe"
             )
         return manifest
-    marker = release_dir / paths.BUILD_DIR / RECIPE_HASH_FILE
-    if marker.is_file() and marker.read_text().strip() != recipe.hash:
+    marker = release_dir / paths.RECIPE_HASH_MARKER
+    if not marker.is_file():
+        _refuse_foreign_folder(release_dir)
+    elif marker.read_text().strip() != recipe.hash:
         raise ReleaseError(
             f"{release_dir} holds an unfinished build of a different recipe (hash {marker.read_text().strip()[:12]}, "
             f"yours {recipe.hash[:12]}); delete that folder or bump `version` in the recipe"
@@ -76,19 +118,22 @@ def check_release_folder(recipe: Recipe) -> Manifest | None:
     return None
 
 
-def _prepare_folder(recipe: Recipe, plan: Plan) -> None:
+def _prepare_folder(recipe: Recipe, plan: Plan, claim: ShardClaim) -> None:
     release_dir = recipe.release_dir
-    (release_dir / paths.BUILD_DIR).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(release_dir / paths.BUILD_DIR / RECIPE_HASH_FILE, recipe.hash + "\n")
+    atomic_write_text(release_dir / paths.RECIPE_HASH_MARKER, recipe.hash + "\n")
     atomic_write_text(release_dir / paths.RECIPE, recipe_text(recipe))
     plan.write(paths.plan_path(release_dir))
-    removed = remove_stale_temporaries(release_dir)
+    # Another running build may be writing the release's own files: only a build alone touches theirs.
+    owned = [relpath for shard in claim.record.shards for relpath in paths.shard_files(shard)]
+    if claim.alone:
+        owned += paths.release_level_files()
+    removed = remove_temporaries(release_dir, owned)
     if removed:
-        logger.info("removed %d partial file(s) left by an interrupted build", removed)
+        logger.info("removed %d partial file(s) left by an interrupted build", len(removed))
 
 
-def complete_shards(release_dir: Path, num_shards: int) -> set[int]:
-    return {shard for shard in range(num_shards) if paths.shard_path(release_dir, shard).is_file()}
+def existing_shards(release_dir: Path, shards: Sequence[int]) -> list[int]:
+    return [shard for shard in shards if paths.shard_path(release_dir, shard).is_file()]
 
 
 def write_shard_outputs(release_dir: Path, result: ShardResult) -> None:
@@ -100,6 +145,78 @@ def write_shard_outputs(release_dir: Path, result: ShardResult) -> None:
     atomic_write_text(release_dir / paths.rejected_name(shard), rejected_jsonl(result.rejected))
     atomic_write_text(paths.shard_stats_path(release_dir, shard), result.stats.model_dump_json(indent=2) + "\n")
     write_shard(release_dir, shard, result.samples)
+
+
+class _Build:
+    """One run of ``build_release`` past planning: the shards it checks, rejects, builds and finishes."""
+
+    def __init__(self, recipe: Recipe, plan: Plan, source: SourceIndex, report: BuildReport, *,
+                 stages: BuildStages | None, conditions: ConditionRenderer, engine: ShardEngine | None,
+                 show_progress: bool) -> None:
+        self.recipe, self.plan, self.source, self.report = recipe, plan, source, report
+        self.root = recipe.release_dir
+        self.checker = ShardChecker(self.root, recipe, plan)
+        self.checks: dict[int, ShardCheck] = {}
+        self.built_stages: Counter[ShardStages] = Counter()
+        self._stages, self._conditions = stages, conditions
+        self._engine, self._show_progress = engine, show_progress
+
+    def check(self, shards: Sequence[int]) -> list[ShardRejection]:
+        """Check the shards not checked yet in this run; the rejections of those that fail."""
+        for shard in shards:
+            if shard not in self.checks:
+                self.checks[shard] = self.checker.check(shard)
+        return [self.checks[shard].rejection for shard in shards if not self.checks[shard].ok]
+
+    def reject(self, rejections: Sequence[ShardRejection]) -> list[int]:
+        """Move the rejected shards aside; the shards to build again."""
+        for rejection in rejections:
+            moved = move_aside(self.root, rejection)
+            logger.warning("rejected %s", moved.describe())
+            self.report.rejected_shards.append(moved)
+            self.checks.pop(rejection.shard, None)
+        return sorted(rejection.shard for rejection in rejections)
+
+    def build(self, shards: Sequence[int]) -> None:
+        if not shards:
+            return
+        if self._engine is None:
+            stages = self._stages
+            self._engine = LocalEngine(stages if stages is not None
+                                       else functools.partial(load_stages, self.recipe, self._conditions))
+        units_todo = sum(len(self.plan.shard_units(shard)) for shard in shards)
+        with BuildProgress(units_todo, enabled=self._show_progress) as progress:
+            for result in self._engine.build_shards(self.recipe, self.source, self.plan, shards, progress.record):
+                write_shard_outputs(self.root, result)
+                progress.settle(result.events)
+                self.report.built_shards.append(result.shard)
+                if result.stats.generator is not None and result.stats.estimator is not None:
+                    self.built_stages[ShardStages(generator=result.stats.generator,
+                                                  estimator=result.stats.estimator)] += 1
+
+    def finish(self, claim: ShardClaim) -> None:
+        """Once every shard exists and no other build runs: check every shard, move aside and rebuild
+        those that fail, then write the release."""
+        every = range(self.plan.num_shards)
+        present = set(existing_shards(self.root, every))
+        self.report.missing_shards = [shard for shard in every if shard not in present]
+        if self.report.missing_shards:
+            return
+        others = claim.claim_all(every)
+        if others:
+            self.report.other_builds = [other.describe() for other in others]
+            return
+        for round_index in range(FINISH_ROUNDS):
+            rejections = self.check(every)
+            reference = self.built_stages.most_common(1)[0][0] if self.built_stages else None
+            _, disagreeing = agreed_stages(self.checks.values(), reference)
+            if not rejections and not disagreeing:
+                break
+            if round_index == FINISH_ROUNDS - 1:
+                failed = "; ".join(rejection.describe() for rejection in [*rejections, *disagreeing])
+                raise ReleaseError(f"{self.root}: shards still fail their checks after being rebuilt: {failed}")
+            self.build(self.reject([*rejections, *disagreeing]))
+        self.report.manifest = finalize_release(self.recipe, self.plan, self.source, self.checks)
 
 
 def build_release(
@@ -115,15 +232,16 @@ def build_release(
 
     ``stages`` defaults to the real stages named by the recipe; they are loaded only when needed
     (planning needs only the pose bank). With ``part=(i, N)`` only that part's shards are built; the
-    release is finalised by whichever run finds every shard complete. ``engine`` builds the shards:
-    by default a ``LocalEngine`` over ``stages``, here; ``posedive.builder.ray_engine.RayEngine``
-    builds them on a Ray cluster with stages it creates in its own workers (``stages``, if given,
-    then serve planning only). Whatever the engine, this function writes each shard as it arrives and
-    finishes the release from the files alone.
+    release is finalised by whichever run finds every shard complete while no other build runs.
+    ``engine`` builds the shards: by default a ``LocalEngine`` over ``stages``, here;
+    ``posedive.builder.ray_engine.RayEngine`` builds them on a Ray cluster with stages it creates in
+    its own workers (``stages``, if given, then serve planning only). Whatever the engine, this
+    function writes each shard as it arrives and finishes the release from the files alone.
+    A build of shards another running build holds raises ``LockError``.
     """
     started = time.perf_counter()
     existing = check_release_folder(recipe)
-    source = read_source(recipe.source, recipe.base_dir)
+    source = read_source(recipe.source.model_copy(update={"root": recipe.resolve(recipe.source.root)}))
     conditions = stages.conditions if stages is not None else load_conditions(recipe)
     plan = make_plan(recipe, source, conditions.pose_ids())
     report = BuildReport(release_dir=recipe.release_dir, plan=plan, source=source)
@@ -134,24 +252,16 @@ def build_release(
         return report
 
     release_dir = recipe.release_dir
-    _prepare_folder(recipe, plan)
-    done = complete_shards(release_dir, plan.num_shards)
     wanted = part_shards(plan.num_shards, part)
-    todo = [shard for shard in wanted if shard not in done]
-    report.skipped_shards = [shard for shard in wanted if shard in done]
-    if todo:
-        if engine is None:
-            engine = LocalEngine(stages if stages is not None else functools.partial(load_stages, recipe, conditions))
-        units_todo = sum(len(plan.shard_units(shard)) for shard in todo)
-        with BuildProgress(units_todo, enabled=show_progress) as progress:
-            for result in engine.build_shards(recipe, source, plan, todo, progress.record):
-                write_shard_outputs(release_dir, result)
-                progress.settle(result.events)
-                report.built_shards.append(result.shard)
-
-    done = complete_shards(release_dir, plan.num_shards)
-    report.missing_shards = [shard for shard in range(plan.num_shards) if shard not in done]
-    if not report.missing_shards:
-        report.manifest = finalize_release(recipe, plan, source)
+    with claim_shards(release_dir, wanted, part=f"{part[0]}/{part[1]}" if part else None) as claim:
+        _prepare_folder(recipe, plan, claim)
+        run = _Build(recipe, plan, source, report, stages=stages, conditions=conditions, engine=engine,
+                     show_progress=show_progress)
+        present = existing_shards(release_dir, wanted)
+        rebuild = set(run.reject(run.check(present)))
+        report.skipped_shards = [shard for shard in present if shard not in rebuild]
+        skipped = set(report.skipped_shards)
+        run.build([shard for shard in wanted if shard not in skipped])
+        run.finish(claim)
     report.seconds = time.perf_counter() - started
     return report

@@ -46,9 +46,20 @@ def _print_plan(report, recipe) -> None:
     console.print(units)
 
 
-def _print_summary(report) -> None:
+def _print_rejections(report) -> None:
+    for rejection in report.rejected_shards:
+        console.print(f"[bold yellow]rejected[/] {escape(rejection.describe())}; rebuilt", highlight=False)
+
+
+def _print_summary(report, recipe) -> None:
+    from ..release.card import generator_name
+
     manifest = report.manifest
     if manifest is None:
+        if report.other_builds:
+            console.print(f"built shards {report.built_shards}; every shard exists, and the build still running "
+                          f"({'; '.join(report.other_builds)}) finishes the release", highlight=False)
+            return
         console.print(f"built shards {report.built_shards}; still missing {report.missing_shards} "
                       f"(build the other parts, then run `posedive build` again to finish the release)")
         return
@@ -60,7 +71,7 @@ def _print_summary(report) -> None:
     for stage in ("reference", "target", "generated"):
         table.add_row(f"{stage} filter", f"{rates[stage] * 100:.1f}% kept ({getattr(totals, stage + '_rejected')} rejected)")
     table.add_row("short units", f"{totals.short_units} ({len(manifest.short_pids)} identities short)")
-    table.add_row("generator", f"{manifest.generator.id}: {manifest.generator.description}")
+    table.add_row("generator", f"{generator_name(recipe, manifest.generator)}: {manifest.generator.description}")
     table.add_row("time", f"{report.seconds:.1f} s")
     console.print(table)
 
@@ -110,17 +121,20 @@ def build(
         except StageUnavailable as error:
             console.print(f"[bold red]build stopped after planning:[/] {escape(str(error))}", highlight=False)
             raise typer.Exit(code=3) from None
-    if report.already_complete:
-        console.print(f"release {recipe.name} {recipe.version} is already complete at {report.release_dir}")
-        _print_summary(report)
-        return
     if dry_run:
         _print_plan(report, recipe)
         if plan_out:
             report.plan.write(plan_out)
-            console.print(f"plan written to {plan_out}")
+            console.print(f"plan written to {plan_out.resolve()}")
+    if report.already_complete:
+        console.print(f"release {recipe.name} {recipe.version} is already complete at {report.release_dir}")
+        if not dry_run:
+            _print_summary(report, recipe)
         return
-    _print_summary(report)
+    if dry_run:
+        return
+    _print_rejections(report)
+    _print_summary(report, recipe)
 
 
 def register(app: typer.Typer) -> None:

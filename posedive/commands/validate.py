@@ -3,6 +3,9 @@
 Besides the paths, the generator's condition contract is read from its config files (a local folder,
 or the Hub at the pinned revision when it can be reached; the weights are never loaded) and checked
 against the recipe: the resolution it was trained at and the maps it takes.
+
+Problems come first and alone (the resolved recipe would bury them); a valid recipe is printed
+resolved, with its hash and release folder. ``--show`` prints the resolved recipe in either case.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import typer
 from ._common import console, escape, user_errors
 
 
-def validate(recipe_path: Path = typer.Argument(..., help="recipe YAML file")) -> None:
-    """Validate a recipe, print it resolved with its hash, check that its paths exist and that its
-    generator was trained for what the recipe asks (resolution, condition maps)."""
+def validate(
+    recipe_path: Path = typer.Argument(..., help="recipe YAML file"),
+    show: bool = typer.Option(False, "--show", help="print the resolved recipe even when it has problems"),
+) -> None:
+    """Validate a recipe, check that its paths exist and that its generator was trained for what the
+    recipe asks (resolution, condition maps); print it resolved, with its hash, once it is valid."""
     from ..generation.checkpoint import check_generator
     from ..recipe import load_recipe
 
@@ -27,14 +33,17 @@ def validate(recipe_path: Path = typer.Argument(..., help="recipe YAML file")) -
     missing = any(problem.startswith("generator.weights") for problem in problems)
     check = None if missing else check_generator(recipe.generator, recipe.base_dir)
     problems += check.problems if check is not None else []
-    typer.echo(json.dumps(recipe.model_dump(mode="json"), indent=2))
-    typer.echo(f"recipe hash: {recipe.hash}")
-    typer.echo(f"release folder: {recipe.release_dir}")
-    if check is not None and check.summary is not None:
-        typer.echo(f"generator conditions: {check.summary}")
+    for problem in problems:
+        console.print(f"[bold red]error:[/] {escape(f'{recipe_path}: {problem}')}", highlight=False, soft_wrap=True)
+    if show or not problems:
+        typer.echo(json.dumps(recipe.model_dump(mode="json"), indent=2))
+        typer.echo(f"recipe hash: {recipe.hash}")
+        typer.echo(f"release folder: {recipe.release_dir}")
+        if check is not None and check.summary is not None:
+            typer.echo(f"generator conditions: {check.summary}")
     if problems:
-        for problem in problems:
-            console.print(f"[bold red]error:[/] {escape(f'{recipe_path}: {problem}')}", highlight=False)
+        if not show:
+            console.print("(`posedive validate --show` also prints the resolved recipe)", highlight=False)
         raise typer.Exit(code=2)
     typer.echo("recipe is valid")
 

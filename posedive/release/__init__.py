@@ -4,7 +4,8 @@
   verify, iterate a finished release);
 * :mod:`~posedive.release.card`: the dataset card (Hugging Face ``configs:`` and declared features);
 * :mod:`~posedive.release.plots`: the plots stored in a release (viewpoints, poses, contact sheet);
-* :mod:`~posedive.release.finalize`: turning a folder whose shards all exist into a release;
+* :mod:`~posedive.release.shard_check`: each shard checked against the plan, and moved aside when it fails;
+* :mod:`~posedive.release.finalize`: turning a folder whose shards all exist and pass into a release;
 * :mod:`~posedive.release.split_folder`: the published form of an evaluation split (its ``split.json``
   report and its dataset card), which ``posedive.hub`` publishes and ``posedive.analysis.splits`` makes.
 """

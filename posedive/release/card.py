@@ -3,20 +3,27 @@
 wheel renders cards exactly as a source checkout does).
 
 Its YAML front matter is the loader: ``configs:`` points the packaged webdataset builder of
-``datasets`` at the shards, and ``dataset_info.features`` declares every column (loading scripts no
-longer exist in ``datasets`` >= 4, and declared features make the provenance JSON a typed column
-instead of being inferred from the first samples).
+``datasets`` at the shards the manifest lists, by name (a glob would take in any stray file copied into
+``data/``), and ``dataset_info.features`` declares every column (loading scripts no longer exist in
+``datasets`` >= 4, and declared features make the provenance JSON a typed column instead of being
+inferred from the first samples).
+
+The card names the generator by what identifies its weights wherever the card is read: a Hub id with
+its revision, or a local folder's name, and the weights' sha256 in both cases; never a path, which
+means something only on the machine and in the folder where the build ran.
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import yaml
 
 from .. import paths
 from ..provenance import provenance_features
 from ..recipe import Recipe
+from ..schema import GeneratorInfo
 from ..sources import SOURCE_FORMATS
 from .manifest import Manifest
 
@@ -57,9 +64,23 @@ def release_features(manifest: Manifest):
     return Features(columns)
 
 
+def generator_is_local(recipe: Recipe) -> bool:
+    """Whether the build loaded its generator from a local folder (the rule ``posedive.generation`` uses)."""
+    return recipe.generator.is_local(recipe.base_dir)
+
+
+def generator_name(recipe: Recipe, generator: GeneratorInfo) -> str:
+    """The generator in one line: its Hub id and revision, or its local folder's name, and its sha256."""
+    if generator_is_local(recipe):
+        return f"{Path(generator.id).name} (local folder, weights sha256 {generator.sha256[:16]})"
+    revision = f" at revision {generator.revision}" if generator.revision else ""
+    return f"{generator.id}{revision} (weights sha256 {generator.sha256[:16]})"
+
+
 def front_matter(recipe: Recipe, manifest: Manifest, extra_configs: list[dict] | None = None) -> dict:
+    shard_files = [shard.path for shard in manifest.shards]
     configs = [{"config_name": "default", "default": True,
-                "data_files": [{"split": paths.SPLIT, "path": paths.SHARD_GLOB}]}]
+                "data_files": [{"split": paths.SPLIT, "path": shard_files}]}]
     configs += extra_configs or []
     licence = "other" if _source_citation(manifest) is not None else "unknown"
     return {
@@ -102,6 +123,8 @@ def render_card(recipe: Recipe, manifest: Manifest, plots: list[str], repo_id: s
         rates=manifest.totals.rates(),
         plots=plots,
         source_licence=source_licence(manifest),
+        generator_local=generator_is_local(recipe),
+        generator_folder=Path(manifest.generator.id).name,
         repo_id=repo_id or recipe.output.hub_repo or placeholder_repo(recipe),
         repo_placeholder=not (repo_id or recipe.output.hub_repo),
     )

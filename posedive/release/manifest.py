@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -160,8 +161,24 @@ class Release:
                                             bytes=(self.root / paths.MANIFEST).stat().st_size)
         return dict(sorted(entries.items()))
 
+    def unlisted_files(self) -> list[str]:
+        """Files in the release folder that the manifest does not list, as relative paths; posedive's
+        own state beside a release (``paths.LOCAL_STATE``: the build folder, the Hub record) aside."""
+        listed = set(self.files())
+        found = []
+        for folder, subfolders, names in os.walk(self.root):
+            relfolder = Path(folder).relative_to(self.root).as_posix()
+            prefix = "" if relfolder == "." else f"{relfolder}/"
+            kept = [name for name in subfolders if not paths.is_local_state(prefix + name)]
+            links = [name for name in kept if os.path.islink(os.path.join(folder, name))]  # never walked into
+            subfolders[:] = sorted(set(kept) - set(links))
+            found += [prefix + name for name in [*names, *links]
+                      if not paths.is_local_state(prefix + name) and prefix + name not in listed]
+        return sorted(found)
+
     def verify(self) -> list[str]:
-        """Files whose size or sha256 differ from the manifest (empty when the release is intact)."""
+        """Files whose size or sha256 differ from the manifest, files it lists that are missing, and files
+        it does not list (empty when the release is intact)."""
         problems = []
         for relpath, entry in self.files().items():
             path = self.root / relpath
@@ -171,6 +188,8 @@ class Release:
                 problems.append(f"{relpath}: missing")
             elif path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
                 problems.append(f"{relpath}: content differs from the manifest")
+        problems += [f"{relpath}: not listed in the manifest (not part of this release: move it out of the folder)"
+                     for relpath in self.unlisted_files()]
         return problems
 
     def iter_samples(self, decode: bool = True) -> Iterator[dict]:
