@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Mapping, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -58,9 +58,11 @@ def _numeric_kind(annotation: object) -> type | None:
 
 class _Strict(BaseModel):
     """Unknown fields are errors, and numbers must be written as numbers: YAML's ``true`` or ``"8"`` is
-    not silently taken for 1 or 8 (Pydantic's lax mode would)."""
+    not silently taken for 1 or 8 (Pydantic's lax mode would). Frozen: a recipe's hash is computed once
+    and names what the recipe says, so what it says cannot change afterwards (``model_copy(update=...)``
+    makes a changed recipe)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -399,6 +401,7 @@ class Recipe(_Strict):
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source_file: Path | None = PrivateAttr(default=None)
+    _hash: str | None = PrivateAttr(default=None)
 
     @field_validator("poses", mode="before")
     @classmethod
@@ -449,7 +452,16 @@ class Recipe(_Strict):
 
     @property
     def hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        # Planning asks for it once per attempt (45k times for Market-1501): computed once per recipe.
+        if self._hash is None:
+            self._hash = hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        return self._hash
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> "Recipe":
+        """A copy (with ``update`` applied), whose hash is computed afresh."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._hash = None
+        return copy
 
     def with_base_dir(self, base_dir: Path) -> "Recipe":
         self._base_dir = Path(base_dir)

@@ -169,3 +169,21 @@ def test_check_paths_names_missing_pose_inputs(tmp_path):
     problems = imported.check_paths()
     assert not any("poses.paths[0]" in p for p in problems)
     assert any(p.startswith("poses.paths[1]:") and "more.bvh" in p for p in problems)
+
+
+def test_hash_is_computed_once_per_recipe_and_afresh_for_a_changed_copy(monkeypatch):
+    from pydantic import ValidationError
+
+    from posedive.recipe import Recipe
+
+    computed = []
+    canonical_json = Recipe.canonical_json
+    monkeypatch.setattr(Recipe, "canonical_json", lambda self: computed.append(1) or canonical_json(self))
+    recipe = parse_recipe(MINIMAL)
+    first = recipe.hash
+    assert all(recipe.hash == first for _ in range(1000)) and len(computed) == 1
+    reseeded = recipe.model_copy(update={"seed": 1})
+    assert reseeded.hash == parse_recipe({**MINIMAL, "seed": 1}).hash != first
+    with pytest.raises(ValidationError):  # what a hashed recipe says cannot change under its hash
+        recipe.output.samples_per_shard = 1
+    assert recipe.hash == first
