@@ -46,8 +46,10 @@ Scaling: a shard is the unit of parallelism (at least as many shards as shard wo
 ``benchmarks/scaleout.py`` (stage doubles with costs in the ratio of the real stages) on two shared
 cores: 10.6 samples/s with the local engine, 11.1 with Ray and one shard worker, 18.6 with two,
 once the workers have started (about 5 s on that machine; ``benchmarks/results/scaleout.json``).
-With the real stages a generated image costs about 0.25 s of CPU (rendering, two pose estimates)
-against 0.04 s of GPU, so a GPU is kept busy by about seven shard workers.
+With the real stages a generated image costs about 0.12 s of CPU (a condition set, 45 ms, and two
+BlazePose estimates, 35 ms each: ``benchmarks/results/conditions.json``, ``filtering.json``), and an
+H200 generates 15-19 images/s (``generation_cuda_h200.json``), so about three shard workers keep a
+GPU busy (README, "Scaling").
 
 Requirements on a cluster: posedive (and the stages' extras) installed on every node, and the source
 dataset readable at the same path on every node. The release folder only needs to be on the driver.
