@@ -1,0 +1,40 @@
+"""The README's set-up and sizing say what the committed benchmark results say."""
+
+import json
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def _section(title: str) -> str:
+    start = README.index(title)
+    return README[start:README.index("\n## ", start + 1)]
+
+
+def test_set_up_names_the_cpu_wheel_index_and_the_system_packages():
+    set_up = _section("## Set up")
+    assert "pip install torch==2.13.0 && pip install -e . && posedive build recipes/demo.yaml" in set_up
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in set_up
+    assert all(package in set_up for package in ("libegl1", "libegl-mesa0", "libgl1-mesa-dri"))
+
+
+def test_sizing_follows_from_the_benchmark_results_it_names():
+    scaling = README[README.index("**Scaling:**"):]
+    scaling = scaling[:scaling.index("\n\n")]
+    for name in re.findall(r"benchmarks/results/([\w.-]+\.json)", scaling):
+        assert (RESULTS / name).is_file(), name
+    conditions = json.loads((RESULTS / "conditions.json").read_text())
+    filtering = json.loads((RESULTS / "filtering.json").read_text())
+    generation = json.loads((RESULTS / "generation_cuda_h200.json").read_text())
+    set_s = 1.0 / max(run["sets_per_s"] for run in conditions["runs"] if run["processes"] == 1)
+    estimate_s = filtering["estimate_cpu_ms_per_image"] / 1000.0
+    cpu_s = set_s + 2 * estimate_s  # the rendered target and the generated image are both estimated
+    rates = sorted(row["images_per_s"] for row in generation["rows"])
+    assert f"{round(cpu_s, 2)} s of CPU per image" in scaling
+    assert f"{rates[0] * cpu_s:.1f}-{rates[-1] * cpu_s:.1f} cores" in scaling
+    assert f"{25 * cpu_s:.1f} cores" in scaling
+    cores = re.search(r"Plan about (\d+) CPU cores per GPU", scaling)
+    assert cores and int(cores.group(1)) == round(25 * cpu_s)
