@@ -93,3 +93,5 @@ def test_report_writes_beside_the_release_not_into_the_working_folder(project: P
     report = json.loads((out / "coverage.json").read_text())
     assert (out / "poses.png").is_file() and report["pose_plot"] == str(out / "poses.png")
     assert sum(report["pose_tags"].values()) == 40 and str(out) in result.stdout
+    # The same measure as a card's, on what it counts: the card's counts accepted samples.
+    assert "coverage entropy of the 40 planned conditions" in result.stdout and "accepted samples" in result.stdout

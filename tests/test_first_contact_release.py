@@ -108,3 +108,12 @@ def test_validate_prints_the_errors_first_and_the_resolved_recipe_on_request(tmp
     assert shown.exit_code == 2
     assert shown.output.index("source.root") < shown.output.index('"name": "broken"')
     assert "recipe hash:" in shown.output
+
+
+def test_the_cards_coverage_says_what_it_counts_and_why_reports_differ(finished):
+    recipe, report, _ = finished
+    card = (report.release_dir / paths.CARD).read_text()
+    manifest = report.manifest
+    assert (f"Viewpoint coverage of the {manifest.samples} accepted samples" in card
+            and f"{manifest.viewpoint_entropy:.3f}" in card)
+    assert "`posedive report` gives\nthe same measure for the planned conditions" in card

@@ -40,7 +40,9 @@ def report(
         )
         (out_dir / "coverage.json").write_text(summary.model_dump_json(indent=2) + "\n")
     typer.echo(summary.model_dump_json(indent=2))
-    typer.echo(f"viewpoint coverage entropy: {summary.viewpoint_entropy:.3f} (1.0 = uniform)")
+    typer.echo(f"viewpoint coverage entropy of the {summary.samples} planned conditions: "
+               f"{summary.viewpoint_entropy:.3f} (1.0 = uniform; the first attempt of every work unit, before "
+               f"filtering: a release's card gives it for its accepted samples)")
 
 
 def register(app: typer.Typer) -> None:
