@@ -8,7 +8,6 @@ their heavy dependencies (torch, pyrender, mediapipe) inside the command functio
 from __future__ import annotations
 
 import importlib
-import logging
 
 import typer
 
@@ -47,10 +46,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="log debug messages"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log debug messages, and other libraries' own logs and progress bars"),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
 ) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .commands._noise import configure_logging
+
+    configure_logging(verbose)
 
 
 for _name in COMMAND_MODULES:
