@@ -30,9 +30,9 @@ import numpy as np
 
 logger = logging.getLogger("benchmarks.filtering")
 
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-BOXES = {0: [(490, 150, 540, 240), (630, 232, 695, 328)], 200: [(605, 255, 660, 375), (210, 185, 258, 272)],
-         400: [(675, 292, 755, 418), (262, 195, 308, 292)]}
+# Crops of OpenCV's vtest.avi committed with the tests (tests/pose_images.py CROPS names their boxes).
+VTEST_CROPS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "opencv_samples" / "vtest_crops"
+CROPS = ("f0_front", "f0_walks_left", "f200_front", "f200_back", "f400_walks_right", "f400_front")
 GENERATOR_TARGET_RATE = 25.0  # images/s per GPU
 
 # Per-process state of pool workers: the estimator and the filter settings.
@@ -41,21 +41,10 @@ _WORKER: dict = {}
 
 def load_crops(width: int, height: int) -> list[np.ndarray]:
     import cv2
+    from PIL import Image
 
-    if not VTEST.is_file():
-        raise FileNotFoundError(f"{VTEST} not found (Debian package opencv-doc)")
-    capture = cv2.VideoCapture(str(VTEST))
-    crops = []
-    for frame, boxes in sorted(BOXES.items()):
-        capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
-        ok, image = capture.read()
-        if not ok:
-            raise RuntimeError(f"{VTEST}: cannot read frame {frame}")
-        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        for x0, y0, x1, y1 in boxes:
-            crops.append(cv2.resize(rgb[y0:y1, x0:x1], (width, height), interpolation=cv2.INTER_CUBIC))
-    capture.release()
-    return crops
+    return [cv2.resize(np.asarray(Image.open(VTEST_CROPS / f"{name}.png").convert("RGB")), (width, height),
+                       interpolation=cv2.INTER_CUBIC) for name in CROPS]
 
 
 def _init() -> None:

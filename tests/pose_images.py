@@ -1,5 +1,6 @@
 """Real photographs and rendered bodies for the pose-estimation tests: pedestrian crops cut from
-OpenCV's ``vtest.avi`` (a fixed camera over walking people), ``messi5.jpg``, a blank image, a crop with
+OpenCV's ``vtest.avi`` (a fixed camera over walking people) and ``messi5.jpg``, both committed under
+``tests/fixtures/opencv_samples/`` (see its LICENSE.md), a blank image, a crop with
 the legs cut off, the committed Market-1501-layout crops, and normal maps of the anny body rendered
 from 12 azimuths by posedive's conditions stage.
 
@@ -15,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-VTEST = OPENCV_DATA / "vtest.avi"
-MESSI = OPENCV_DATA / "messi5.jpg"
+OPENCV_SAMPLES = Path(__file__).parent / "fixtures" / "opencv_samples"  # OpenCV sample data, committed
+VTEST_CROPS = OPENCV_SAMPLES / "vtest_crops"  # the CROPS below, cut losslessly from vtest.avi's frames
+MESSI = OPENCV_SAMPLES / "messi5.jpg"
 
 # (name, frame, box x0, y0, x1, y1, facing): facing is what the person does relative to the camera.
 CROPS = (
@@ -36,27 +37,16 @@ MARKET_SIZE = (64, 128)  # width, height of a Market-1501 crop
 FIXTURE_MARKET = Path(__file__).parent / "fixtures" / "vtest_market"  # committed crops, Market-1501 layout
 needs_fixture_market = pytest.mark.skipif(not FIXTURE_MARKET.is_dir(), reason="tests/fixtures/vtest_market is absent")
 
-needs_opencv_data = pytest.mark.skipif(not VTEST.is_file() or not MESSI.is_file(),
-                                       reason="Debian's opencv-doc example data is not installed")
+needs_opencv_data = pytest.mark.skipif(not VTEST_CROPS.is_dir() or not MESSI.is_file(),
+                                       reason="tests/fixtures/opencv_samples is absent")
 
 
 @functools.lru_cache(maxsize=1)
 def pedestrian_crops() -> dict[str, np.ndarray]:
     """Full-resolution RGB crops, by name."""
-    import cv2
+    from PIL import Image
 
-    capture = cv2.VideoCapture(str(VTEST))
-    crops: dict[str, np.ndarray] = {}
-    try:
-        for name, frame, (x0, y0, x1, y1), _ in CROPS:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
-            ok, image = capture.read()
-            if not ok:
-                raise RuntimeError(f"{VTEST}: cannot read frame {frame}")
-            crops[name] = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)[y0:y1, x0:x1])
-    finally:
-        capture.release()
-    return crops
+    return {name: np.asarray(Image.open(VTEST_CROPS / f"{name}.png").convert("RGB")) for name, *_ in CROPS}
 
 
 def fixture_images(pattern: str) -> dict[str, np.ndarray]:
