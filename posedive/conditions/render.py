@@ -15,6 +15,10 @@ Encodings (all ``uint8``, ``H x W`` from the recipe, 192x384 by default):
   Background is black. (OpenCV's camera axes are flipped in y and z relative to these.)
 * skeleton ``(H, W, 3)``: OpenPose-18 limbs and joints in OpenPose's colours on black, drawn from
   the body's projected 3D joints; joints outside the image are left out with their limbs.
+
+Other generator families read other forms of the same conditions, made on demand from the same
+keypoints and body: :func:`draw_dwpose_skeleton` (DWPose's body drawing, as Moore-AnimateAnyone and
+Champ feed it) and :func:`champ_part_colours` (Champ's semantic-map palette over SMPL's 24 parts).
 """
 
 from __future__ import annotations
@@ -40,6 +44,20 @@ OPENPOSE_COLOURS: tuple[tuple[int, int, int], ...] = (
     (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
     (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
 )  # fmt: skip
+
+# Champ's semantic-map colours (RGB) of SMPL's 24 skinning parts, indexed by SMPL joint (0 pelvis,
+# 1 left hip, ..., 15 head, ..., 22/23 hands): the vertex colours of Champ's SMPL rendering
+# (``scripts/data_processors/smpl/blend/smpl_mesh_info.npy``, stored BGR there and reversed before
+# rendering), a viridis ramp in joint order. Champ's pipeline zeroes everything outside the body mask
+# (``mask_to_bkgd``), so the background a guidance encoder sees is black.
+CHAMP_PART_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (68, 1, 84), (71, 16, 99), (72, 29, 111), (71, 42, 122), (69, 55, 129), (65, 66, 135),
+    (61, 78, 138), (56, 89, 140), (51, 99, 141), (46, 109, 142), (42, 118, 142), (39, 128, 142),
+    (35, 137, 142), (32, 146, 140), (30, 156, 137), (33, 165, 133), (40, 174, 128), (53, 183, 121),
+    (70, 192, 111), (90, 200, 100), (112, 207, 87), (137, 213, 72), (162, 218, 55), (189, 223, 38),
+)  # fmt: skip
+SMPL_HEAD_PART = 15
+SMPL_PELVIS_PART = 0
 
 # OpenGL camera axes (x right, y up, z backwards) in OpenCV camera axes.
 CV_TO_GL = np.diag([1.0, -1.0, -1.0])
@@ -110,6 +128,43 @@ def draw_skeleton(keypoints_2d: np.ndarray, width: int, height: int, stick_width
         x, y = keypoints_2d[index, :2]
         cv2.circle(canvas, (int(round(x)), int(round(y))), stick, OPENPOSE_COLOURS[index], -1, lineType=cv2.LINE_AA)
     return canvas
+
+
+def draw_dwpose_skeleton(keypoints_2d: np.ndarray, width: int, height: int) -> np.ndarray:
+    """DWPose's body drawing (``draw_bodypose`` as Moore-AnimateAnyone and Champ use it) from (18, 3)
+    pixel joints (x, y, visible flag), RGB: the 17 OpenPose limbs as ellipses 4 px wide in full
+    colour, the whole canvas then dimmed to 60 %, the joints as 4 px discs in full colour on top, no
+    anti-aliasing, pixel positions truncated. DWPose also draws hands and a face, but the posed body's
+    18 joints carry none, so only the body is drawn.
+    """
+    import cv2
+
+    stick = 4
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    visible = keypoints_2d[:, 2] > 0
+    for index, (a, b) in enumerate(OPENPOSE_LIMBS):
+        if not (visible[a] and visible[b]):
+            continue
+        (xa, ya), (xb, yb) = keypoints_2d[a, :2], keypoints_2d[b, :2]
+        length = float(np.hypot(xb - xa, yb - ya))
+        angle = float(np.degrees(np.arctan2(yb - ya, xb - xa)))
+        centre = (int((xa + xb) / 2), int((ya + yb) / 2))
+        polygon = cv2.ellipse2Poly(centre, (int(length / 2), stick), int(angle), 0, 360, 1)
+        cv2.fillConvexPoly(canvas, polygon, OPENPOSE_COLOURS[index])
+    canvas = (canvas * 0.6).astype(np.uint8)
+    for index in np.flatnonzero(visible):
+        x, y = keypoints_2d[index, :2]
+        cv2.circle(canvas, (int(x), int(y)), stick, OPENPOSE_COLOURS[index], -1)
+    return canvas
+
+
+def champ_part_colours(part_labels: np.ndarray) -> np.ndarray:
+    """(V,) SMPL part indices (0-23, e.g. the argmax of a vertex's skinning weights) -> (V, 3) uint8
+    RGB colours of Champ's semantic map."""
+    labels = np.asarray(part_labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= len(CHAMP_PART_COLOURS)):
+        raise ValueError(f"SMPL part labels must lie in 0..{len(CHAMP_PART_COLOURS) - 1}")
+    return np.asarray(CHAMP_PART_COLOURS, dtype=np.uint8)[labels]
 
 
 # The system libraries headless rendering needs, by Debian/Ubuntu package name.

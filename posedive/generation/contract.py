@@ -48,7 +48,14 @@ class MapEncoding(_Frozen):
     channel_order: tuple[int, ...] | None = Field(
         None, description="the rendered map's channels in this order (None: as rendered)"
     )
+    source: str | None = Field(
+        None, description="the key of a sample's maps this form is read from, when it is not the rendered map itself"
+    )
     description: str
+
+
+# Forms drawn from a condition set's projected keypoints rather than read from a rendered map.
+DWPOSE_SOURCE = "skeleton_dwpose"
 
 
 def _encodings(*items: MapEncoding) -> dict[tuple[str, str], MapEncoding]:
@@ -65,6 +72,11 @@ MAP_ENCODINGS: dict[tuple[str, str], MapEncoding] = _encodings(
                 description="OpenPose-18 limbs and joints in OpenPose's colours on black, RGB"),
     MapEncoding(map="skeleton", encoding="openpose18-bgr", channels=3, channel_order=(2, 1, 0),
                 description="the same drawing with its channels in BGR order (models trained on images read by OpenCV)"),
+    MapEncoding(map="skeleton", encoding="dwpose-rgb", channels=3, source=DWPOSE_SOURCE,
+                description="DWPose's body drawing (4 px limbs dimmed to 60 %, 4 px joints, no anti-aliasing) "
+                            "of the OpenPose-18 joints on black, RGB; no hands or face"),
+    MapEncoding(map="skeleton", encoding="dwpose-bgr", channels=3, source=DWPOSE_SOURCE, channel_order=(2, 1, 0),
+                description="DWPose's body drawing with its channels in BGR order"),
 )
 
 

@@ -101,6 +101,7 @@ class DiffusionGenerator:
         import torch
         from tqdm.auto import tqdm
 
+        from .condition_forms import condition_maps
         from .pipeline import conditions_to_tensor
 
         config = self.config
@@ -109,7 +110,7 @@ class DiffusionGenerator:
         for start in tqdm(starts, desc="generating", unit="batch", disable=len(starts) < 2, leave=False):
             wanted = requests[start : start + config.batch_size]
             chunk = list(wanted) + [wanted[-1]] * (config.batch_size - len(wanted) if config.compile else 0)
-            maps = [r.conditions.maps(self.contract.map_names) for r in chunk]
+            maps = [condition_maps(r.conditions, self.contract) for r in chunk]
             conditions = conditions_to_tensor(maps, config.height, config.width, self.contract)
             generators = [torch.Generator("cpu").manual_seed(int(r.seed)) for r in chunk]
             output = self.pipeline(

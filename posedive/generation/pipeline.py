@@ -69,9 +69,10 @@ def conditions_to_tensor(
                     f"the condition contract asks for {item.label} ({item.channels} ch), which this posedive cannot "
                     f"make (it makes {known})"
                 )
-            if item.name not in sample:
-                raise InputError(f"conditions[{index}] has no {item.name!r} map (needs {list(contract.map_names)})")
-            array = np.asarray(sample[item.name])
+            key = form.source or item.name
+            if key not in sample:
+                raise InputError(f"conditions[{index}] has no {key!r} map (needs {item.label})")
+            array = np.asarray(sample[key])
             if array.ndim == 2:
                 array = array[:, :, None]
             if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != form.channels:
