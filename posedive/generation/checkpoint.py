@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import paths
 from ..errors import CheckpointError
 from ..schema import CONDITION_MAPS
 from .contract import ConditionContract, contract_problems, implied_contract
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-METADATA_FILE = "posedive_generator.json"
-GUIDER_CONFIG = "pose_guider/config.json"
+METADATA_FILE = paths.GENERATOR_METADATA
+GUIDER_CONFIG = paths.GUIDER_CONFIG
 WEIGHT_SUFFIXES: tuple[str, ...] = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 HUB_TIMEOUT_S = 10.0
 
