@@ -21,7 +21,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import paths
+from .. import formats, paths
 from ..pose.cache import PoseCache, PoseRecord
 from .embedding import EMBEDDING_DIM, PosePCA, fit_pca, pose_embedding
 from .images import ImageItem, analyse_items, estimator_settings
@@ -29,7 +29,7 @@ from .inputs import StatsInput
 from .orientation import AZIMUTH_BINS, SECTORS, angular_difference, azimuth_histogram, azimuth_sector
 from .plots import plot_cameras, plot_orientation, plot_poses
 
-STATS_FORMAT_VERSION = 1
+STATS_FORMAT_VERSION = formats.STATS.version
 AZIMUTH_CONVENTION = (
     "degrees in [0, 360): direction of the camera around the body's vertical axis, from the body's front "
     "towards its left; 0 = facing the camera, 90 = left side visible, 180 = back to the camera, "
