@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image
 
 from .. import formats
-from ..errors import FormatError
+from ..errors import FormatError, PathNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -212,12 +212,12 @@ def pair_shards(source: Path | str | Sequence[Path | str]) -> list[Path]:
         if path.is_dir():
             found = sorted(path.glob("*.tar"))
             if not found:
-                raise FileNotFoundError(f"no .tar shards in pairs folder {path}")
+                raise PathNotFound(f"no .tar shards in pairs folder {path}", hint="write pairs with `posedive pairs VIDEO --out DIR`")
             shards.extend(found)
         elif path.is_file():
             shards.append(path)
         else:
-            raise FileNotFoundError(f"pairs path {path} does not exist")
+            raise PathNotFound(f"pairs path {path} does not exist")
     return shards
 
 
