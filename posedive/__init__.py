@@ -11,6 +11,3 @@ try:
     __version__ = version("posedive")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
-
-# The on-disk layout of a release (manifest schema, shard naming). Bumped when readers must change.
-RELEASE_FORMAT_VERSION = 1

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import paths
+from . import formats, paths
 from .errors import HubAuthError, HubError, InputError
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HUB_RECORD = paths.HUB_RECORD
-HUB_RECORD_FORMAT = 1
+HUB_RECORD_FORMAT = formats.HUB_RECORD.version
 REPO_TYPE = "dataset"
 DEFAULT_BRANCH = "main"
 DEFAULT_MAX_COMMIT_BYTES = 2 * 1024**3
@@ -120,7 +120,7 @@ def read_hub_record(release_dir: Path | str) -> HubRecord | None:
     record_path = Path(release_dir) / HUB_RECORD
     if not record_path.is_file():
         return None
-    return HubRecord.model_validate_json(record_path.read_text())
+    return formats.read_json(formats.HUB_RECORD, record_path, HubRecord)
 
 
 def _write_hub_record(release: "Release", push: PushRecord) -> Path:

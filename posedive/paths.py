@@ -15,6 +15,8 @@ RECIPE = "recipe.yaml"
 CARD = "README.md"
 REJECTED_DIR = "rejected"
 PLOTS_DIR = "plots"
+# The release's plots (``PLOTS_DIR``), in the order the card shows them.
+RELEASE_PLOTS: tuple[str, ...] = (f"{PLOTS_DIR}/viewpoints.png", f"{PLOTS_DIR}/poses.png", f"{PLOTS_DIR}/samples.png")
 BUILD_DIR = ".build"  # working files of an unfinished build; not part of the release
 HUB_RECORD = "hub.json"  # where the release was published (``posedive push``); not part of the release
 # Files and folders posedive keeps in a release folder that are not part of the release: the manifest
@@ -25,6 +27,11 @@ PLAN = f"{BUILD_DIR}/plan.jsonl"
 BUILD_LOCK = f"{BUILD_DIR}/lock"  # held for a moment while a build claims shards or gives them back
 CLAIMS_DIR = f"{BUILD_DIR}/claims"  # one file per running build: its pid, host and shards
 REJECTED_SHARDS_DIR = f"{BUILD_DIR}/rejected-shards"  # shards that failed their checks, moved aside
+
+
+def condition_member(name: str) -> str:
+    """The member of a shard's sample holding the condition map ``name`` (a PNG)."""
+    return f"{name}.png"
 
 
 def shard_name(shard: int) -> str:
@@ -90,10 +97,66 @@ def split_folder_files() -> list[str]:
     return [split_table_name(split) for split in EVAL_SPLITS] + [SPLIT_REPORT]
 
 
+# ------------------------------------------------------------------------- statistics and coverage
+# ``posedive stats`` writes its report and plots into one folder.
+STATS_REPORT = "stats.json"
+STATS_ORIENTATION_PLOT = "orientation.png"
+STATS_POSES_PLOT = "poses.png"
+
+
+def stats_poses_name(slug: str) -> str:
+    """The per-image poses of one input of a stats report (JSON lines)."""
+    return f"{slug}.poses.jsonl"
+
+
+def stats_cameras_plot_name(slug: str) -> str:
+    return f"{slug}.cameras.png"
+
+
+# ``posedive report`` writes a recipe's coverage into ``<output.dir>/<name>/coverage/<version>/``.
+COVERAGE_DIR = "coverage"
+COVERAGE_REPORT = "coverage.json"
+COVERAGE_VIEWPOINTS_PLOT = "viewpoints.png"
+COVERAGE_POSES_PLOT = "poses.png"
+
+
+def coverage_dir(releases_dir: Path, version: str) -> Path:
+    """Where ``posedive report`` writes by default: beside the release folders of the recipe's name."""
+    return releases_dir / COVERAGE_DIR / version
+
+
+# ------------------------------------------------------------------------------------- generators
+GENERATOR_METADATA = "posedive_generator.json"  # what a generator folder says about itself
+GUIDER_CONFIG = "pose_guider/config.json"  # the pose guider's config, condition contract included
+
+# ---------------------------------------------------------------------------------------- exports
+# ``posedive export`` adds these beside the Market-1501 folders it writes.
+EXPORT_MAPPING = "posedive_generated.csv"  # every exported generated image and the sample it came from
+EXPORT_RECORD = "posedive_export.json"  # what was exported, from which release
+
 # ----------------------------------------------------------------------------------------- caches
 CACHE_ENV = "POSEDIVE_CACHE_DIR"
+CONDITIONS_CACHE = "conditions"  # rendered condition sets, by condition id
+POSE_CACHE = "poses"  # pose estimator answers, by image content
+POSE_CACHE_DB = "poses.sqlite"
+SHAPE_CACHE = "shapes"  # identity body shapes, by image content and settings
+POSEBANK_CACHE = "posebanks"  # built-in banks, and imported ones under ``imported/``
 
 
 def cache_dir() -> Path:
     """posedive's cache root: ``$POSEDIVE_CACHE_DIR`` or ``~/.cache/posedive``."""
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "posedive")).expanduser()
+
+
+def cache_entry(folder: Path, key: str, suffix: str) -> Path:
+    """A content-addressed cache entry: ``<folder>/<key[:2]>/<key><suffix>`` (256 subfolders keep
+    folders small)."""
+    return folder / key[:2] / f"{key}{suffix}"
+
+
+def builtin_bank_cache(name: str, version: int) -> Path:
+    return cache_dir() / POSEBANK_CACHE / f"{name}-v{version}.npz"
+
+
+def imported_bank_cache(importer: str, digest: str) -> Path:
+    return cache_dir() / POSEBANK_CACHE / "imported" / f"{importer}-{digest[:24]}.npz"

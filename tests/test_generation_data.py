@@ -90,3 +90,13 @@ def test_duplicate_keys_and_missing_members(tmp_path):
         list(iter_pairs(broken))
     with pytest.raises(FileNotFoundError):
         list(iter_pairs(tmp_path / "nowhere"))
+
+
+def test_a_pairs_folder_without_shards_is_a_typed_error_with_the_command_that_writes_them(tmp_path):
+    from posedive.errors import PathNotFound
+
+    with pytest.raises(PathNotFound, match="no .tar shards") as refused:
+        list(iter_pairs(tmp_path))
+    assert "posedive pairs" in refused.value.hint
+    with pytest.raises(PathNotFound, match="does not exist"):
+        list(iter_pairs(tmp_path / "absent"))

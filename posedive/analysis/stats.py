@@ -21,6 +21,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import formats, paths
 from ..pose.cache import PoseCache, PoseRecord
 from .embedding import EMBEDDING_DIM, PosePCA, fit_pca, pose_embedding
 from .images import ImageItem, analyse_items, estimator_settings
@@ -28,7 +29,7 @@ from .inputs import StatsInput
 from .orientation import AZIMUTH_BINS, SECTORS, angular_difference, azimuth_histogram, azimuth_sector
 from .plots import plot_cameras, plot_orientation, plot_poses
 
-STATS_FORMAT_VERSION = 1
+STATS_FORMAT_VERSION = formats.STATS.version
 AZIMUTH_CONVENTION = (
     "degrees in [0, 360): direction of the camera around the body's vertical axis, from the body's front "
     "towards its left; 0 = facing the camera, 90 = left side visible, 180 = back to the camera, "
@@ -248,7 +249,7 @@ def write_report(out_dir: Path, result: StatsResult, inputs: Sequence[StatsInput
     plots: list[Path] = []
     orientation, poses = [], []
     for stats_input, summary, records, points in zip(inputs, report.inputs, result.records, result.projections):
-        poses_file = out_dir / f"{_slug(summary.name)}.poses.jsonl"
+        poses_file = out_dir / paths.stats_poses_name(_slug(summary.name))
         poses_file.write_text("".join(_poses_line(item, record, point) + "\n"
                                       for item, record, point in zip(stats_input.items, records, points)))
         summary.poses_file = poses_file.name
@@ -258,11 +259,11 @@ def write_report(out_dir: Path, result: StatsResult, inputs: Sequence[StatsInput
         poses.append((summary.name, points, np.array([item.camera for item in stats_input.items])))
         if len(summary.cameras) > 1:
             per_camera = {camera: _azimuths(records, stats_input.items, camera) for camera in summary.cameras}
-            plots.append(plot_cameras(out_dir / f"{_slug(summary.name)}.cameras.png", summary.name, per_camera))
-    plots.insert(0, plot_orientation(out_dir / "orientation.png", orientation))
+            plots.append(plot_cameras(out_dir / paths.stats_cameras_plot_name(_slug(summary.name)), summary.name, per_camera))
+    plots.insert(0, plot_orientation(out_dir / paths.STATS_ORIENTATION_PLOT, orientation))
     if report.embedding is not None:
-        plots.insert(1, plot_poses(out_dir / "poses.png", poses))
+        plots.insert(1, plot_poses(out_dir / paths.STATS_POSES_PLOT, poses))
     report.plots = [path.name for path in plots]
-    path = out_dir / "stats.json"
+    path = out_dir / paths.STATS_REPORT
     path.write_text(report.model_dump_json(indent=2) + "\n")
     return path

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from .. import paths
-from ..errors import LockError
+from .. import formats, paths
+from ..errors import FormatError, LockError
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class ClaimRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    format_version: int = formats.BUILD_CLAIM.version
     pid: int
     host: str
     part: str | None
@@ -108,9 +109,11 @@ def _folder_lock(release_dir: Path, wait_s: float) -> Iterator[None]:
 
 def _read_record(path: Path) -> ClaimRecord | None:
     try:
-        return ClaimRecord.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError):
-        return None  # written only partly by a build that was killed while claiming
+        return formats.read_json(formats.BUILD_CLAIM, path, ClaimRecord)
+    except (OSError, FormatError) as error:
+        # Written only partly by a build killed while claiming, or by another posedive: its build holds every shard.
+        logger.debug("claim %s cannot be read: %s", path, error)
+        return None
 
 
 class ShardClaim:

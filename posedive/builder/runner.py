@@ -32,7 +32,7 @@ from .. import paths
 from ..files import atomic_write_text, remove_temporaries
 from ..plan import Plan, make_plan, part_shards
 from ..recipe import Recipe
-from ..release import Manifest, ReleaseError
+from ..release import Manifest, ReleaseError, read_manifest
 from ..release.finalize import finalize_release
 from ..release.shard_check import ShardCheck, ShardChecker, ShardRejection, ShardStages, agreed_stages, move_aside
 from ..schema import ConditionRenderer
@@ -99,7 +99,7 @@ def check_release_folder(recipe: Recipe) -> Manifest | None:
     release_dir = recipe.release_dir
     manifest_file = release_dir / paths.MANIFEST
     if manifest_file.is_file():
-        manifest = Manifest.model_validate_json(manifest_file.read_text())
+        manifest = read_manifest(manifest_file)
         if manifest.recipe_hash != recipe.hash:
             raise ReleaseError(
                 f"{release_dir} is a finished release of {recipe.name} {recipe.version} built from a different "

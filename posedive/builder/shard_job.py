@@ -23,7 +23,7 @@ from typing import Literal, Sequence, TypeVar
 import numpy as np
 from PIL import Image
 
-from .. import __version__
+from .. import __version__, paths
 from ..filtering.protocol import FilterDecision, generated_decision, reference_decision, target_decision
 from ..plan import Attempt, WorkUnit
 from ..pose import PoseEstimate
@@ -181,7 +181,7 @@ def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generat
         "json": json.dumps(provenance.model_dump(mode="json"), sort_keys=True).encode(),
     }
     for name, array in conditions.maps(recipe.output.condition_maps).items():
-        sample[f"{name}.png"] = encode_image(array, "png")
+        sample[paths.condition_member(name)] = encode_image(array, "png")
     return sample
 
 

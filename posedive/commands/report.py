@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from .. import paths
 from ._common import user_errors
 
 
@@ -30,7 +31,7 @@ def report(
         recipe = load_recipe(recipe_path)
         bank = select_poses(load_recipe_bank(recipe.poses, recipe.resolve), recipe.poses)
         requests = recipe_requests(recipe, [str(i) for i in bank.ids], count, first_attempt_only=True)
-        out_dir = out if out is not None else recipe.release_dir.parent / "coverage" / recipe.version
+        out_dir = out if out is not None else paths.coverage_dir(recipe.release_dir.parent, recipe.version)
         summary = coverage_report(
             requests,
             bank,
@@ -38,7 +39,7 @@ def report(
             azimuth_range=recipe.viewpoint.azimuth_deg,
             out_dir=out_dir,
         )
-        (out_dir / "coverage.json").write_text(summary.model_dump_json(indent=2) + "\n")
+        (out_dir / paths.COVERAGE_REPORT).write_text(summary.model_dump_json(indent=2) + "\n")
     typer.echo(summary.model_dump_json(indent=2))
     typer.echo(f"viewpoint coverage entropy of the {summary.samples} planned conditions: "
                f"{summary.viewpoint_entropy:.3f} (1.0 = uniform; the first attempt of every work unit, before "

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from .. import paths
 from ..geometry.rotations import heading_normalised, smpl_skeleton
 from .posebank.tags import SHOWN_TAGS, shown_tag
 
@@ -153,7 +154,7 @@ def coverage_report(
         return summary
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    view_path = plot_viewpoints(histogram, elevation_range, azimuth_range, entropy, out_dir / "viewpoints.png")
+    view_path = plot_viewpoints(histogram, elevation_range, azimuth_range, entropy, out_dir / paths.COVERAGE_VIEWPOINTS_PLOT)
     poses = np.stack([bank.pose(p) for p in pose_ids])
-    pose_path = plot_poses(pose_embedding(poses), shown, out_dir / "poses.png")
+    pose_path = plot_poses(pose_embedding(poses), shown, out_dir / paths.COVERAGE_POSES_PLOT)
     return summary.model_copy(update={"viewpoint_plot": str(view_path), "pose_plot": str(pose_path)})

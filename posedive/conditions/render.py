@@ -28,11 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import formats
 from ..errors import MissingDependency
 from ..schema import Camera
 
 # Part of the gallery's cache key: bump whenever the pixels a request produces change.
-RENDERER_VERSION = "1"
+RENDERER_VERSION = str(formats.RENDERER.version)
 
 # OpenPose-18 limbs (0-based pairs) and colours, as OpenPose and ControlNet draw them.
 OPENPOSE_LIMBS: tuple[tuple[int, int], ...] = (

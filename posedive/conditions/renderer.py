@@ -27,7 +27,7 @@ import numpy as np
 
 from ..body.models import BodyModel, load_body_model
 from ..geometry.cameras import DEFAULT_MARGIN, camera_for, project
-from ..paths import cache_dir
+from ..paths import CONDITIONS_CACHE, cache_dir, cache_entry
 from ..recipe import PoseSource
 from ..schema import BodyParams, Camera, ConditionRequest, ConditionSet
 from .posebank import PoseBank, recipe_bank_path, select_poses
@@ -58,10 +58,10 @@ class ConditionCache:
     """Condition sets on disk under ``<root>/conditions/<key[:2]>/<key>.npz``, written atomically."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root) / "conditions"
+        self.root = Path(root) / CONDITIONS_CACHE
 
     def path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.npz"
+        return cache_entry(self.root, key, ".npz")
 
     def has(self, key: str) -> bool:
         return self.path(key).is_file()

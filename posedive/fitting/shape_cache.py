@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 from pydantic import ValidationError
 
 from ..files import atomic_write_text
-from ..paths import cache_dir
+from ..paths import SHAPE_CACHE, cache_dir, cache_entry
 from .shape_result import IdentityShape
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 def default_shape_cache_dir() -> Path:
     """``shapes/`` under posedive's cache root (``posedive.paths.cache_dir``)."""
-    return cache_dir() / "shapes"
+    return cache_dir() / SHAPE_CACHE
 
 
 def identity_key(image_digests: Iterable[str], settings: Mapping[str, object]) -> str:
@@ -47,7 +47,7 @@ class ShapeCache:
         self.folder = Path(folder) if folder is not None else default_shape_cache_dir()
 
     def path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.json"
+        return cache_entry(self.folder, key, ".json")
 
     def get(self, key: str) -> IdentityShape | None:
         path = self.path(key)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import formats, paths
 from ..errors import CheckpointError
 from ..schema import CONDITION_MAPS
 from .contract import ConditionContract, contract_problems, implied_contract
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-METADATA_FILE = "posedive_generator.json"
-GUIDER_CONFIG = "pose_guider/config.json"
+METADATA_FILE = paths.GENERATOR_METADATA
+GUIDER_CONFIG = paths.GUIDER_CONFIG
 WEIGHT_SUFFIXES: tuple[str, ...] = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 HUB_TIMEOUT_S = 10.0
 
@@ -44,7 +45,7 @@ class GeneratorMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format_version: int = 1
+    format_version: int = formats.GENERATOR_METADATA.version
     description: str = Field(description="what the model is and how it was trained, in plain words")
     resolution: tuple[int, int] | None = Field(None, description="width, height it was trained at")
     training: dict[str, Any] = Field(default_factory=dict, description="resolved training config and results")
@@ -56,6 +57,7 @@ class GeneratorMetadata(BaseModel):
 
     @classmethod
     def parse(cls, data: object, source: str) -> "GeneratorMetadata":
+        formats.check_version(formats.GENERATOR_METADATA, formats.stated_version(data, default=1), source)
         try:
             return cls.model_validate(data)
         except ValidationError as error:

@@ -24,9 +24,10 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .. import formats
 from ..errors import CheckpointError
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = formats.CONDITION_CONTRACT.version
 
 GuiderLayout = Literal["concatenated", "per_map"]
 GUIDER_LAYOUTS: dict[str, str] = {
@@ -116,14 +117,6 @@ class ConditionContract(_Frozen):
     guiders: GuiderLayout = "concatenated"
     resolution: tuple[int, int] | None = Field(None, description="(width, height) trained at; None: unknown")
 
-    @field_validator("version")
-    @classmethod
-    def _known_version(cls, v: int) -> int:
-        if v > CONTRACT_VERSION:
-            raise ValueError(f"condition contract version {v} is newer than this posedive's ({CONTRACT_VERSION}): "
-                             "upgrade posedive to use this checkpoint")
-        return v
-
     @field_validator("resolution")
     @classmethod
     def _positive(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -169,7 +162,8 @@ class ConditionContract(_Frozen):
 
     @classmethod
     def from_config(cls, value: object, source: str) -> "ConditionContract":
-        """Parse a saved contract; ``source`` names the file in the error."""
+        """Parse a saved contract, its version checked first; ``source`` names the file in the error."""
+        formats.check_version(formats.CONDITION_CONTRACT, formats.stated_version(value, "version", default=1), source)
         try:
             return cls.model_validate(value)
         except ValidationError as error:

@@ -41,9 +41,12 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from .. import formats
+from ..errors import FormatError, PathNotFound
+
 logger = logging.getLogger(__name__)
 
-PAIRS_FORMAT_VERSION = 1
+PAIRS_FORMAT_VERSION = formats.TRAINING_PAIRS.version
 PAIR_FIELDS: tuple[str, ...] = ("reference.jpg", "target.jpg", "depth.png", "normal.png", "skeleton.png", "json")
 SHARD_PATTERN = "pairs-%06d.tar"
 _KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -121,17 +124,15 @@ def encode_pair(pair: TrainingPair) -> dict[str, bytes]:
     }
 
 
-def decode_pair(key: str, members: dict[str, bytes]) -> TrainingPair:
-    """Inverse of :func:`encode_pair`; raises ``ValueError`` naming a missing member or a newer format."""
+def decode_pair(key: str, members: dict[str, bytes], shard: Path | str | None = None) -> TrainingPair:
+    """Inverse of :func:`encode_pair`; raises ``FormatError`` naming a missing member or a format
+    version this posedive does not read."""
+    where = f"{shard}: pair {key}" if shard is not None else f"pair {key}"
     missing = [name for name in PAIR_FIELDS if name not in members]
     if missing:
-        raise ValueError(f"pair {key}: missing members {missing} (a pair needs {list(PAIR_FIELDS)})")
+        raise FormatError(f"{where}: missing members {missing} (a pair needs {list(PAIR_FIELDS)})")
     meta = json.loads(members["json"])
-    version = meta.get("format_version")
-    if version != PAIRS_FORMAT_VERSION:
-        raise ValueError(
-            f"pair {key}: format_version {version!r} is not supported (this posedive reads {PAIRS_FORMAT_VERSION})"
-        )
+    formats.check_version(formats.TRAINING_PAIRS, formats.stated_version(meta), where)
 
     def image(name: str, mode: str) -> np.ndarray:
         with Image.open(io.BytesIO(members[name])) as img:
@@ -211,12 +212,12 @@ def pair_shards(source: Path | str | Sequence[Path | str]) -> list[Path]:
         if path.is_dir():
             found = sorted(path.glob("*.tar"))
             if not found:
-                raise FileNotFoundError(f"no .tar shards in pairs folder {path}")
+                raise PathNotFound(f"no .tar shards in pairs folder {path}", hint="write pairs with `posedive pairs VIDEO --out DIR`")
             shards.extend(found)
         elif path.is_file():
             shards.append(path)
         else:
-            raise FileNotFoundError(f"pairs path {path} does not exist")
+            raise PathNotFound(f"pairs path {path} does not exist")
     return shards
 
 
@@ -236,14 +237,14 @@ def _iter_shard(shard: Path) -> Iterator[TrainingPair]:
             name = Path(info.name).name
             key, _, ext = name.partition(".")
             if current is not None and key != current:
-                yield decode_pair(current, members)
+                yield decode_pair(current, members, shard)
                 members = {}
             current = key
             handle = tar.extractfile(info)
             assert handle is not None
             members[ext] = handle.read()
     if current is not None:
-        yield decode_pair(current, members)
+        yield decode_pair(current, members, shard)
 
 
 def write_pairs(pairs: Iterable[TrainingPair], out_dir: Path | str, pairs_per_shard: int = 1000) -> list[Path]:
@@ -299,7 +300,7 @@ class PairsIndex:
         for ext, (offset, size) in members.items():
             handle.seek(offset)
             data[ext] = handle.read(size)
-        return decode_pair(key, data)
+        return decode_pair(key, data, self.shards[shard_id])
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

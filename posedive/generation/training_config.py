@@ -33,10 +33,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from ..errors import ConfigError, PathNotFound
+from ..errors import ConfigError
+from ..yamlfile import read_yaml
 from .contract import MAP_ENCODINGS, POSEDIVE_MAPS, ConditionContract, ConditionMap, GuiderLayout
 
 # A live mirror of Stable Diffusion 1.5 (the original runwayml repository was deleted), pinned by commit.
@@ -300,12 +300,7 @@ class TrainingConfig(_Strict):
 def load_training_config(path: Path | str) -> TrainingConfig:
     """Read and validate a training YAML; errors name the file and each bad field."""
     path = Path(path)
-    if not path.is_file():
-        raise PathNotFound(f"{path}: training config not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    data = read_yaml(path, "training config")
     try:
         config = TrainingConfig.model_validate(data)
     except ValidationError as error:

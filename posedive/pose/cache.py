@@ -15,7 +15,7 @@ from typing import Iterable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from ..paths import cache_dir
+from ..paths import POSE_CACHE, POSE_CACHE_DB, cache_dir
 
 
 class PoseRecord(BaseModel):
@@ -33,7 +33,7 @@ class PoseRecord(BaseModel):
 
 def default_cache_dir() -> Path:
     """``poses/`` under posedive's cache root (``posedive.paths.cache_dir``)."""
-    return cache_dir() / "poses"
+    return cache_dir() / POSE_CACHE
 
 
 def content_key(data: bytes, settings: Mapping[str, object]) -> str:
@@ -49,7 +49,7 @@ class PoseCache:
     def __init__(self, folder: Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / "poses.sqlite"
+        self.path = folder / POSE_CACHE_DB
         self._db = sqlite3.connect(self.path)
         self._db.execute("CREATE TABLE IF NOT EXISTS poses (key TEXT PRIMARY KEY, record TEXT NOT NULL)")
         self._db.commit()

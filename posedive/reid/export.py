@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from .. import paths
 from ..errors import InputError, PathExists, ReleaseError
 from .data import generated_camid, iter_release_samples
 
@@ -38,8 +39,8 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("market1501",)
 MARKET_FOLDERS = ("bounding_box_train", "query", "bounding_box_test")
-MAPPING_CSV = "posedive_generated.csv"
-EXPORT_JSON = "posedive_export.json"
+MAPPING_CSV = paths.EXPORT_MAPPING
+EXPORT_JSON = paths.EXPORT_RECORD
 JPEG_QUALITY = 95
 # Camera ids the Market-1501 readers of torchreid, fast-reid, TransReID and CLIP-ReID accept.
 READER_CAMIDS = range(1, 7)

@@ -20,6 +20,7 @@ from .manifest import (
     ShardStats,
     SourceSummary,
     StageTotals,
+    read_manifest,
     write_manifest,
 )
 
@@ -33,5 +34,6 @@ __all__ = [
     "ShardStats",
     "SourceSummary",
     "StageTotals",
+    "read_manifest",
     "write_manifest",
 ]

@@ -59,7 +59,7 @@ def release_features(manifest: Manifest):
     # The packaged webdataset builder yields each sample's key and shard URL beside its fields.
     columns = {"__key__": Value("string"), "__url__": Value("string"), manifest.image_format: Image()}
     for name in manifest.condition_maps:
-        columns[f"{name}.png"] = Image()
+        columns[paths.condition_member(name)] = Image()
     columns["json"] = provenance_features()
     return Features(columns)
 

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import RELEASE_FORMAT_VERSION, __version__, paths
+from .. import __version__, formats, paths
 from ..errors import ReleaseError
 from ..files import atomic_write_text, sha256_file
 from ..schema import GeneratorInfo
@@ -106,7 +106,7 @@ class SourceSummary(_Model):
 
 
 class Manifest(_Model):
-    format_version: int = RELEASE_FORMAT_VERSION
+    format_version: int = formats.RELEASE.version
     name: str
     version: str
     recipe_hash: str
@@ -144,11 +144,7 @@ class Release:
         if not manifest_file.is_file():
             raise ReleaseError(f"{root}: no {paths.MANIFEST}; not a finished posedive release "
                                f"(an unfinished build resumes with `posedive build RECIPE`)")
-        manifest = Manifest.model_validate_json(manifest_file.read_text())
-        if manifest.format_version > RELEASE_FORMAT_VERSION:
-            raise ReleaseError(f"{root}: release format {manifest.format_version} is newer than this posedive "
-                               f"reads ({RELEASE_FORMAT_VERSION}); upgrade with `pip install -U posedive`")
-        return cls(root, manifest)
+        return cls(root, read_manifest(manifest_file))
 
     def shard_paths(self) -> list[Path]:
         return [self.root / shard.path for shard in self.manifest.shards]
@@ -215,6 +211,11 @@ class Release:
 
 def write_manifest(root: Path, manifest: Manifest) -> None:
     atomic_write_text(root / paths.MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+
+
+def read_manifest(path: Path) -> Manifest:
+    """A release's ``manifest.json``, its format version checked first."""
+    return formats.read_json(formats.RELEASE, path, Manifest)
 
 
 def read_json_model(path: Path, model: type[BaseModel]) -> BaseModel:

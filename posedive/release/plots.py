@@ -63,11 +63,10 @@ def write_release_plots(recipe: Recipe, root: Path, shard_paths: list[Path]) -> 
     histogram = viewpoint_histogram(elevation, azimuth, *ranges)
     entropy = normalised_entropy(histogram)
     (root / paths.PLOTS_DIR).mkdir(parents=True, exist_ok=True)
-    viewpoints, poses = f"{paths.PLOTS_DIR}/viewpoints.png", f"{paths.PLOTS_DIR}/poses.png"
+    viewpoints, poses, samples = paths.RELEASE_PLOTS
     plot_viewpoints(histogram, *ranges, entropy, root / viewpoints)
     pose_array = np.array([r["body"]["pose"] for r in records], dtype=np.float64)
     plot_poses(pose_embedding(pose_array), [_pose_group(r["body"]) for r in records], root / poses)
-    samples = f"{paths.PLOTS_DIR}/samples.png"
     shown = shown_samples(records)
     plot_samples(recipe, shown, shard_of, root / samples)
     return ReleaseCoverage(plots=[viewpoints, poses, samples], viewpoint_entropy=round(entropy, 6))
@@ -115,7 +114,7 @@ def plot_samples(recipe: Recipe, records: Sequence[dict], shard_of: dict[str, Pa
         reference = source_root / record["source"]["image"]
         images = {
             "reference": Image.open(reference) if reference.is_file() else None,
-            **{name: Image.open(io.BytesIO(fields[f"{name}.png"])) for name in recipe.output.condition_maps},
+            **{name: Image.open(io.BytesIO(fields[paths.condition_member(name)])) for name in recipe.output.condition_maps},
             "generated": Image.open(io.BytesIO(fields[recipe.output.image_format])),
         }
         for column, name in enumerate(columns):

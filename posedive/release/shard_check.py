@@ -115,7 +115,7 @@ class ShardChecker:
         self._planned: dict[int, set[str]] = {shard: set() for shard in range(plan.num_shards)}
         for unit in plan.units:
             self._planned[unit.shard].add(unit.key)
-        maps = [f"{name}.png" for name in recipe.output.condition_maps]
+        maps = [paths.condition_member(name) for name in recipe.output.condition_maps]
         self.fields = sorted([recipe.output.image_format, "json", *maps])
 
     def check(self, shard: int) -> ShardCheck:

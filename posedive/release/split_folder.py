@@ -16,9 +16,9 @@ from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import paths
+from .. import formats, paths
 
-SPLIT_FORMAT_VERSION = 1
+SPLIT_FORMAT_VERSION = formats.SPLIT_FOLDER.version
 SplitBy = Literal["viewpoint", "pose"]
 RegionKind = Literal["camera+orientation", "camera", "orientation"]
 OrientationKind = Literal["fit", "landmarks"]
@@ -70,7 +70,7 @@ class SplitReport(BaseModel):
 
 def read_split_report(folder: Path | str) -> SplitReport:
     """The ``split.json`` of a split folder."""
-    return SplitReport.model_validate_json((Path(folder) / paths.SPLIT_REPORT).read_text())
+    return formats.read_json(formats.SPLIT_FOLDER, Path(folder) / paths.SPLIT_REPORT, SplitReport)
 
 
 def card_configs(folders: Mapping[str, str]) -> list[dict]:

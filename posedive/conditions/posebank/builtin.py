@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ... import paths
 from ...errors import InputError
-from ...paths import cache_dir
 from .deepmimic import build_deepmimic_bank
 from .format import DEFAULT_DEDUP_M, PoseBank
 from .variations import build_variations
@@ -52,7 +52,7 @@ def builtin_bank(name: str) -> BuiltinBank:
 
 def builtin_bank_path(name: str = "deepmimic") -> Path:
     bank = builtin_bank(name)
-    return cache_dir() / "posebanks" / f"{bank.name}-v{bank.version}.npz"
+    return paths.builtin_bank_cache(bank.name, bank.version)
 
 
 def load_builtin_bank(name: str = "deepmimic", *, rebuild: bool = False) -> PoseBank:

@@ -29,6 +29,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ... import formats
 from ...errors import FormatError, PathNotFound
 from ...geometry.rotations import (
     axis_angle_to_matrix,
@@ -40,8 +41,7 @@ from ...geometry.rotations import (
 from ...recipe import UpAxis as Up
 from .tags import GEOMETRY, all_tags, join_tags, pose_geometry, split_tags, tag_counts
 
-BANK_FORMAT = 2
-READABLE_FORMATS = (1, 2)
+BANK_FORMAT = formats.POSE_BANK.version
 DEFAULT_DEDUP_M = 0.03
 
 # Rotations taking a source's world axes to posedive's y-up world.
@@ -180,14 +180,13 @@ class PoseBank:
         if not path.is_file():
             raise PathNotFound(f"{path}: pose bank not found")
         with np.load(path, allow_pickle=False) as data:
-            version = int(data["format"]) if "format" in data else None
+            if "format" not in data:
+                raise FormatError(f"{path}: not a posedive pose bank (missing arrays ['format'])")
+            version = formats.check_version(formats.POSE_BANK, int(data["format"]), path)
             needed = _FIELDS if version == BANK_FORMAT else _FIELDS[:6]
-            missing = [k for k in (*needed, "format") if k not in data]
+            missing = [k for k in needed if k not in data]
             if missing:
                 raise FormatError(f"{path}: not a posedive pose bank (missing arrays {missing})")
-            if version not in READABLE_FORMATS:
-                raise FormatError(f"{path}: pose bank format {version}, this posedive reads {list(READABLE_FORMATS)}",
-                                  hint="rebuild the bank with `posedive posebank build`, or upgrade posedive")
             try:
                 return cls.from_arrays(*(data[name] for name in needed))
             except ValueError as error:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from ...errors import InputError, PathNotFound
 from ...files import sha256_file
-from ...paths import cache_dir
+from ...paths import imported_bank_cache
 from ...recipe import AmassPoses, BvhPoses, FitsPoses, ImagesPoses, ImportedPoses
 from .builtin import BUILTIN_BANKS, builtin_bank_path, load_builtin_bank
 from .format import BANK_FORMAT, DEFAULT_DEDUP_M, PoseBank, combine
@@ -130,7 +130,7 @@ def imported_bank_path(config: ImportedPoses, resolve: Callable[[Path], Path] | 
     key = {"importer": importer.name, "version": importer.version, "bank_format": BANK_FORMAT, "options": options,
            "inputs": [_content(p) for p in paths]}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-    return cache_dir() / "posebanks" / "imported" / f"{importer.name}-{digest[:24]}.npz"
+    return imported_bank_cache(importer.name, digest)
 
 
 def recipe_bank_path(poses, resolve: Callable[[Path], Path] | None = None) -> Path:
