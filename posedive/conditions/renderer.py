@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..body.models import BodyModel, load_body_model
+from ..body.models import ANNY_GENDER, BodyModel, load_body_model
 from ..geometry.cameras import DEFAULT_MARGIN, camera_for, project
 from ..paths import cache_dir
 from ..recipe import PoseSource
@@ -112,7 +112,11 @@ def body_identity(model: str, gender: str, smpl_model_dir: Path | None) -> dict:
     if model == "anny":
         from importlib.metadata import version
 
-        return {"model": "anny", "version": version("anny"), "gender": gender}
+        identity = {"model": "anny", "version": version("anny"), "gender": gender}
+        if gender != "neutral":
+            # Renders cached while male and female were swapped on anny's axis are not reused.
+            identity["phenotype_gender"] = ANNY_GENDER[gender]
+        return identity
     path = Path(smpl_model_dir or ".") / f"SMPL_{gender.upper()}.pkl"
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
     return {"model": "smpl", "file_sha256": digest, "gender": gender}
