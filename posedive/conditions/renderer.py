@@ -152,6 +152,8 @@ class BodyConditionRenderer:
             "height": self.spec.height,
             "margin": self.spec.margin,
         }
+        if request.shape is not None:  # the renderer's own body keeps the ids it always had
+            payload["shape"] = [round(float(v), 6) for v in request.shape]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def render(self, requests: Sequence[ConditionRequest]) -> list[ConditionSet]:
@@ -205,7 +207,9 @@ class BodyConditionRenderer:
         for start in range(0, len(requests), batch):
             chunk = requests[start : start + batch]
             poses = np.stack([self.bank.pose(r.pose_id) for r in chunk]).astype(np.float64)
-            bodies = self.body.forward(poses)
+            own = self.body.shape()
+            shapes = np.array([own if r.shape is None else list(r.shape) for r in chunk], dtype=np.float64)
+            bodies = self.body.forward(poses, shape=None if all(r.shape is None for r in chunk) else shapes)
             for offset, request in enumerate(chunk):
                 out.append(
                     self.render_body(
@@ -260,7 +264,7 @@ class BodyConditionRenderer:
                 model=self.body.name,
                 pose_id=request.pose_id,
                 pose=[float(v) for v in pose],
-                shape=[float(v) for v in self.body.shape()],
+                shape=[float(v) for v in (self.body.shape() if request.shape is None else request.shape)],
                 pose_tags=self.bank.tags_of(request.pose_id),
             ),
         )
