@@ -7,7 +7,9 @@ the same structure for the dataset card.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from .schema import BodyParams, Camera, GeneratorInfo
 
@@ -43,6 +45,23 @@ class FilterRecord(_Record):
     generated: StageScores
 
 
+class BodyShapeRecord(_Record):
+    """Where the target body's shape came from: the recipe's ``body.shape`` mode, the values used and,
+    for a fit, its confidence and whether the identity fell back to a population draw."""
+
+    mode: Literal["fixed", "sampled", "reference"] = Field(description="the recipe's body.shape")
+    source: Literal["fixed", "sampled", "reference"] = Field(description="what the values are: the recipe's one "
+                                                             "body, a population draw, or the fit to the references")
+    labels: list[str] = Field(description="names of the values (anny's phenotypes, SMPL's betas)")
+    values: list[float]
+    estimated: list[str] = Field(default_factory=list, description="the values fitted to the reference images")
+    confidence: float | None = Field(None, description="the fit's confidence, in [0, 1]")
+    fell_back: bool = Field(False, description="the fit was not confident enough (or impossible): a draw was used")
+    fallback_reason: str | None = None
+    images_used: int | None = Field(None, description="reference images the fit used, of images_total")
+    images_total: int | None = None
+
+
 class SampleProvenance(_Record):
     key: str
     source: SourceImage
@@ -56,6 +75,8 @@ class SampleProvenance(_Record):
     recipe_hash: str
     plan_hash: str
     posedive_version: str
+    # Absent from releases built before bodies took each identity's shape.
+    body_shape: BodyShapeRecord | None = None
 
 
 def provenance_features():
@@ -78,4 +99,7 @@ def provenance_features():
         "recipe_hash": text,
         "plan_hash": text,
         "posedive_version": text,
+        "body_shape": {"mode": text, "source": text, "labels": List(text), "values": List(f32),
+                       "estimated": List(text), "confidence": f32, "fell_back": flag, "fallback_reason": text,
+                       "images_used": i64, "images_total": i64},
     }

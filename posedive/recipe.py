@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, Mapping, Union, get_args
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from .body.population import PopulationSpec
 from .errors import RecipeError
 from .pose.keypoints import KEYPOINT_GROUPS
 from .pose.registry import check_estimator_name
@@ -291,16 +292,47 @@ def _hashed_poses(poses: PoseSource, dumped: dict) -> dict:
     return dumped
 
 
+BodyShapeMode = Literal["fixed", "sampled", "reference"]
+
+
+class ShapeFitOptions(_Strict):
+    """How ``body.shape: reference`` fits an identity's body to its reference images."""
+
+    min_confidence: float = Field(0.2, ge=0, le=1, description="an identity whose fit is less confident than this "
+                                  "gets a body drawn from the population instead, and its samples say so")
+    parameters: list[str] | None = Field(None, description="shape values fitted to the images, the others staying at "
+                                         "the population mean (default: anny's gender, weight and height; every "
+                                         "SMPL beta)")
+    population: PopulationSpec = Field(default_factory=PopulationSpec, description="the people fallback and "
+                                       "`sampled` bodies are drawn from, and the fit's prior")
+
+
 class BodyConfig(_Strict):
     model: Literal["anny", "smpl"] = "anny"
     smpl_model_dir: Path | None = Field(None, description="folder with the user's SMPL model files")
-    gender: Literal["neutral", "male", "female"] = "neutral"
+    gender: Literal["neutral", "male", "female"] = Field("neutral", description="the body of `shape: fixed`")
+    shape: BodyShapeMode = Field("reference", description="each identity's body: fitted to its reference images "
+                                 "(reference), drawn from the population (sampled), or one body for all (fixed)")
+    shape_fit: ShapeFitOptions = Field(default_factory=ShapeFitOptions)
 
     @model_validator(mode="after")
     def _smpl_needs_files(self) -> "BodyConfig":
         if self.model == "smpl" and self.smpl_model_dir is None:
             raise ValueError("body.model 'smpl' needs body.smpl_model_dir (SMPL files are never shipped)")
+        if self.gender != "neutral" and self.shape != "fixed":
+            raise ValueError(f"body.gender {self.gender!r} sets the one body of `shape: fixed`; with shape "
+                             f"{self.shape!r} each identity has its own gender (write `shape: fixed` to keep it)")
         return self
+
+
+def _hashed_body(body: BodyConfig, dumped: dict) -> dict:
+    """The ``body`` section as the hash sees it: ``shape: fixed`` with the default fit options is the
+    one body every recipe rendered before ``shape`` existed, so it hashes as the section did then.
+    A recipe that does not name ``shape`` now fits each identity's body (a different release), and
+    its hash changes with it."""
+    if body.shape != "fixed" or body.shape_fit != ShapeFitOptions():
+        return dumped
+    return {key: value for key, value in dumped.items() if key not in ("shape", "shape_fit")}
 
 
 def _keypoint_names(value: str | list[str]) -> list[str]:
@@ -445,6 +477,7 @@ class Recipe(_Strict):
         data = self.model_dump(mode="json")
         data["output"].pop("dir")
         data["poses"] = _hashed_poses(self.poses, data["poses"])
+        data["body"] = _hashed_body(self.body, data["body"])
         for (section, field), default in FIELDS_ADDED_LATER.items():
             if data[section][field] == default:  # a recipe written before the field existed keeps its hash
                 data[section].pop(field)

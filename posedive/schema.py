@@ -149,6 +149,8 @@ class ConditionRequest:
     pose_id: str
     elevation_deg: float
     azimuth_deg: float
+    # The body's shape values (the body model's ``shape_labels``); None: the renderer's own body.
+    shape: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,26 @@ def test_builds_differ_where_they_should(body):
     assert waist_width(short) > waist_width(neutral) > waist_width(tall)
 
 
+def test_body_gender_names_the_body_anny_draws_for_it():
+    """anny's gender axis runs from male (0) to female (1): a ``male`` body is taller and broader in
+    the chest relative to its hips than a ``female`` one, the other phenotypes being equal."""
+    rest = np.zeros((1, 72))
+
+    def stature_and_chest_to_hips(gender: str) -> tuple[float, float]:
+        vertices = AnnyBody(gender=gender).forward(rest).vertices[0]
+        low, high = vertices[:, 1].min(), vertices[:, 1].max()
+
+        def width(fraction: float) -> float:
+            level = np.abs(vertices[:, 1] - (low + fraction * (high - low))) < 0.01
+            return float(np.ptp(vertices[level, 0]))
+
+        return float(high - low), width(0.72) / width(0.5)
+
+    male, female = stature_and_chest_to_hips("male"), stature_and_chest_to_hips("female")
+    assert male[0] > female[0] + 0.05
+    assert male[1] > female[1] + 0.1
+
+
 def test_every_build_keeps_the_t_pose_and_the_pelvis_at_the_origin(body):
     """The retargeting's rest corrections are recomputed per phenotype: arms stay horizontal."""
     for phenotype in (TALL_THIN, SHORT_HEAVY):

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -121,7 +122,8 @@ def test_validate_cli_checks_paths(tmp_path):
 
 
 # Hashes of recipes written before `poses.kind`, computed by the posedive that wrote them: a finished
-# release's recipe.yaml must keep matching the hash in its manifest.
+# release's recipe.yaml must keep matching the hash in its manifest. Those recipes rendered one body for
+# every identity, which a recipe now says with `body.shape: fixed`.
 OLD_FORM_HASHES = {
     "deepmimic": ({"source": "deepmimic", "sampling": "uniform"},
                   "196f999e64a6d14bf47d13ceaeeadc05a1ab2bbf05e12d83c84be9b2c9792199"),
@@ -134,7 +136,7 @@ OLD_FORM_HASHES = {
 @pytest.mark.parametrize("case", sorted(OLD_FORM_HASHES))
 def test_old_poses_source_recipes_keep_their_meaning_and_hash(case):
     poses, expected = OLD_FORM_HASHES[case]
-    recipe = parse_recipe({**MINIMAL, "poses": poses})
+    recipe = parse_recipe({**MINIMAL, "poses": poses, "body": {"shape": "fixed"}})
     assert recipe.hash == expected
     if poses["source"] == "deepmimic":
         assert (recipe.poses.kind, recipe.poses.name) == ("builtin", "deepmimic")
@@ -143,7 +145,8 @@ def test_old_poses_source_recipes_keep_their_meaning_and_hash(case):
     # The same bank written the new way is the same recipe.
     new_form = {"kind": "builtin", "name": "deepmimic"} if poses["source"] == "deepmimic" else \
         {"kind": "file", "path": poses["source"]}
-    assert parse_recipe({**MINIMAL, "poses": {**recipe.poses.model_dump(mode="json"), **new_form}}).hash == expected
+    assert parse_recipe({**MINIMAL, "poses": {**recipe.poses.model_dump(mode="json"), **new_form},
+                         "body": {"shape": "fixed"}}).hash == expected
 
 
 @pytest.mark.parametrize(
@@ -187,3 +190,25 @@ def test_hash_is_computed_once_per_recipe_and_afresh_for_a_changed_copy(monkeypa
     with pytest.raises(ValidationError):  # what a hashed recipe says cannot change under its hash
         recipe.output.samples_per_shard = 1
     assert recipe.hash == first
+
+
+def test_body_shape_defaults_to_the_fit_and_fixed_hashes_as_the_one_body_did():
+    default = parse_recipe(MINIMAL)
+    assert default.body.shape == "reference" and default.body.shape_fit.min_confidence == 0.2
+    fixed = parse_recipe({**MINIMAL, "body": {"shape": "fixed"}})
+    # What the hash of the same recipe was before `body.shape` existed: its body section without it.
+    before = json.loads(fixed.canonical_json())
+    assert "shape" not in before["body"] and "shape_fit" not in before["body"]
+    assert set(before["body"]) == set(fixed.body.model_dump()) - {"shape", "shape_fit"}
+    hashes = {parse_recipe({**MINIMAL, "body": body}).hash for body in
+              ({"shape": "fixed"}, {"shape": "sampled"}, {}, {"shape": "reference", "shape_fit": {"min_confidence": 0.5}},
+               {"shape": "fixed", "shape_fit": {"min_confidence": 0.5}})}
+    assert len(hashes) == 5 and default.hash != fixed.hash
+
+
+def test_a_gender_is_only_for_the_one_fixed_body():
+    with pytest.raises(RecipeError, match="body.*gender 'female'.*shape: fixed"):
+        parse_recipe({**MINIMAL, "body": {"gender": "female"}})
+    assert parse_recipe({**MINIMAL, "body": {"gender": "female", "shape": "fixed"}}).body.gender == "female"
+    with pytest.raises(RecipeError, match="body.shape"):
+        parse_recipe({**MINIMAL, "body": {"shape": "average"}})

@@ -40,8 +40,8 @@ Gender = Literal["neutral", "male", "female"]
 # anny is z-up with the body facing -y and its left on +x: (x, y, z) -> (x, z, -y).
 ANNY_TO_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
-# anny phenotype "gender" runs from 0 (female) to 1 (male).
-ANNY_GENDER = {"female": 0.0, "neutral": 0.5, "male": 1.0}
+# anny phenotype "gender" runs from 0 (male) to 1 (female): its blend shapes are ordered male, female.
+ANNY_GENDER = {"male": 0.0, "neutral": 0.5, "female": 1.0}
 
 
 @dataclass(frozen=True)

@@ -54,4 +54,9 @@ def smpl_beta_labels(count: int) -> tuple[str, ...]:
     return tuple(f"beta{i}" for i in range(count))
 
 
-__all__ = ["ANNY_PHENOTYPES", "AnnyPhenotype", "NEUTRAL_VALUE", "smpl_beta_labels"]
+def shape_labels(model: str, count: int) -> tuple[str, ...]:
+    """The names of a body model's ``count`` shape values."""
+    return ANNY_PHENOTYPES if model == "anny" else smpl_beta_labels(count)
+
+
+__all__ = ["ANNY_PHENOTYPES", "AnnyPhenotype", "NEUTRAL_VALUE", "shape_labels", "smpl_beta_labels"]

@@ -24,13 +24,14 @@ import numpy as np
 from PIL import Image
 
 from .. import __version__, paths
+from ..body.shape import shape_labels
 from ..filtering.protocol import FilterDecision, generated_decision, reference_decision, target_decision
 from ..plan import Attempt, WorkUnit
 from ..pose import PoseEstimate
-from ..provenance import FilterRecord, SampleProvenance, SourceImage, StageScores
+from ..provenance import BodyShapeRecord, FilterRecord, SampleProvenance, SourceImage, StageScores
 from ..recipe import Recipe
 from ..release import RejectedAttempt, ShardStats, StageTotals
-from ..schema import ConditionRequest, ConditionSet, GenerationRequest, GeneratorInfo
+from ..schema import BodyParams, ConditionRequest, ConditionSet, GenerationRequest, GeneratorInfo
 from ..shards import encode_image
 from ..sources import SourceIndex, SourceRecord
 from .progress import EventHandler, Outcome, UnitEvent
@@ -102,8 +103,24 @@ class BuildContext:
     reference_cache: dict[str, tuple[Image.Image | None, PoseEstimate | None]] = field(default_factory=dict)
     target_cache: dict[str, PoseEstimate] = field(default_factory=dict)
 
+    body_shapes: dict[int, BodyShapeRecord | None] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         self._records = {record.relpath: record for record in self.source.records}
+        self._train_by_pid: dict[int, list[SourceRecord]] | None = None
+
+    def body_shape(self, pid: int) -> BodyShapeRecord | None:
+        """The identity's body shape from its training images (None: the renderer's own body)."""
+        if pid not in self.body_shapes:
+            shapes = self.stages.shapes
+            if shapes is None:
+                self.body_shapes[pid] = None
+            else:
+                if self._train_by_pid is None:
+                    self._train_by_pid = self.source.train_by_pid()
+                images = [record.path for record in self._train_by_pid.get(pid, [])]
+                self.body_shapes[pid] = shapes.shape(pid, images)
+        return self.body_shapes[pid]
 
     def record(self, relpath: str) -> SourceRecord:
         return self._records[relpath]
@@ -152,6 +169,16 @@ def _rejection(candidate: _Try, decision: FilterDecision | None, stage: FilterSt
     )
 
 
+def _request_shape(record: BodyShapeRecord | None) -> tuple[float, ...] | None:
+    return None if record is None else tuple(record.values)
+
+
+def _fixed_shape(body: BodyParams) -> BodyShapeRecord:
+    """The record of the renderer's own body (``body.shape: fixed``)."""
+    return BodyShapeRecord(mode="fixed", source="fixed", labels=list(shape_labels(body.model, len(body.shape))),
+                           values=list(body.shape))
+
+
 def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generated: FilterDecision) -> dict:
     recipe, record, conditions = ctx.recipe, candidate.record, candidate.conditions
     thresholds = recipe.filter
@@ -174,6 +201,7 @@ def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generat
         recipe_hash=recipe.hash,
         plan_hash=ctx.plan_hash,
         posedive_version=__version__,
+        body_shape=ctx.body_shape(candidate.unit.pid) or _fixed_shape(conditions.body),
     )
     sample: dict = {
         "__key__": candidate.unit.key,
@@ -269,8 +297,8 @@ class ShardBuilder:
         """The target body's condition maps for each attempt's pose and camera, and their pose estimates."""
         if not referenced:
             return []
-        requests = [ConditionRequest(c.attempt.pose_id, c.attempt.elevation_deg, c.attempt.azimuth_deg)
-                    for c in referenced]
+        requests = [ConditionRequest(c.attempt.pose_id, c.attempt.elevation_deg, c.attempt.azimuth_deg,
+                                     shape=_request_shape(self.ctx.body_shape(c.unit.pid))) for c in referenced]
         rendered = [_passed(_Rendered, candidate, conditions=conditions)
                     for candidate, conditions in zip(referenced, self.ctx.stages.conditions.render(requests))]
         self.ctx.targets([c.conditions for c in rendered])

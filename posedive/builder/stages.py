@@ -8,10 +8,13 @@ command line always loads the real ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
 
 from ..errors import StageUnavailable
 from ..pose import PoseEstimator
+from ..provenance import BodyShapeRecord
 from ..recipe import Recipe
 from ..schema import ConditionRenderer, Generator
 
@@ -23,15 +26,24 @@ def close_stage(stage: object) -> None:
         close()
 
 
+class ShapeStage(Protocol):
+    """Each identity's body shape from its reference images (``posedive.conditions.shapes``); None:
+    the renderer's own body."""
+
+    def shape(self, pid: int, images: Sequence[Path]) -> BodyShapeRecord | None: ...
+
+
 @dataclass
 class CpuStages:
     """The stages that run on CPUs: rendering the target conditions, estimating poses for the filter."""
 
     conditions: ConditionRenderer
     estimator: PoseEstimator
+    # Each identity's body shape; None: the renderer's one body, as ``body.shape: fixed`` asks.
+    shapes: ShapeStage | None = field(default=None, kw_only=True)
 
     def close(self) -> None:
-        for stage in (self.conditions, self.estimator):
+        for stage in (self.conditions, self.estimator, self.shapes):
             close_stage(stage)
 
 
@@ -44,6 +56,14 @@ class BuildStages(CpuStages):
     def close(self) -> None:
         super().close()
         close_stage(self.generator)
+
+
+def load_shapes(recipe: Recipe) -> ShapeStage | None:
+    if recipe.body.shape == "fixed":
+        return None
+    from ..conditions.shapes import load_identity_shapes
+
+    return load_identity_shapes(recipe)
 
 
 def load_conditions(recipe: Recipe) -> ConditionRenderer:
@@ -73,10 +93,11 @@ def load_generator(recipe: Recipe) -> Generator:
 def load_cpu_stages(recipe: Recipe, conditions: ConditionRenderer | None = None) -> CpuStages:
     """The recipe's renderer (``conditions`` when one is already loaded) and estimator."""
     return CpuStages(conditions=conditions if conditions is not None else load_conditions(recipe),
-                     estimator=load_estimator(recipe))
+                     estimator=load_estimator(recipe), shapes=load_shapes(recipe))
 
 
 def load_stages(recipe: Recipe, conditions: ConditionRenderer | None = None) -> BuildStages:
     """Every stage the recipe names (reusing ``conditions`` when one is already loaded)."""
     cpu = load_cpu_stages(recipe, conditions)
-    return BuildStages(conditions=cpu.conditions, estimator=cpu.estimator, generator=load_generator(recipe))
+    return BuildStages(conditions=cpu.conditions, estimator=cpu.estimator, generator=load_generator(recipe),
+                       shapes=cpu.shapes)

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..body.models import BodyModel, load_body_model
+from ..body.models import ANNY_GENDER, BodyModel, load_body_model
 from ..geometry.cameras import DEFAULT_MARGIN, camera_for, project
 from ..paths import CONDITIONS_CACHE, cache_dir, cache_entry
 from ..recipe import PoseSource
@@ -112,7 +112,11 @@ def body_identity(model: str, gender: str, smpl_model_dir: Path | None) -> dict:
     if model == "anny":
         from importlib.metadata import version
 
-        return {"model": "anny", "version": version("anny"), "gender": gender}
+        identity = {"model": "anny", "version": version("anny"), "gender": gender}
+        if gender != "neutral":
+            # Renders cached while male and female were swapped on anny's axis are not reused.
+            identity["phenotype_gender"] = ANNY_GENDER[gender]
+        return identity
     path = Path(smpl_model_dir or ".") / f"SMPL_{gender.upper()}.pkl"
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
     return {"model": "smpl", "file_sha256": digest, "gender": gender}
@@ -148,6 +152,8 @@ class BodyConditionRenderer:
             "height": self.spec.height,
             "margin": self.spec.margin,
         }
+        if request.shape is not None:  # the renderer's own body keeps the ids it always had
+            payload["shape"] = [round(float(v), 6) for v in request.shape]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def render(self, requests: Sequence[ConditionRequest]) -> list[ConditionSet]:
@@ -201,7 +207,9 @@ class BodyConditionRenderer:
         for start in range(0, len(requests), batch):
             chunk = requests[start : start + batch]
             poses = np.stack([self.bank.pose(r.pose_id) for r in chunk]).astype(np.float64)
-            bodies = self.body.forward(poses)
+            own = self.body.shape()
+            shapes = np.array([own if r.shape is None else list(r.shape) for r in chunk], dtype=np.float64)
+            bodies = self.body.forward(poses, shape=None if all(r.shape is None for r in chunk) else shapes)
             for offset, request in enumerate(chunk):
                 out.append(
                     self.render_body(
@@ -256,7 +264,7 @@ class BodyConditionRenderer:
                 model=self.body.name,
                 pose_id=request.pose_id,
                 pose=[float(v) for v in pose],
-                shape=[float(v) for v in self.body.shape()],
+                shape=[float(v) for v in (self.body.shape() if request.shape is None else request.shape)],
                 pose_tags=self.bank.tags_of(request.pose_id),
             ),
         )
