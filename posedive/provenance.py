@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from .schema import BodyParams, Camera, GeneratorInfo
+from .schema import BodyParams, Camera, GeneratorInfo, IdentitySimilarity
 
 
 class _Record(BaseModel):
@@ -52,6 +52,7 @@ class SampleProvenance(_Record):
     seed: int
     attempt: int
     filter: FilterRecord
+    identity: IdentitySimilarity | None = None  # None: the generator measures none (or built before it was recorded)
     generator: GeneratorInfo
     recipe_hash: str
     plan_hash: str
@@ -74,6 +75,7 @@ def provenance_features():
         "seed": i64,
         "attempt": i64,
         "filter": {"estimator": text, "reference": stage, "target": stage, "generated": stage},
+        "identity": {"encoder": text, "cosine": f32},
         "generator": {"id": text, "revision": text, "sha256": text, "description": text, "conditions": text},
         "recipe_hash": text,
         "plan_hash": text,
