@@ -30,7 +30,14 @@ from ..pose import PoseEstimate
 from ..provenance import FilterRecord, SampleProvenance, SourceImage, StageScores
 from ..recipe import Recipe
 from ..release import RejectedAttempt, ShardStats, StageTotals
-from ..schema import ConditionRequest, ConditionSet, GenerationRequest, GeneratorInfo, IdentityFeatures, IdentitySimilarity
+from ..schema import (
+    ConditionRequest,
+    ConditionSet,
+    GenerationRequest,
+    GeneratorInfo,
+    IdentityFeatures,
+    IdentitySimilarity,
+)
 from ..shards import encode_image
 from ..sources import SourceIndex, SourceRecord
 from .progress import EventHandler, Outcome, UnitEvent
