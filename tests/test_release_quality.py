@@ -86,6 +86,8 @@ def test_identity_similarity_is_the_generators_cosine_of_image_and_reference(bui
     assert similarity.rejected.count == len(failed) > 0
     card = (root / paths.CARD).read_text()
     assert "### Quality" in card and "identity similarity (pixels-double, cosine)" in card
+    assert card.count("![plots/quality.png](plots/quality.png)") == 1 and "plots/quality.png" in report.manifest.files
+    assert Image.open(root / "plots/quality.png").size[0] > 0
 
 
 def test_a_release_without_identity_similarity_finishes_and_says_not_recorded(tmp_path):

@@ -20,7 +20,7 @@ from ..shards import iter_provenance
 from ..sources import SourceIndex
 from .card import render_card
 from .manifest import FileEntry, Manifest, ShardEntry, SourceSummary, StageTotals, write_manifest
-from .plots import write_release_plots
+from .plots import QUALITY_PLOT, plot_quality, write_release_plots
 from .quality import read_rejected, release_quality
 from .shard_check import ShardCheck, ShardChecker, ShardStages, agreed_stages
 
@@ -82,6 +82,8 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
     coverage = write_release_plots(recipe, root, shard_files)
     quality = release_quality(list(iter_provenance(shard_files)), read_rejected(root, range(plan.num_shards)), totals,
                               stages.generator.id, stages.generator.sha256)
+    plot_quality(quality, root / QUALITY_PLOT)
+    plots = [*coverage.plots, QUALITY_PLOT]
     manifest = Manifest(
         name=recipe.name,
         version=recipe.version,
@@ -101,8 +103,8 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
         quality=quality,
         files={},
     )
-    atomic_write_text(root / paths.CARD, render_card(recipe, manifest, coverage.plots))
-    sidecars = [paths.CARD, paths.RECIPE, *coverage.plots]
+    atomic_write_text(root / paths.CARD, render_card(recipe, manifest, plots))
+    sidecars = [paths.CARD, paths.RECIPE, *plots]
     sidecars += [paths.rejected_name(shard) for shard in range(plan.num_shards)]
     sidecars += [paths.shard_stats_name(shard) for shard in range(plan.num_shards)]
     manifest.files = {
