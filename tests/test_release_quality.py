@@ -12,6 +12,7 @@ from PIL import Image
 from posedive import paths
 from posedive.builder import BuildStages, build_release
 from posedive.release import Release
+from posedive.release.quality import describe, quality_of
 
 
 class NoIdentityGenerator(DoubleGenerator):
@@ -100,4 +101,10 @@ def test_a_release_without_identity_similarity_finishes_and_says_not_recorded(tm
     older = json.loads((recipe.release_dir / paths.MANIFEST).read_text())
     del older["quality"]  # a manifest written before the quality section existed
     (recipe.release_dir / paths.MANIFEST).write_text(json.dumps(older))
-    assert Release.open(recipe.release_dir).manifest.quality is None
+    release = Release.open(recipe.release_dir)
+    assert release.manifest.quality is None
+    assert quality_of(release) == manifest.quality  # posedive stats computes it from the release's files
+    lines = describe(quality_of(release))
+    assert lines[-1] == "identity similarity: not recorded"
+    passed = manifest.quality.stages["generated"]
+    assert f"generated {passed.passed}/{passed.reached}" in lines[0]

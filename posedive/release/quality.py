@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from .. import paths
 
 if TYPE_CHECKING:
-    from .manifest import StageTotals
+    from .manifest import Release, StageTotals
 
 QUALITY_VERSION = 1
 QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -121,3 +121,38 @@ def release_quality(records: Sequence[dict], rejected: Sequence[dict], totals: "
         )
     return ReleaseQuality(generator=generator_id, generator_sha256=generator_sha256, stages=stage_passes(totals),
                           pose_difference=difference, identity_similarity=identity)
+
+
+def quality_of(release: "Release") -> ReleaseQuality:
+    """A finished release's report: its manifest's, or for a manifest written before it had one, the
+    report computed from the release's files."""
+    from ..shards import iter_provenance
+
+    manifest = release.manifest
+    if manifest.quality is not None:
+        return manifest.quality
+    return release_quality(list(iter_provenance(release.shard_paths())),
+                           read_rejected(release.root, range(len(manifest.shards))), manifest.totals,
+                           manifest.generator.id, manifest.generator.sha256)
+
+
+def describe(quality: ReleaseQuality) -> list[str]:
+    """The report in a few lines of text (``posedive stats`` prints them)."""
+
+    def summary(distribution: Distribution) -> str:
+        if not distribution.count:
+            return "none"
+        q = distribution.quantiles
+        return (f"n={distribution.count} mean {distribution.mean:.3f} median {q['0.5']:.3f} "
+                f"[p5 {q['0.05']:.3f}, p95 {q['0.95']:.3f}]")
+
+    stages = ", ".join(f"{name} {stage.passed}/{stage.reached}" + ("" if stage.rate is None else f" ({stage.rate:.1%})")
+                       for name, stage in quality.stages.items())
+    lines = [f"generator {quality.generator} ({quality.generator_sha256[:12]}): pass rates {stages}",
+             f"eq. 12 pose difference: accepted {summary(quality.pose_difference.accepted)}; "
+             f"rejected {summary(quality.pose_difference.rejected)}"]
+    identity = quality.identity_similarity
+    lines.append("identity similarity: not recorded" if identity is None else
+                 f"identity similarity ({identity.encoder}): accepted {summary(identity.accepted)}; "
+                 f"rejected {summary(identity.rejected)}")
+    return lines
