@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from .. import paths
 
-if TYPE_CHECKING:
-    from .manifest import Release, StageTotals
+# The manifest holds a ReleaseQuality, so this module names its StageTotals and Release by string only.
 
 QUALITY_VERSION = 1
 QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -83,7 +82,7 @@ def distribution(values: Sequence[float], edges: Sequence[float]) -> Distributio
                         edges=list(edges), counts=counts.tolist())
 
 
-def stage_passes(totals: "StageTotals") -> dict[str, StagePass]:
+def stage_passes(totals: "StageTotals") -> dict[str, StagePass]:  # noqa: F821
     reached_target = totals.attempts - totals.reference_rejected
     reached_generated = reached_target - totals.target_rejected
     rows = {"reference": (totals.attempts, reached_target), "target": (reached_target, reached_generated),
@@ -101,7 +100,7 @@ def read_rejected(root: Path, shards: Iterable[int]) -> list[dict]:
     return entries
 
 
-def release_quality(records: Sequence[dict], rejected: Sequence[dict], totals: "StageTotals",
+def release_quality(records: Sequence[dict], rejected: Sequence[dict], totals: "StageTotals",  # noqa: F821
                     generator_id: str, generator_sha256: str) -> ReleaseQuality:
     """The report of a release from its samples' provenance ``records``, its ``rejected`` log lines and totals."""
     after_generation = [entry for entry in rejected if entry["stage"] == "generated"]
@@ -123,7 +122,7 @@ def release_quality(records: Sequence[dict], rejected: Sequence[dict], totals: "
                           pose_difference=difference, identity_similarity=identity)
 
 
-def quality_of(release: "Release") -> ReleaseQuality:
+def quality_of(release: "Release") -> ReleaseQuality:  # noqa: F821
     """A finished release's report: its manifest's, or for a manifest written before it had one, the
     report computed from the release's files."""
     from ..shards import iter_provenance
