@@ -21,17 +21,11 @@ from typing import Any, Mapping
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from ...errors import CheckpointError, InputError
+from ...errors import InputError
 from ...files import sha256_file
 from ..checkpoint import GeneratorMetadata
 from ..state_dicts import ConversionReport, UnusedKeys, convert_state_dict, module_shapes, read_state_dict
-from ..training_config import (
-    IMAGE_ENCODER_REPO,
-    IMAGE_ENCODER_REVISION,
-    SD15_UNET,
-    SD_VAE_FT_MSE_VAE,
-    WeightsSource,
-)
+from ..training_config import IMAGE_ENCODER_REPO, IMAGE_ENCODER_REVISION, SD15_UNET, SD_VAE_FT_MSE_VAE, WeightsSource
 from . import generator_family
 from .base import REFERENCE_HEAD_KEYS, REFERENCE_HEAD_REASON, GeneratorFamily
 

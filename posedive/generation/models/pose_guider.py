@@ -22,14 +22,13 @@ from typing import Any
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 from torch.nn import functional as F
 
 from ...errors import CheckpointError, InputError
 from ..contract import ConditionContract, implied_contract
-
 
 ATTENTION_NORM_GROUPS = 32
 
