@@ -25,11 +25,15 @@ from .body.population import PopulationSpec
 from .errors import RecipeError
 from .pose.keypoints import KEYPOINT_GROUPS
 from .pose.registry import check_estimator_name
-from .schema import COCO17_KEYPOINTS, CONDITION_MAPS
+from .schema import COCO17_KEYPOINTS, CONDITION_MAPS, GENERATOR_FAMILIES
 from .yamlfile import parse_yaml
 
 # Fields added after recipes were first hashed, with their defaults: left out of the hash at the default.
-FIELDS_ADDED_LATER: dict[tuple[str, str], object] = {("generator", "compile"): False, ("output", "hub_repo"): None}
+FIELDS_ADDED_LATER: dict[tuple[str, str], object] = {
+    ("generator", "compile"): False,
+    ("generator", "family"): "posedive",
+    ("output", "hub_repo"): None,
+}
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -379,6 +383,9 @@ class FilterConfig(_Strict):
 
 class GeneratorConfig(_Strict):
     weights: str = Field(description="Hub id or local path of a posedive generator checkpoint")
+    family: Literal[GENERATOR_FAMILIES] = Field(  # type: ignore[valid-type]
+        "posedive", description="the generator family the weights belong to (checked against the checkpoint)"
+    )
     revision: str | None = Field(None, description="Hub revision (commit, tag or branch)")
     steps: int = Field(25, ge=1, le=1000)
     guidance_scale: float = Field(3.5, ge=0)

@@ -65,6 +65,9 @@ OPENPOSE18_KEYPOINTS: tuple[str, ...] = (
 )
 
 CONDITION_MAPS: tuple[str, ...] = ("depth", "normal", "skeleton")
+# Generator families: posedive's own two-branch generator and the released relatives it converts
+# (posedive.generation.families defines each; a recipe names one in generator.family).
+GENERATOR_FAMILIES: tuple[str, ...] = ("posedive", "pose2id", "animate-anyone", "champ")
 
 
 class _Frozen(BaseModel):

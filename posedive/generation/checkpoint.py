@@ -49,6 +49,10 @@ class GeneratorMetadata(BaseModel):
     description: str = Field(description="what the model is and how it was trained, in plain words")
     resolution: tuple[int, int] | None = Field(None, description="width, height it was trained at")
     training: dict[str, Any] = Field(default_factory=dict, description="resolved training config and results")
+    conversion: dict[str, Any] | None = Field(
+        None, description="for a converted released model: its family, source files (sha256), base components and "
+        "the fate of every source key (posedive.generation.families.ConversionRecord)"
+    )
 
     def save(self, folder: Path | str) -> Path:
         path = Path(folder) / METADATA_FILE
@@ -213,7 +217,7 @@ def check_contract(
 ) -> list[str]:
     """Problems of running ``contract``'s generator at the recipe's size on the maps ``provided``."""
     return contract_problems(contract, width=config.width, height=config.height, provided=provided,
-                             generator=config.weights)
+                             generator=config.weights, family=config.family)
 
 
 def check_generator(

@@ -10,7 +10,9 @@ saves its conditioning settings) and is checked against a recipe before anything
   renders, e.g. ``depth``) in one ``encoding`` with its channel count;
 * ``guiders``: ``concatenated`` (the maps stacked into one tensor for one pose guider, paper eq. 7)
   or ``per_map`` (one pose guider per map, their outputs summed, as Champ's guidance encoders);
-* ``resolution``: the ``(width, height)`` the model was trained at; ``None`` when unknown.
+* ``resolution``: the ``(width, height)`` the model was trained at; ``None`` when unknown;
+* ``family``: the generator family (``posedive.schema.GENERATOR_FAMILIES``) the weights belong to,
+  which a recipe's ``generator.family`` must name.
 
 The generation stage makes each encoding from the maps the conditions stage renders
 (``MAP_ENCODINGS``); a contract naming any other map or encoding cannot be served by this posedive,
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .. import formats
 from ..errors import CheckpointError
+from ..schema import GENERATOR_FAMILIES
 
 CONTRACT_VERSION = formats.CONDITION_CONTRACT.version
 
@@ -116,6 +119,15 @@ class ConditionContract(_Frozen):
     maps: tuple[ConditionMap, ...] = Field(min_length=1, description="in channel order")
     guiders: GuiderLayout = "concatenated"
     resolution: tuple[int, int] | None = Field(None, description="(width, height) trained at; None: unknown")
+    family: str = Field("posedive", description="the generator family of the weights")
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, v: str) -> str:
+        if v not in GENERATOR_FAMILIES:
+            raise ValueError(f"generator family {v!r} is not one of {', '.join(GENERATOR_FAMILIES)}: "
+                             "upgrade posedive to use this checkpoint")
+        return v
 
     @field_validator("resolution")
     @classmethod
@@ -154,7 +166,8 @@ class ConditionContract(_Frozen):
         """One line naming every part: stored in provenance, printed by ``posedive validate``."""
         maps = " + ".join(f"{m.label} ({m.channels} ch)" for m in self.maps)
         size = "resolution unknown" if self.resolution is None else f"{self.resolution[0]}x{self.resolution[1]}"
-        return f"{maps}; {GUIDER_LAYOUTS[self.guiders]}; {size}"
+        family = "" if self.family == "posedive" else f"; {self.family} family"
+        return f"{maps}; {GUIDER_LAYOUTS[self.guiders]}; {size}{family}"
 
     def to_config(self) -> dict[str, Any]:
         """The JSON form saved in the pose guider's config."""
@@ -190,11 +203,22 @@ def implied_contract(conditioning_channels: int, resolution: Sequence[int] | Non
 
 
 def contract_problems(
-    contract: ConditionContract, *, width: int, height: int, provided: Sequence[str], generator: str
+    contract: ConditionContract,
+    *,
+    width: int,
+    height: int,
+    provided: Sequence[str],
+    generator: str,
+    family: str = "posedive",
 ) -> list[str]:
-    """What keeps a recipe (``width x height``, conditions rendering the maps ``provided``) from using a
-    generator with ``contract``; messages name the recipe field and both values."""
+    """What keeps a recipe (``width x height``, conditions rendering the maps ``provided``, generator
+    ``family``) from using a generator with ``contract``; messages name the recipe field and both values."""
     problems: list[str] = []
+    if contract.family != family:
+        problems.append(
+            f"generator.family: the recipe names the {family} family but generator {generator} is a "
+            f"{contract.family} generator (set family: {contract.family})"
+        )
     if contract.resolution is not None and tuple(contract.resolution) != (width, height):
         trained_w, trained_h = contract.resolution
         problems.append(

@@ -3,14 +3,16 @@
 Paper section 3.4 and supplementary 2. The call reads like the method:
 
 1. check inputs;
-2. encode the reference images twice: CLIP image embedding (replaces the text of Stable Diffusion's
-   cross-attention) and VAE latents (input of the reference U-Net);
+2. encode the reference images twice: identity tokens (replace the text of Stable Diffusion's
+   cross-attention: the ``identity_encoder`` component, or for generators saved before it the CLIP
+   ``image_encoder``) and VAE latents (input of the reference U-Net);
 3. run the reference U-Net once at t=0, its self-attention inputs written to a bank and projected
    into the denoising U-Net's keys and values once (``TwoBranchModel.encode_reference``);
 4. encode the condition maps with the pose guider (eq. 7);
 5. denoise from per-sample noise; every step reads the same bank (eq. 6) through
    ``TwoBranchModel.predict_noise``, the model step training uses too. Classifier-free guidance's
-   unconditional rows see neither the reference tokens nor the CLIP embedding, only the pose;
+   unconditional rows see neither the reference tokens nor the identity tokens, only the pose and the
+   identity encoder's unconditional tokens;
 6. decode with the VAE.
 
 Noise comes from one ``torch.Generator`` per sample, for the initial latents and for every noise a
@@ -37,6 +39,7 @@ from transformers import CLIPImageProcessorPil, CLIPVisionModelWithProjection
 
 from ..errors import CheckpointError, InputError
 from .contract import MAP_ENCODINGS, POSEDIVE_CONTRACT, ConditionContract
+from .identity.base import IdentityEncoder
 from .models.pose_guider import PoseGuider
 from .models.two_branch import TwoBranchModel
 
@@ -93,22 +96,26 @@ def conditions_to_tensor(
 class PoseDivePipeline(DiffusionPipeline):
     """Two-branch pose-guided generation (Pose-dIVE / AnimateAnyone architecture) on diffusers parts.
 
-    Components: ``vae`` (frozen SD autoencoder), ``image_encoder`` + ``feature_extractor`` (frozen
-    CLIP vision tower with projection), ``reference_unet`` and ``denoising_unet`` (two U-Nets of one
+    Components: ``vae`` (frozen SD autoencoder), the identity encoder (``identity_encoder``, any
+    :class:`~posedive.generation.identity.IdentityEncoder`; or, in generators saved before it, the CLIP
+    vision tower ``image_encoder`` with its ``feature_extractor``, which crops the reference's centre
+    square as it was trained), ``reference_unet`` and ``denoising_unet`` (two U-Nets of one
     architecture, both initialised from Stable Diffusion), ``pose_guider`` and ``scheduler``.
     """
 
-    model_cpu_offload_seq = "image_encoder->reference_unet->pose_guider->denoising_unet->vae"
+    model_cpu_offload_seq = "identity_encoder->image_encoder->reference_unet->pose_guider->denoising_unet->vae"
+    _optional_components = ["image_encoder", "feature_extractor", "identity_encoder"]
 
     def __init__(
         self,
         vae: AutoencoderKL,
-        image_encoder: CLIPVisionModelWithProjection,
-        feature_extractor: CLIPImageProcessorPil,
+        image_encoder: CLIPVisionModelWithProjection | None,
+        feature_extractor: CLIPImageProcessorPil | None,
         reference_unet: UNet2DConditionModel,
         denoising_unet: UNet2DConditionModel,
         pose_guider: PoseGuider,
         scheduler: KarrasDiffusionSchedulers,
+        identity_encoder: IdentityEncoder | None = None,
     ) -> None:
         super().__init__()
         self.register_modules(
@@ -119,6 +126,7 @@ class PoseDivePipeline(DiffusionPipeline):
             denoising_unet=denoising_unet,
             pose_guider=pose_guider,
             scheduler=scheduler,
+            identity_encoder=identity_encoder,
         )
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
@@ -140,11 +148,17 @@ class PoseDivePipeline(DiffusionPipeline):
         different = sorted(k for k in ref_config.keys() | den_config.keys() if ref_config.get(k) != den_config.get(k))
         if different:
             raise CheckpointError(f"reference_unet and denoising_unet must share one architecture; they differ in {different}")
-        embed = self.image_encoder.config.projection_dim
+        if self.identity_encoder is not None:
+            embed, name = self.identity_encoder.token_dim, "identity_encoder.token_dim"
+        elif self.image_encoder is not None and self.feature_extractor is not None:
+            embed, name = self.image_encoder.config.projection_dim, "image_encoder.projection_dim"
+        else:
+            raise CheckpointError("the generator has no identity encoder: it needs identity_encoder, or "
+                                  "image_encoder with feature_extractor")
         if self.denoising_unet.config.cross_attention_dim != embed:
             raise CheckpointError(
                 f"denoising_unet.cross_attention_dim={self.denoising_unet.config.cross_attention_dim} must equal "
-                f"image_encoder.projection_dim={embed}"
+                f"{name}={embed}"
             )
 
     # ------------------------------------------------------------------------------ inference speed
@@ -165,17 +179,26 @@ class PoseDivePipeline(DiffusionPipeline):
         self.denoising_unet.compile(**{"fullgraph": True, **options})
 
     # ----------------------------------------------------------------------------------- encoders
-    def encode_reference_images(
-        self, images: Sequence[PIL.Image.Image], height: int, width: int, device: torch.device, dtype: torch.dtype
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """CLIP image embeddings ``(B, 1, D)`` and VAE latents (distribution means) of the references."""
+    def encode_identity(self, images: Sequence[PIL.Image.Image], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Identity tokens ``(B, N, D)`` of the references and the unconditional tokens ``(1, N, D)``."""
+        if self.identity_encoder is not None:
+            tokens = self.identity_encoder.encode_images(images)
+            return tokens.to(dtype), self.identity_encoder.unconditional_tokens(1).to(dtype)
         rgb = [image.convert("RGB") for image in images]
         pixels = self.feature_extractor(images=rgb, return_tensors="pt").pixel_values
-        embeds = self.image_encoder(pixels.to(device=device, dtype=self.image_encoder.dtype)).image_embeds
+        embeds = self.image_encoder(pixels.to(device=self.image_encoder.device, dtype=self.image_encoder.dtype)).image_embeds
+        embeds = embeds.unsqueeze(1).to(dtype)
+        return embeds, torch.zeros_like(embeds[:1])
+
+    def encode_reference_latents(
+        self, images: Sequence[PIL.Image.Image], height: int, width: int, device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """VAE latents (distribution means, scaled) of the references squashed to ``width x height``."""
+        rgb = [image.convert("RGB") for image in images]
         vae_input = self.image_processor.preprocess(rgb, height=height, width=width)
         vae_input = vae_input.to(device=device, dtype=self.vae.dtype)
         latents = self.vae.encode(vae_input).latent_dist.mean * self.vae.config.scaling_factor
-        return embeds.unsqueeze(1).to(dtype), latents.to(dtype)
+        return latents.to(dtype)
 
     def check_inputs(
         self,
@@ -231,7 +254,8 @@ class PoseDivePipeline(DiffusionPipeline):
         guided = guidance_scale > 1.0
         model = TwoBranchModel(self.reference_unet, self.denoising_unet, self.pose_guider)
 
-        image_embeds, reference_latents = self.encode_reference_images(reference_images, height, width, device, dtype)
+        image_embeds, unconditional_embeds = (tokens.to(device) for tokens in self.encode_identity(reference_images, dtype))
+        reference_latents = self.encode_reference_latents(reference_images, height, width, device, dtype)
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
@@ -249,7 +273,7 @@ class PoseDivePipeline(DiffusionPipeline):
                 for t in timesteps:
                     model_input = torch.cat([latents] * 2) if guided else latents
                     model_input = self.scheduler.scale_model_input(model_input, t)
-                    noise = model.predict_noise(bank, model_input, t, image_embeds, pose_features, keep)
+                    noise = model.predict_noise(bank, model_input, t, image_embeds, pose_features, keep, unconditional_embeds)
                     if guided:
                         uncond, cond = noise.chunk(2)
                         noise = uncond + guidance_scale * (cond - uncond)

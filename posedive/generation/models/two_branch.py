@@ -10,7 +10,8 @@ Inference (the pipeline's denoising loop) and training run the same three calls:
 3. :meth:`TwoBranchModel.predict_noise`: the denoising U-Net with the pose features added after
    ``conv_in``, its self-attention reading the bank (eq. 6) and the reference's image embedding in
    cross-attention; rows whose ``keep_reference`` is False (classifier-free guidance's unconditional
-   rows, reference dropout in training) see neither.
+   rows, reference dropout in training) see neither: they read the identity encoder's unconditional
+   tokens (zeros for CLIP, the tokens of a blank image for Pose2ID's TransReID + IFR).
 
 The parts stay separate components of the saved pipeline (``reference_unet``, ``denoising_unet``,
 ``pose_guider`` folders), so every checkpoint loads as before; this module composes them. Training
@@ -74,13 +75,15 @@ class TwoBranchModel(nn.Module):
         image_embeds: torch.Tensor,
         pose_features: torch.Tensor,
         keep_reference: torch.Tensor | None = None,
+        unconditional_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The denoising U-Net's prediction for ``noisy_latents`` ``(B, ...)``.
 
         ``image_embeds`` and ``pose_features`` have the reference batch ``R``, and ``B`` is a multiple
         of it: row ``i`` reads reference ``i % R`` (classifier-free guidance stacks
         ``[unconditional, conditional]``). ``keep_reference`` ``(B,)`` says which rows read the
-        reference tokens and the embedding; ``None`` = all.
+        reference tokens and the embedding; ``None`` = all. The other rows read ``unconditional_embeds``
+        (broadcastable to ``image_embeds``; ``None``: zeros).
         """
         rows, references = noisy_latents.shape[0], image_embeds.shape[0]
         if rows % references:
@@ -91,7 +94,9 @@ class TwoBranchModel(nn.Module):
             if bank.keep is not keep_reference:  # setting it reads the mask to the host: once per batch
                 bank.keep = keep_reference
             keep = keep_reference.to(device=image_embeds.device, dtype=torch.bool)[:, None, None]
-            image_embeds = torch.where(keep, image_embeds, torch.zeros_like(image_embeds))
+            fallback = (torch.zeros_like(image_embeds) if unconditional_embeds is None
+                        else unconditional_embeds.to(image_embeds).expand_as(image_embeds))
+            image_embeds = torch.where(keep, image_embeds, fallback)
         with pose_features_added(self.denoising_unet, pose_features):
             return self.denoising_unet(noisy_latents, timesteps, encoder_hidden_states=image_embeds, return_dict=False)[0]
 
