@@ -26,8 +26,8 @@ from ...files import sha256_file
 from ..checkpoint import GeneratorMetadata
 from ..state_dicts import ConversionReport, UnusedKeys, convert_state_dict, module_shapes, read_state_dict
 from ..training_config import IMAGE_ENCODER_REPO, IMAGE_ENCODER_REVISION, SD15_UNET, SD_VAE_FT_MSE_VAE, WeightsSource
-from . import generator_family
 from .base import REFERENCE_HEAD_KEYS, REFERENCE_HEAD_REASON, GeneratorFamily
+from .registry import generator_family
 
 logger = logging.getLogger(__name__)
 

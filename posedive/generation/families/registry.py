@@ -1,0 +1,17 @@
+"""The registry of released generator families, by the name a recipe's ``generator.family`` uses."""
+
+from ...errors import InputError
+from .animate_anyone import ANIMATE_ANYONE
+from .base import GeneratorFamily
+from .champ import CHAMP
+from .pose2id import POSE2ID
+
+FAMILIES: dict[str, GeneratorFamily] = {family.name: family for family in (POSE2ID, ANIMATE_ANYONE, CHAMP)}
+
+
+def generator_family(name: str) -> GeneratorFamily:
+    """The released family ``name``; an ``InputError`` listing the valid names otherwise."""
+    if name not in FAMILIES:
+        raise InputError(f"unknown generator family {name!r}",
+                         hint=f"convertible families: {', '.join(FAMILIES)} (posedive's own is trained, not converted)")
+    return FAMILIES[name]
