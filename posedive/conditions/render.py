@@ -108,6 +108,19 @@ def face_incidence(faces: np.ndarray, vertex_count: int):
     return csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(vertex_count, len(faces)))
 
 
+def _limb_ellipse(start: np.ndarray, end: np.ndarray, stick: int, to_int) -> np.ndarray:
+    """The polygon of a limb drawn as an ellipse from ``start`` to ``end``, ``stick`` px half-wide; ``to_int``
+    is how the drawing style turns positions, lengths and angles into integers (OpenPose rounds, DWPose
+    truncates)."""
+    import cv2
+
+    (xa, ya), (xb, yb) = start, end
+    length = float(np.hypot(xb - xa, yb - ya))
+    angle = float(np.degrees(np.arctan2(yb - ya, xb - xa)))
+    centre = (to_int((xa + xb) / 2), to_int((ya + yb) / 2))
+    return cv2.ellipse2Poly(centre, (to_int(length / 2), stick), to_int(angle), 0, 360, 1)
+
+
 def draw_skeleton(keypoints_2d: np.ndarray, width: int, height: int, stick_width: int | None = None) -> np.ndarray:
     """OpenPose-18 skeleton image from (18, 3) pixel joints (x, y, visible flag)."""
     import cv2
@@ -118,11 +131,7 @@ def draw_skeleton(keypoints_2d: np.ndarray, width: int, height: int, stick_width
     for index, (a, b) in enumerate(OPENPOSE_LIMBS):
         if not (visible[a] and visible[b]):
             continue
-        (xa, ya), (xb, yb) = keypoints_2d[a, :2], keypoints_2d[b, :2]
-        length = float(np.hypot(xb - xa, yb - ya))
-        angle = float(np.degrees(np.arctan2(yb - ya, xb - xa)))
-        centre = (int(round((xa + xb) / 2)), int(round((ya + yb) / 2)))
-        polygon = cv2.ellipse2Poly(centre, (int(round(length / 2)), stick), int(round(angle)), 0, 360, 1)
+        polygon = _limb_ellipse(keypoints_2d[a, :2], keypoints_2d[b, :2], stick, lambda v: int(round(v)))
         colour = tuple(int(0.6 * c) for c in OPENPOSE_COLOURS[index])
         cv2.fillConvexPoly(canvas, polygon, colour, lineType=cv2.LINE_AA)
     for index in np.flatnonzero(visible):
@@ -146,11 +155,7 @@ def draw_dwpose_skeleton(keypoints_2d: np.ndarray, width: int, height: int) -> n
     for index, (a, b) in enumerate(OPENPOSE_LIMBS):
         if not (visible[a] and visible[b]):
             continue
-        (xa, ya), (xb, yb) = keypoints_2d[a, :2], keypoints_2d[b, :2]
-        length = float(np.hypot(xb - xa, yb - ya))
-        angle = float(np.degrees(np.arctan2(yb - ya, xb - xa)))
-        centre = (int((xa + xb) / 2), int((ya + yb) / 2))
-        polygon = cv2.ellipse2Poly(centre, (int(length / 2), stick), int(angle), 0, 360, 1)
+        polygon = _limb_ellipse(keypoints_2d[a, :2], keypoints_2d[b, :2], stick, int)
         cv2.fillConvexPoly(canvas, polygon, OPENPOSE_COLOURS[index])
     canvas = (canvas * 0.6).astype(np.uint8)
     for index in np.flatnonzero(visible):
