@@ -19,7 +19,7 @@ ANIMATE_ANYONE = GeneratorFamily(
     release_files=("denoising_unet.pth", "reference_unet.pth", "pose_guider.pth"),
     optional_files={"motion_module.pth": MOTION_MODULE_REASON},
     contract=ConditionContract(
-        maps=(ConditionMap(name="skeleton", encoding="openpose18-rgb", channels=3),),
+        maps=(ConditionMap(name="skeleton", encoding="dwpose-rgb", channels=3),),
         resolution=(512, 784),
         family="animate-anyone",
     ),
