@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .schema import BodyParams, Camera, GeneratorInfo, IdentitySimilarity
+from .schema import BodyParams, Camera, GeneratorInfo
 
 
 class _Record(BaseModel):
@@ -71,7 +71,6 @@ class SampleProvenance(_Record):
     seed: int
     attempt: int
     filter: FilterRecord
-    identity: IdentitySimilarity | None = None  # None: the generator measures none (or built before it was recorded)
     generator: GeneratorInfo
     recipe_hash: str
     plan_hash: str
@@ -96,7 +95,6 @@ def provenance_features():
         "seed": i64,
         "attempt": i64,
         "filter": {"estimator": text, "reference": stage, "target": stage, "generated": stage},
-        "identity": {"encoder": text, "cosine": f32},
         "generator": {"id": text, "revision": text, "sha256": text, "description": text, "conditions": text},
         "recipe_hash": text,
         "plan_hash": text,
