@@ -31,6 +31,7 @@ import numpy as np
 
 from ..geometry.rotations import SMPL_JOINTS, SMPL_PARENTS, local_to_global, pose_to_local_matrices, rotation_between
 from ..schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS
+from .parts import anny_bone_parts, vertex_parts_from_sparse_weights, vertex_parts_from_weights
 from .shape import ANNY_PHENOTYPES, AnnyPhenotype, smpl_beta_labels
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ class BodyModel(Protocol):
     def shape(self) -> list[float]: ...
 
     def forward(self, poses: np.ndarray, shape: ShapeValues | None = None) -> BodyOutput: ...
+
+    def vertex_parts(self) -> np.ndarray:
+        """(V,) SMPL part (0-23) of every vertex (``posedive.body.parts``); the same for every pose and shape."""
+        ...
 
 
 def shape_batch(shape: ShapeValues, labels: Sequence[str], batch: int) -> np.ndarray:
@@ -212,6 +217,12 @@ class AnnyBody:
 
     def shape(self) -> list[float]:
         return [float(self._phenotype.get(name, 0.5)) for name in ANNY_PHENOTYPES]
+
+    def vertex_parts(self) -> np.ndarray:
+        """(V,) SMPL part of every vertex: its strongest bone's part (``posedive.body.parts``)."""
+        bone_parts = anny_bone_parts(self.labels, self.parents, ANNY_BONE_TO_SMPL)
+        return vertex_parts_from_sparse_weights(self.model.vertex_bone_indices.numpy(),
+                                                self.model.vertex_bone_weights.numpy(), bone_parts)
 
     def phenotype(self) -> AnnyPhenotype:
         return AnnyPhenotype.from_values(self.shape())
@@ -385,6 +396,10 @@ class SMPLBody:
 
     def shape(self) -> list[float]:
         return list(self._betas)
+
+    def vertex_parts(self) -> np.ndarray:
+        """(V,) SMPL part of every vertex: the argmax of its skinning weights (``posedive.body.parts``)."""
+        return vertex_parts_from_weights(self.model.lbs_weights.double().numpy())
 
     def forward(self, poses: np.ndarray, shape: ShapeValues | None = None) -> BodyOutput:
         """Pose the body; ``shape`` (betas, one set or one per pose) replaces its own for this call."""

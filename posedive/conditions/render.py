@@ -224,7 +224,7 @@ class MeshRasterizer:
         if self._faces_id != id(faces) or self._incidence is None:
             self._incidence = face_incidence(faces, len(vertices))
             self._faces_id = id(faces)
-        R, t, K = np.asarray(camera.R), np.asarray(camera.t), np.asarray(camera.K)
+        R = np.asarray(camera.R)
         normals_gl = vertex_normals(vertices, faces, self._incidence) @ R.T @ CV_TO_GL.T
         colours = np.concatenate([(normals_gl + 1.0) / 2.0, np.ones((len(vertices), 1))], axis=1)
         primitive = pyrender.Primitive(
@@ -234,14 +234,7 @@ class MeshRasterizer:
             material=pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0), doubleSided=True),
         )
         mesh_node = self._scene.add(pyrender.Mesh([primitive]))
-        pose = np.eye(4)
-        pose[:3, :3] = R.T @ CV_TO_GL
-        pose[:3, 3] = -R.T @ t
-        znear = max(0.01, camera.distance_m - 3.0)
-        cam = pyrender.IntrinsicsCamera(
-            fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], znear=znear, zfar=camera.distance_m + 3.0
-        )
-        camera_node = self._scene.add(cam, pose=pose)
+        camera_node = self._add_camera(camera)
         try:
             colour, depth = self._renderer.render(self._scene, flags=pyrender.RenderFlags.FLAT)
         finally:
@@ -250,6 +243,52 @@ class MeshRasterizer:
         mask = depth > 0
         normal = np.where(mask[..., None], colour[..., :3], 0).astype(np.uint8)
         return RenderedMaps(depth_m=depth.astype(np.float32), normal=normal, mask=mask)
+
+    def render_face_colours(self, vertices: np.ndarray, faces: np.ndarray, face_colours: np.ndarray,
+                            camera: Camera) -> np.ndarray:
+        """(H, W, 3) uint8: every face in its own ``(F, 3)`` uint8 colour, black background.
+
+        Flat: no lighting, no interpolation between faces and no anti-aliasing, so every pixel is the
+        background or exactly one face's colour (a label map, such as Champ's semantic map). pyrender's
+        segmentation pass is that pass: one constant colour per mesh node and multisampling off. So the
+        faces are grouped by colour, one node per colour."""
+        pyrender = self._pyrender
+        if (camera.width, camera.height) != (self.width, self.height):
+            raise ValueError(f"camera is {camera.width}x{camera.height}, the rasterizer {self.width}x{self.height}")
+        face_colours = np.asarray(face_colours, dtype=np.uint8)
+        if face_colours.shape != (len(faces), 3):
+            raise ValueError(f"face colours must be ({len(faces)}, 3), got {face_colours.shape}")
+        positions = np.asarray(vertices, dtype=np.float32)
+        palette, groups = np.unique(face_colours, axis=0, return_inverse=True)
+        nodes = {}
+        for index, colour in enumerate(palette):
+            # Each node carries only its own faces' vertices: uploading the whole mesh per colour is slow.
+            used, local = np.unique(faces[groups.reshape(-1) == index], return_inverse=True)
+            primitive = pyrender.Primitive(
+                positions=positions[used], indices=local.reshape(-1, 3).astype(np.uint32),
+                material=pyrender.MetallicRoughnessMaterial(doubleSided=True),
+            )
+            nodes[self._scene.add(pyrender.Mesh([primitive]))] = [int(c) for c in colour]
+        camera_node = self._add_camera(camera)
+        try:
+            colour, _ = self._renderer.render(self._scene, flags=pyrender.RenderFlags.SEG, seg_node_map=nodes)
+        finally:
+            for node in nodes:
+                self._scene.remove_node(node)
+            self._scene.remove_node(camera_node)
+        return np.ascontiguousarray(colour[..., :3], dtype=np.uint8)
+
+    def _add_camera(self, camera: Camera):
+        """Add ``camera`` (OpenCV axes) to the scene as pyrender's OpenGL-axes camera; returns its node."""
+        R, t, K = np.asarray(camera.R), np.asarray(camera.t), np.asarray(camera.K)
+        pose = np.eye(4)
+        pose[:3, :3] = R.T @ CV_TO_GL
+        pose[:3, 3] = -R.T @ t
+        znear = max(0.01, camera.distance_m - 3.0)
+        cam = self._pyrender.IntrinsicsCamera(
+            fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], znear=znear, zfar=camera.distance_m + 3.0
+        )
+        return self._scene.add(cam, pose=pose)
 
     def close(self) -> None:
         if self._renderer is not None:
