@@ -406,7 +406,11 @@ class GeneratorConfig(_Strict):
 class OutputConfig(_Strict):
     dir: Path = Path("releases")
     samples_per_shard: int = Field(1000, ge=1)
-    condition_maps: list[Literal["depth", "normal", "skeleton"]] = Field(default_factory=lambda: list(CONDITION_MAPS))
+    condition_maps: list[Literal["depth", "normal", "skeleton", "semantic_map"]] = Field(
+        default_factory=lambda: list(CONDITION_MAPS),
+        description="the maps stored beside each image; semantic_map (Champ's part colours) is rendered "
+                    "only when listed here or read by the generator",
+    )
     image_format: Literal["jpg", "png"] = "jpg"
     hub_repo: str | None = Field(None, description="dataset repo ORG/NAME the release is published to: the card's "
                                  "loading examples name it, and `posedive push` uses it when --repo is not given")

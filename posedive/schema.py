@@ -16,8 +16,8 @@ Conventions used everywhere in posedive:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -65,6 +65,8 @@ OPENPOSE18_KEYPOINTS: tuple[str, ...] = (
 )
 
 CONDITION_MAPS: tuple[str, ...] = ("depth", "normal", "skeleton")
+# Every map the conditions stage can render: its own three always, the semantic map on request.
+RENDERABLE_MAPS: tuple[str, ...] = (*CONDITION_MAPS, "semantic_map")
 # Generator families: posedive's own two-branch generator and the released relatives it converts
 # (posedive.generation.families defines each; a recipe names one in generator.family).
 GENERATOR_FAMILIES: tuple[str, ...] = ("posedive", "pose2id", "animate-anyone", "champ")
@@ -110,9 +112,22 @@ class ConditionSet:
     keypoints_2d: np.ndarray  # (18, 3) projected OpenPose-18 joints: x, y, in-image flag
     camera: Camera
     body: BodyParams
+    # Maps in other families' forms, rendered only when asked for (``semantic_map``: (H, W, 3) uint8
+    # part colours; ``depth_champ``: (H, W, 3) uint8), keyed as ``posedive.generation.contract`` reads them.
+    forms: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def maps(self, names: Sequence[str] = CONDITION_MAPS) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in names}
+        """The maps ``names``: posedive's own or forms this set was rendered with (KeyError otherwise)."""
+        out = {}
+        for name in names:
+            if name in CONDITION_MAPS:
+                out[name] = getattr(self, name)
+            elif name in self.forms:
+                out[name] = self.forms[name]
+            else:
+                raise KeyError(f"condition set {self.condition_id} was rendered without the {name!r} map "
+                               f"(it has {', '.join((*CONDITION_MAPS, *self.forms))})")
+        return out
 
 
 @dataclass(frozen=True)
@@ -175,6 +190,10 @@ class GeneratorInfo(_Frozen):
     description: str = Field(description="what the model is and how it was trained, shown on the card")
     conditions: str | None = Field(
         None, description="the condition contract it was trained on: maps and encodings, guider layout, resolution"
+    )
+    family: str = Field("posedive", description="the generator family of its condition contract")
+    condition_maps: list[str] = Field(
+        default_factory=list, description="its contract's maps in channel order, each as map/encoding (depth/champ)"
     )
 
 

@@ -67,11 +67,28 @@ def load_shapes(recipe: Recipe) -> ShapeStage | None:
 
 
 def load_conditions(recipe: Recipe) -> ConditionRenderer:
+    """The recipe's renderer, rendering the maps its generator's condition contract reads as well."""
     try:
         from ..conditions import load_condition_renderer
     except ImportError as error:
         raise StageUnavailable(f"the conditions stage (posedive.conditions) cannot be loaded: {error}") from error
-    return load_condition_renderer(recipe)
+    return load_condition_renderer(recipe, forms=contract_forms(recipe))
+
+
+def contract_forms(recipe: Recipe) -> tuple[str, ...]:
+    """The maps beyond posedive's own that the recipe's generator reads: from its contract (config files
+    only), or its family's when the contract cannot be read before the weights load."""
+    try:
+        from ..generation.checkpoint import check_generator
+        from ..generation.contract import POSEDIVE_CONTRACT, forms_to_render
+        from ..generation.families.registry import FAMILIES
+    except ImportError:
+        return ()  # no generation stage: a build stops at load_generator, saying why
+    contract = check_generator(recipe.generator, recipe.base_dir).contract
+    if contract is None:
+        family = FAMILIES.get(recipe.generator.family)
+        contract = family.contract if family is not None else POSEDIVE_CONTRACT
+    return forms_to_render(contract)
 
 
 def load_estimator(recipe: Recipe) -> PoseEstimator:

@@ -2,10 +2,12 @@
 
 Each request poses the recipe's body model in a pose from the bank, places a camera at the
 requested viewpoint (``cameras.camera_for``) and renders depth, normals and the skeleton
-(``render``). Results go through a content-addressed cache (``ConditionCache``) keyed by everything
-that decides the pixels: renderer version, body model and shape, pose id and values, viewpoint,
-field of view and image size. The same condition is therefore rendered once per machine, whichever
-build asks for it, and a request always returns identical arrays.
+(``render``), plus the maps in other families' forms that the spec's ``forms`` name (Champ's depth
+and semantic map, ``champ_maps``): only those, since a posedive generator reads none of them.
+Results go through a content-addressed cache (``ConditionCache``) keyed by everything that decides
+the pixels: renderer version, body model and shape, pose id and values, viewpoint, field of view,
+image size and the extra forms. The same condition is therefore rendered once per machine,
+whichever build asks for it, and a request always returns identical arrays.
 
 One renderer per process: it owns one body model and one ``OffscreenRenderer``, created on the first
 ``render`` call (``pose_ids`` stays cheap). Call ``close()`` to release the GL context.
@@ -21,7 +23,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -31,7 +33,9 @@ from ..paths import CONDITIONS_CACHE, cache_dir, cache_entry
 from ..recipe import PoseSource
 from ..schema import BodyParams, Camera, ConditionRequest, ConditionSet
 from .posebank import PoseBank, recipe_bank_path, select_poses
-from .render import RENDERER_VERSION, MeshRasterizer, draw_skeleton, encode_depth
+from ..body.parts import face_parts
+from .champ_maps import encode_depth_champ, render_champ_semantic_map
+from .render import RENDERER_VERSION, MeshRasterizer, RenderedMaps, draw_skeleton, encode_depth
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +56,14 @@ class RendererSpec:
     body_identity: dict = field(default_factory=dict)
     # The recipe's ``poses`` section: which of the bank's poses are drawn (None: all of them).
     selection: PoseSource | None = None
+    # Maps rendered beyond posedive's own, for the generator's contract or the stored maps
+    # (``posedive.generation.contract.RENDERED_ON_REQUEST``: ``depth_champ``, ``semantic_map``).
+    forms: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.forms) - set(FORM_RENDERERS))
+        if unknown:
+            raise ValueError(f"conditions cannot render the maps {unknown}; known: {', '.join(FORM_RENDERERS)}")
 
 
 class ConditionCache:
@@ -81,6 +93,7 @@ class ConditionCache:
                     keypoints_2d=data["keypoints_2d"],
                     camera=Camera.model_validate(meta["camera"]),
                     body=BodyParams.model_validate(meta["body"]),
+                    forms={name: data[FORM_PREFIX + name] for name in meta.get("forms", [])},
                 )
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
             logger.warning("ignoring unreadable cached condition %s (%s); rendering it again", path, error)
@@ -93,6 +106,8 @@ class ConditionCache:
         # A pose's tags belong to its bank, not to the pixels: they are attached when a set is read.
         body = conditions.body.model_dump(mode="json", exclude={"pose_tags"})
         meta = {"camera": conditions.camera.model_dump(mode="json"), "body": body}
+        if conditions.forms:
+            meta["forms"] = sorted(conditions.forms)
         np.savez_compressed(
             buffer,
             depth=conditions.depth,
@@ -100,6 +115,7 @@ class ConditionCache:
             skeleton=conditions.skeleton,
             keypoints_2d=conditions.keypoints_2d,
             meta=np.array(json.dumps(meta, sort_keys=True)),
+            **{FORM_PREFIX + name: array for name, array in conditions.forms.items()},
         )
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(buffer.getvalue())
@@ -132,6 +148,7 @@ class BodyConditionRenderer:
         self.cache = ConditionCache(spec.cache_root) if spec.cache_root is not None else None
         self._body: BodyModel | None = None
         self._rasterizer: MeshRasterizer | None = None
+        self._face_parts: np.ndarray | None = None
         self._identity = spec.body_identity or body_identity(spec.body_model, spec.gender, spec.smpl_model_dir)
 
     # ------------------------------------------------------------------------------ the protocol
@@ -154,6 +171,8 @@ class BodyConditionRenderer:
         }
         if request.shape is not None:  # the renderer's own body keeps the ids it always had
             payload["shape"] = [round(float(v), 6) for v in request.shape]
+        if self.spec.forms:  # so do sets of posedive's maps alone
+            payload["forms"] = sorted(self.spec.forms)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def render(self, requests: Sequence[ConditionRequest]) -> list[ConditionSet]:
@@ -202,6 +221,13 @@ class BodyConditionRenderer:
             self._rasterizer = MeshRasterizer(self.spec.width, self.spec.height)
         return self._rasterizer
 
+    def face_parts(self, faces: np.ndarray) -> np.ndarray:
+        """(F,) SMPL part of each of the body's ``faces`` (``posedive.body.parts``): the same for every
+        pose and shape, so worked out once."""
+        if self._face_parts is None or len(self._face_parts) != len(faces):
+            self._face_parts = face_parts(faces, self.body.vertex_parts())
+        return self._face_parts
+
     def _render_uncached(self, requests: Sequence[ConditionRequest], keys: Sequence[str], batch: int = 16) -> list[ConditionSet]:
         out: list[ConditionSet] = []
         for start in range(0, len(requests), batch):
@@ -244,6 +270,7 @@ class BodyConditionRenderer:
             margin=spec.margin,
         )
         maps = self.rasterizer.render(vertices, faces, camera)
+        forms = {name: FORM_RENDERERS[name](self, vertices, faces, camera, maps) for name in spec.forms}
         projected = project(keypoints_3d, camera)
         inside = (
             (projected[:, 0] >= 0)
@@ -267,11 +294,29 @@ class BodyConditionRenderer:
                 shape=[float(v) for v in (self.body.shape() if request.shape is None else request.shape)],
                 pose_tags=self.bank.tags_of(request.pose_id),
             ),
+            forms=forms,
         )
 
 
-def renderer_spec(recipe, *, cache_root: Path | None = None) -> RendererSpec:
-    """The renderer spec a recipe asks for; builds (or imports) the recipe's pose bank if needed."""
+def _semantic_map(renderer: BodyConditionRenderer, vertices, faces, camera: Camera, maps: RenderedMaps) -> np.ndarray:
+    return render_champ_semantic_map(renderer.rasterizer, vertices, faces, renderer.face_parts(faces), camera)
+
+
+def _champ_depth(renderer: BodyConditionRenderer, vertices, faces, camera: Camera, maps: RenderedMaps) -> np.ndarray:
+    return encode_depth_champ(maps.depth_m)
+
+
+# How each map rendered on request is made (keys: ``posedive.generation.contract.RENDERED_ON_REQUEST``,
+# which lies above this layer and is checked against these names by the tests).
+FORM_RENDERERS: dict[str, Callable[..., np.ndarray]] = {"semantic_map": _semantic_map, "depth_champ": _champ_depth}
+FORM_PREFIX = "form_"
+
+
+def renderer_spec(recipe, *, cache_root: Path | None = None, forms: Sequence[str] = ()) -> RendererSpec:
+    """The renderer spec a recipe asks for; builds (or imports) the recipe's pose bank if needed.
+
+    ``forms``: the maps beyond posedive's own that the generator's contract reads; the maps the recipe
+    stores (``output.condition_maps``) are added to them."""
     bank_path = recipe_bank_path(recipe.poses, recipe.resolve)
     select_poses(PoseBank.load(bank_path), recipe.poses)  # fails early on a selection that keeps nothing
     smpl_dir = recipe.resolve(recipe.body.smpl_model_dir) if recipe.body.smpl_model_dir is not None else None
@@ -286,11 +331,19 @@ def renderer_spec(recipe, *, cache_root: Path | None = None) -> RendererSpec:
         cache_root=cache_root if cache_root is not None else cache_dir(),
         body_identity=body_identity(recipe.body.model, recipe.body.gender, smpl_dir),
         selection=recipe.poses,
+        forms=requested_forms(forms, recipe.output.condition_maps),
     )
 
 
-def load_condition_renderer(recipe, *, cache_root: Path | None = None) -> BodyConditionRenderer:
+def requested_forms(contract_forms: Sequence[str], stored: Sequence[str]) -> tuple[str, ...]:
+    """The maps to render beyond posedive's own: the contract's, then any other the recipe stores."""
+    wanted = [*contract_forms, *(name for name in stored if name in FORM_RENDERERS)]
+    return tuple(dict.fromkeys(wanted))
+
+
+def load_condition_renderer(recipe, *, cache_root: Path | None = None,
+                            forms: Sequence[str] = ()) -> BodyConditionRenderer:
     """The ``ConditionRenderer`` for a recipe (``posedive.recipe.Recipe``): its pose bank, body model,
     image size and field of view; conditions cached under ``$POSEDIVE_CACHE_DIR`` (default
     ``~/.cache/posedive``) unless ``cache_root`` says otherwise."""
-    return BodyConditionRenderer(renderer_spec(recipe, cache_root=cache_root))
+    return BodyConditionRenderer(renderer_spec(recipe, cache_root=cache_root, forms=forms))

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import formats, paths
 from ..errors import CheckpointError
-from ..schema import CONDITION_MAPS
+from ..schema import RENDERABLE_MAPS
 from .contract import ConditionContract, contract_problems, implied_contract
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ class GeneratorCheck:
 
 
 def check_contract(
-    contract: ConditionContract, config: "GeneratorConfig", provided: Sequence[str] = CONDITION_MAPS
+    contract: ConditionContract, config: "GeneratorConfig", provided: Sequence[str] = RENDERABLE_MAPS
 ) -> list[str]:
     """Problems of running ``contract``'s generator at the recipe's size on the maps ``provided``."""
     return contract_problems(contract, width=config.width, height=config.height, provided=provided,
@@ -223,7 +223,7 @@ def check_contract(
 def check_generator(
     config: "GeneratorConfig",
     base_dir: Path,
-    provided: Sequence[str] = CONDITION_MAPS,
+    provided: Sequence[str] = RENDERABLE_MAPS,
     fetch: Callable[[str, str | None], ConditionContract] = fetch_contract,
 ) -> GeneratorCheck:
     """Check the generator a recipe names against the recipe, reading config files only.

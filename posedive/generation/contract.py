@@ -60,6 +60,11 @@ class MapEncoding(_Frozen):
 
 # Forms drawn from a condition set's projected keypoints rather than read from a rendered map.
 DWPOSE_SOURCE = "skeleton_dwpose"
+# Forms the conditions stage renders only when a contract (or the recipe's stored maps) asks for them
+# (``posedive.schema.ConditionSet.forms``): Champ's depth encoding and its semantic map.
+CHAMP_DEPTH_SOURCE = "depth_champ"
+SEMANTIC_MAP = "semantic_map"
+RENDERED_ON_REQUEST: tuple[str, ...] = (CHAMP_DEPTH_SOURCE, SEMANTIC_MAP)
 
 
 def _encodings(*items: MapEncoding) -> dict[tuple[str, str], MapEncoding]:
@@ -81,6 +86,15 @@ MAP_ENCODINGS: dict[tuple[str, str], MapEncoding] = _encodings(
                             "of the OpenPose-18 joints on black, RGB; no hands or face"),
     MapEncoding(map="skeleton", encoding="dwpose-bgr", channels=3, source=DWPOSE_SOURCE, channel_order=(2, 1, 0),
                 description="DWPose's body drawing with its channels in BGR order"),
+    MapEncoding(map="depth", encoding="champ", channels=3, source=CHAMP_DEPTH_SOURCE,
+                description="Champ's depth: grey as RGB, per-image normalised depth, nearest surface 255, "
+                            "farthest surface and background 0 (posedive.conditions.champ_maps)"),
+    MapEncoding(map="normal", encoding="champ", channels=3,
+                description="Champ's normal map: camera-frame normals (x right, y up, z to the viewer) as "
+                            "RGB round((n + 1) / 2 * 255) on black, the same pixels as camera-opengl"),
+    MapEncoding(map=SEMANTIC_MAP, encoding="champ-parts", channels=3,
+                description="SMPL's 24 skinning parts of the posed body in Champ's part colours on black, "
+                            "one colour per face (posedive.conditions.champ_maps)"),
 )
 
 
@@ -185,6 +199,13 @@ class ConditionContract(_Frozen):
 
 
 POSEDIVE_CONTRACT = ConditionContract(maps=POSEDIVE_MAPS)
+
+
+def forms_to_render(contract: ConditionContract) -> tuple[str, ...]:
+    """The forms of ``RENDERED_ON_REQUEST`` that ``contract``'s maps are read from, in contract order:
+    what the conditions stage must render beyond posedive's own maps for this generator."""
+    keys = [(m.form.source or m.name) for m in contract.maps if m.form is not None]
+    return tuple(key for key in keys if key in RENDERED_ON_REQUEST)
 
 
 def implied_contract(conditioning_channels: int, resolution: Sequence[int] | None, source: str) -> ConditionContract:
