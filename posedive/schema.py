@@ -192,8 +192,8 @@ class GeneratorInfo(_Frozen):
         None, description="the condition contract it was trained on: maps and encodings, guider layout, resolution"
     )
     family: str = Field("posedive", description="the generator family of its condition contract")
-    condition_maps: list[str] = Field(
-        default_factory=list, description="its contract's maps in channel order, each as map/encoding (depth/champ)"
+    condition_maps: tuple[str, ...] = Field(
+        (), description="its contract's maps in channel order, each as map/encoding (depth/champ)"
     )
 
 

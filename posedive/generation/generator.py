@@ -176,6 +176,6 @@ def load_generator(config: "GeneratorConfig", base_dir: Path) -> DiffusionGenera
     )
     info = GeneratorInfo(id=config.weights, revision=config.revision, sha256=weights_sha256(folder),
                          description=description, conditions=contract.describe(), family=contract.family,
-                         condition_maps=[m.label for m in contract.maps])
+                         condition_maps=tuple(m.label for m in contract.maps))
     logger.info("generator %s (%s) on %s in %s; conditions %s", info.id, info.sha256[:12], device, dtype, contract.describe())
     return DiffusionGenerator(pipeline, config, info, contract)

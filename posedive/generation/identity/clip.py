@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import torch
 from diffusers.configuration_utils import register_to_config
+# diffusers finds a pipeline component's loader by the base class's name in the component's own module.
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from ...errors import CheckpointError, InputError

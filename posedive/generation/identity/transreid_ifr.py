@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Mapping
 
 import torch
 from diffusers.configuration_utils import register_to_config
+# diffusers finds a pipeline component's loader by the base class's name in the component's own module.
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 
 from ...errors import CheckpointError
 from ..state_dicts import Conversion, prefixed, public_config, read_state_dict
