@@ -279,3 +279,31 @@ def test_the_conditions_stage_renders_and_caches_only_the_forms_asked_for(tmp_pa
         posedive_only.maps(["semantic_map"])
     with pytest.raises(ValueError, match="cannot render"):
         _spec(tmp_path, smpl_dir, ("depth_metric",))
+
+
+# --------------------------------------------------------------------------------- training pairs
+def test_training_pairs_carry_champ_forms_and_training_reads_the_contracts_maps():
+    from posedive.generation.data import PAIR_FORMS, TrainingPair, decode_pair, encode_pair
+
+    assert set(PAIR_FORMS) == set(RENDERED_ON_REQUEST)
+    rng = np.random.default_rng(0)
+    image = lambda *shape: rng.integers(0, 256, (H, W, *shape), dtype=np.uint8)  # noqa: E731
+    forms = {"depth_champ": image(3), "semantic_map": image(3)}
+    pair = TrainingPair(key="p0", reference=image(3), target=image(3), depth=image(), normal=image(3),
+                        skeleton=image(3), pid="1", forms=forms)
+    members = encode_pair(pair)
+    assert {"depth_champ.png", "semantic_map.png"} <= set(members)
+    decoded = decode_pair("p0", members)
+    for name, array in forms.items():
+        assert np.array_equal(decoded.forms[name], array)
+    contract = ConditionContract(maps=tuple(m for m in CHAMP.contract.maps if m.name != "skeleton"),
+                                 guiders="per_map", family="champ")
+    tensor = conditions_to_tensor([decoded.maps()], H, W, contract)[0]
+    assert tensor.shape == (9, H, W)
+    assert np.allclose(tensor[6:9].numpy(), np.moveaxis(forms["semantic_map"], 2, 0) / 255)
+    without = decode_pair("p0", {k: v for k, v in members.items() if k != "semantic_map.png"})
+    with pytest.raises(InputError, match="semantic_map"):
+        conditions_to_tensor([without.maps()], H, W, contract)
+    with pytest.raises(ValueError, match="unknown condition forms"):
+        TrainingPair(key="p1", reference=image(3), target=image(3), depth=image(), normal=image(3),
+                     skeleton=image(3), pid="1", forms={"albedo": image(3)}).validate()

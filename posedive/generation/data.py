@@ -21,6 +21,11 @@ basename). Every sample holds exactly these members:
                        source (frame numbers of a video, file names of a dataset)
 ==================  ==========================================================================
 
+A sample may also hold the target's maps in other families' forms, for a generator whose condition
+contract reads them (``PAIR_FORMS``; each 8-bit RGB ``W x H``, as ``posedive.conditions.champ_maps``
+draws it): ``KEY.depth_champ.png`` (Champ's depth) and ``KEY.semantic_map.png`` (Champ's semantic map).
+Training reads the maps its pose guider's contract names and fails naming a missing one.
+
 The three condition maps are those of the *target* (the body fitted to the target image), drawn
 exactly as the conditions stage draws them for generation (see ``posedive.schema.ConditionSet``), and
 they have the target's size. The reference may have any size: training resizes both images and maps to
@@ -48,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 PAIRS_FORMAT_VERSION = formats.TRAINING_PAIRS.version
 PAIR_FIELDS: tuple[str, ...] = ("reference.jpg", "target.jpg", "depth.png", "normal.png", "skeleton.png", "json")
+# Optional members: maps in other families' forms (``posedive.generation.contract.RENDERED_ON_REQUEST``).
+PAIR_FORMS: tuple[str, ...] = ("depth_champ", "semantic_map")
 SHARD_PATTERN = "pairs-%06d.tar"
 _KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -65,6 +72,12 @@ class TrainingPair:
     pid: str
     frames: list[Any] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    # The target's maps in other families' forms (``PAIR_FORMS``), (H, W, 3) uint8 each.
+    forms: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def maps(self) -> dict[str, np.ndarray]:
+        """Every condition map of the pair, keyed as ``posedive.generation.condition_forms`` keys them."""
+        return {"depth": self.depth, "normal": self.normal, "skeleton": self.skeleton, **self.forms}
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first member with the wrong key, type or shape."""
@@ -84,11 +97,18 @@ class TrainingPair:
                 )
             if ndim == 3 and array.shape[2] != 3:
                 raise ValueError(f"pair {self.key}: {name} must have 3 channels (RGB), got shape {array.shape}")
+        unknown = sorted(set(self.forms) - set(PAIR_FORMS))
+        if unknown:
+            raise ValueError(f"pair {self.key}: unknown condition forms {unknown} (known: {', '.join(PAIR_FORMS)})")
+        for name, array in self.forms.items():
+            if not isinstance(array, np.ndarray) or array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+                raise ValueError(f"pair {self.key}: {name} must be a uint8 RGB array, got "
+                                 f"{getattr(array, 'dtype', type(array))} {getattr(array, 'shape', '')}")
         size = self.target.shape[:2]
-        for name in ("depth", "normal", "skeleton"):
-            if getattr(self, name).shape[:2] != size:
+        for name, array in self.maps().items():
+            if array.shape[:2] != size:
                 raise ValueError(
-                    f"pair {self.key}: {name} map is {getattr(self, name).shape[:2]} but the target is {size} "
+                    f"pair {self.key}: {name} map is {array.shape[:2]} but the target is {size} "
                     "(maps are the target's conditions, at the target's size)"
                 )
 
@@ -120,6 +140,7 @@ def encode_pair(pair: TrainingPair) -> dict[str, bytes]:
         "depth.png": _encode(pair.depth, "PNG"),
         "normal.png": _encode(pair.normal, "PNG"),
         "skeleton.png": _encode(pair.skeleton, "PNG"),
+        **{f"{name}.png": _encode(array, "PNG") for name, array in pair.forms.items()},
         "json": json.dumps(pair.metadata, sort_keys=True).encode(),
     }
 
@@ -148,6 +169,7 @@ def decode_pair(key: str, members: dict[str, bytes], shard: Path | str | None = 
         pid=str(meta["pid"]),
         frames=list(meta.get("frames", [])),
         provenance=dict(meta.get("provenance", {})),
+        forms={name: image(f"{name}.png", "RGB") for name in PAIR_FORMS if f"{name}.png" in members},
     )
 
 

@@ -47,7 +47,7 @@ class PairsTorchDataset:
         reference = Image.fromarray(pair.reference)
         target = Image.fromarray(pair.target)
         size = {"height": self.height, "width": self.width}
-        maps = {"depth": pair.depth, "normal": pair.normal, "skeleton": pair.skeleton}
+        maps = pair.maps()  # the contract picks its maps from these, and names any the pair lacks
         return {
             "target": self.image_processor.preprocess(target, **size)[0],
             "reference": self.image_processor.preprocess(reference, **size)[0],
