@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import torch
 from diffusers.configuration_utils import register_to_config
+# diffusers' DiffusionPipeline.from_pretrained finds a saved component's loader through the names its
+# module holds (model_index.json names this module): without ModelMixin here the pipeline cannot load it
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from ...errors import CheckpointError, InputError

@@ -19,6 +19,9 @@ from typing import Any, ClassVar, Mapping
 
 import torch
 from diffusers.configuration_utils import register_to_config
+# diffusers' DiffusionPipeline.from_pretrained finds a saved component's loader through the names its
+# module holds (model_index.json names this module): without ModelMixin here the pipeline cannot load it
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
 
 from ...errors import CheckpointError
 from ..state_dicts import Conversion, prefixed, public_config, read_state_dict
