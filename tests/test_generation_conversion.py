@@ -23,12 +23,7 @@ from safetensors.torch import load_file
 from posedive.errors import CheckpointError, InputError
 from posedive.generation.architectures import SD15_UNET
 from posedive.generation.families import FAMILIES, generator_family
-from posedive.generation.families.convert import (
-    ConversionRecord,
-    convert_generator,
-    convert_guiders,
-    convert_unets,
-)
+from posedive.generation.families.convert import ConversionRecord, convert_generator, convert_guiders, convert_unets
 from posedive.generation.training_config import WeightsSource
 
 UPSTREAM = Path(__file__).parent / "fixtures" / "upstream"

@@ -148,3 +148,21 @@ def test_market_pose2id_recipe_names_the_family_and_validates_against_a_converte
     local.write_text(yaml.safe_dump(data))
     result = CliRunner().invoke(app, ["validate", str(local)])
     assert result.exit_code == 0, result.output
+
+
+def test_base_components_are_source_revision_and_subfolder(tmp_path):
+    from posedive.commands.convert_generator import parse_weights_source
+    from posedive.errors import InputError
+
+    hub = parse_weights_source("stabilityai/sd-vae-ft-mse@31f26fd", "--vae", None)
+    assert (hub.path, hub.revision, hub.subfolder) == ("stabilityai/sd-vae-ft-mse", "31f26fd", None)
+    pinned = parse_weights_source("stable-diffusion-v1-5/stable-diffusion-v1-5@451f4fe:unet", "--base", "unet")
+    assert (pinned.revision, pinned.subfolder) == ("451f4fe", "unet")
+    assert parse_weights_source("org/sd15", "--base", "unet").subfolder == "unet"  # a Hub id: the flag's default
+    base = UPSTREAM / "animate_anyone" / "base"  # a local pipeline layout: the part's subfolder
+    assert parse_weights_source(str(base), "--vae", None).model_dump() == {"path": str(base), "revision": None,
+                                                                            "subfolder": "vae"}
+    assert parse_weights_source(str(base / "vae"), "--vae", None).subfolder is None  # the component itself
+    assert parse_weights_source(f"{base}:image_encoder", "--vae", None).subfolder == "image_encoder"
+    with pytest.raises(InputError, match="--base 'org/sd15@' is not SOURCE"):
+        parse_weights_source("org/sd15@", "--base", "unet")
