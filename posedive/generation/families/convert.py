@@ -6,8 +6,9 @@ or matched by the family's written list of unused keys with its reason; anything
 base components the release does not ship (the U-Net config, the VAE, the CLIP tower) come from local
 folders or pinned Hub revisions through their own ``from_pretrained``. The folder is written under a
 temporary name beside ``out`` and renamed when complete; an existing ``out`` is never replaced unless
-``overwrite`` says so, and then it is moved aside to ``OUT.replaced-<UTC time>``, not deleted. ``posedive_generator.json`` records the family, every source file's sha256, the
-base components and the fate of every key (:class:`ConversionRecord`).
+``overwrite`` says so, and then it is moved aside to ``OUT.replaced-<UTC time>``, never deleted.
+``posedive_generator.json`` records the family, every source file's sha256, the base components and
+the fate of every key (:class:`ConversionRecord`).
 """
 
 from __future__ import annotations
