@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from ..errors import PathExists
 from ._common import console, user_errors
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def pairs(
 
             existing = sorted(out.glob("pairs-*.tar"))
             if existing:
-                raise FileExistsError(f"{out}: already holds {len(existing)} pair shards; choose an empty folder")
+                raise PathExists(f"{out}: already holds {len(existing)} pair shards", hint="choose an empty folder")
             body = load_body_model(body_model, smpl_model_dir=smpl_model_dir)  # type: ignore[arg-type]
             pair_config = PairConfig(size=(pair_width, 2 * pair_width), max_pairs_per_track=max_pairs_per_track)
             (out / "pair_config.json").write_text(json.dumps(pair_config.model_dump(mode="json"), indent=2) + "\n")
