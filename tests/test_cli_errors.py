@@ -85,14 +85,17 @@ def test_an_invalid_config_of_the_user_is_a_user_error(tmp_path):
     assert "epochs" in result.output and "Traceback" not in result.output
 
 
-def test_reid_config_that_is_no_mapping_names_the_file(tmp_path):
+@pytest.mark.parametrize("content, message", [(None, "not found"), ("- epochs\n", "expected a mapping"),
+                                              ("epochs: [1\n", "not valid YAML")])
+def test_a_reid_config_that_cannot_be_read_names_the_file(tmp_path, content, message):
     config = tmp_path / "train.yaml"
-    config.write_text("- epochs\n")
+    if content is not None:
+        config.write_text(content)
     result = CliRunner().invoke(app, ["reid", "train", "--source-root", str(tmp_path), "--out", str(tmp_path / "o"),
                                       "--config", str(config)])
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
-    assert "train.yaml" in _flat(result.output) and "expected a mapping" in _flat(result.output)
+    assert "train.yaml" in _flat(result.output) and message in _flat(result.output)
 
 
 # (command line before the option, option, its values, a value it refuses)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, PathNotFound
 from ._common import console, user_errors
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,13 @@ def _load_config(config_file: Optional[Path], overrides: dict[str, Any]):
     if config_file is not None:
         import yaml
 
-        raw = yaml.safe_load(config_file.read_text()) or {}
+        if not config_file.is_file():
+            raise PathNotFound(f"{config_file}: training settings file not found",
+                               hint="give --config a YAML file of TrainConfig settings, or leave it out")
+        try:
+            raw = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{config_file}: not valid YAML: {error}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{config_file}: expected a mapping of training settings",
                               hint="write one `name: value` line per setting of TrainConfig, e.g. `epochs: 120`")
