@@ -131,3 +131,15 @@ def test_split_choices_are_the_values_of_the_split_report():
     for choices, literal in ((SplitByChoice, SplitBy), (RegionChoice, RegionKind), (OrientationChoice, OrientationKind),
                              (SplitChoice, SourceSplit)):
         assert [member.value for member in choices] == list(get_args(literal))
+
+
+def test_readme_names_every_exit_code_of_a_user_error():
+    import inspect
+    from pathlib import Path
+
+    codes = {cls.exit_code for _, cls in inspect.getmembers(errors, inspect.isclass) if issubclass(cls, errors.PosediveError)}
+    readme = _flat((Path(__file__).resolve().parents[1] / "README.md").read_text())
+    sentence = re.search(r"exits with (.*?)\. An exit status of 1 with a traceback is a bug", readme)
+    assert sentence is not None
+    assert {int(code) for code in re.findall(r"\b(\d)\b \(", sentence.group(1))} == codes
+    assert 1 not in codes
