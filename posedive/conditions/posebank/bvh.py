@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ...errors import FormatError
 from ...geometry.rotations import (
     SMPL_JOINTS,
     SMPL_PARENTS,
@@ -16,7 +17,6 @@ from ...geometry.rotations import (
     matrix_to_axis_angle,
     rotation_between,
 )
-from ...errors import FormatError
 from .format import IMPORT_HINT, PoseBank, Up, clip_bank, combine, fix_up
 
 BVH_LICENCE = "unknown (user-supplied BVH)"
