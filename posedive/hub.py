@@ -333,7 +333,8 @@ def push_release(
     recipe_repo = recipe_hub_repo(release)
     if repo_id is None:
         if recipe_repo is None:
-            raise InputError(f"{release.root}: no dataset repo to push to",
+            raise InputError(f"{release.root}: no dataset repo to push to (neither --repo nor the recipe's "
+                             f"output.hub_repo names one)",
                              hint="pass --repo ORG/NAME, or build the release from a recipe that sets "
                              "output.hub_repo: ORG/NAME (its card then names it)")
         repo_id = recipe_repo
