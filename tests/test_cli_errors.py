@@ -107,6 +107,8 @@ CHOICE_OPTIONS = [
     (["stats", "SOURCE"], "--orientation", ("fit", "landmarks"), "smpl"),
     (["export", "RELEASE", "--source-root", "S", "--out", "O"], "--format", ("market1501",), "duke"),
     (["build", "RECIPE"], "--engine", ("local", "ray"), "spark"),
+    (["fit", "IMAGES", "--out", "O"], "--body", ("anny", "smpl"), "star"),
+    (["pairs", "VIDEO", "--out", "O"], "--body", ("anny", "smpl"), "star"),
 ]
 
 
@@ -120,6 +122,17 @@ def test_options_with_fixed_values_list_them_and_refuse_others(tmp_path, before,
     assert refused.exit_code == 2, refused.output
     spoken = values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
     assert f"{flag} must be {spoken}, got {wrong!r}" in _flat(refused.output)
+
+
+@pytest.mark.parametrize("command", [["fit", "IMAGES"], ["pairs", "VIDEO"]])
+def test_an_smpl_body_without_its_folder_is_refused_in_the_options_words(tmp_path, command):
+    (tmp_path / "IMAGES").mkdir()
+    (tmp_path / "VIDEO").write_bytes(b"")
+    result = CliRunner().invoke(app, [command[0], str(tmp_path / command[1]), "--out", str(tmp_path / "out"),
+                                      "--body", "smpl"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert "--body smpl needs --smpl-model-dir" in result.output and "hint:" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_split_choices_are_the_values_of_the_split_report():
