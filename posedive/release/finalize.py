@@ -70,10 +70,13 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
     stages = release_stages(recipe, checks)
     shard_files = [paths.shard_path(root, shard) for shard in range(plan.num_shards)]
     shards, totals, short_pids = [], StageTotals(), set()
+    # Images are checked lazily by the workers that load them: the release lists every one they met.
+    unreadable = set(source.unreadable)
     for shard in range(plan.num_shards):
         check = checks[shard]
         totals = totals.add(check.stats.totals)
         short_pids.update(check.stats.short_pids)
+        unreadable.update(image.image for image in check.stats.unreadable)
         shards.append(ShardEntry(path=paths.shard_name(shard), samples=check.scan.samples, sha256=check.scan.sha256,
                                  bytes=check.scan.bytes))
 
@@ -84,7 +87,7 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
         recipe_hash=recipe.hash,
         plan_hash=plan.hash,
         source=SourceSummary(dataset=source.dataset, format=source.format, counts=source.counts(),
-                             junk=source.junk, unreadable=source.unreadable),
+                             junk=source.junk, unreadable=sorted(unreadable)),
         generator=stages.generator,
         estimator=stages.estimator,
         condition_maps=list(recipe.output.condition_maps),

@@ -85,6 +85,13 @@ class StageTotals(_Model):
         }
 
 
+class UnreadableImage(_Model):
+    """A source image a shard's build could not decode: found lazily, in the worker that loaded it."""
+
+    image: str = Field(description="relative to the source root, as the plan names it")
+    reason: str
+
+
 class ShardStats(_Model):
     """Counts of one shard and the stages that built it, stored beside its rejected log (so copied
     parts carry them, and finishing a release reads which generator and estimator made it from files).
@@ -95,6 +102,7 @@ class ShardStats(_Model):
     short_pids: list[int] = Field(default_factory=list)
     generator: GeneratorInfo | None = None
     estimator: str | None = None
+    unreadable: list[UnreadableImage] = Field(default_factory=list)
 
 
 class SourceSummary(_Model):
@@ -102,7 +110,8 @@ class SourceSummary(_Model):
     format: str
     counts: dict[str, dict[str, int]]
     junk: int
-    unreadable: list[str]
+    unreadable: list[str] = Field(description="source images that could not be decoded (relative paths): "
+                                  "those the build's workers met, and any a full check of the source listed")
 
 
 class Manifest(_Model):

@@ -38,6 +38,6 @@ def scan_market_folders(root: Path, dataset: str) -> tuple[list[SourceRecord], i
     return records, junk
 
 
-def read_market1501(root: Path) -> SourceIndex:
+def read_market1501(root: Path, check_images: bool = False) -> SourceIndex:
     records, junk = scan_market_folders(require_dir(root, "source.root"), "Market-1501")
-    return finish_index("Market-1501", "market1501", root, records, junk=junk)
+    return finish_index("Market-1501", "market1501", root, records, junk=junk, check_images=check_images)
