@@ -92,11 +92,14 @@ def unit_key(pid: int, index: int) -> str:
     return f"{pid:06d}-{index:03d}"
 
 
-def _draw_attempt(recipe: Recipe, key: str, index: int, references: list[str], pose_ids: list[str]) -> Attempt:
-    rng = np.random.default_rng(derive_seed(recipe.hash, key, index))
+def _draw_attempt(recipe: Recipe, key: str, index: int, references: list[str], pose_ids: list[str],
+                  recipe_hash: str | None = None) -> Attempt:
+    # A plan of a million-image source draws millions of attempts: the caller passes the recipe's hash
+    # once, and the attempt is built without re-validating values made right here.
+    rng = np.random.default_rng(derive_seed(recipe_hash or recipe.hash, key, index))
     elevation = recipe.viewpoint.elevation_deg
     azimuth = recipe.viewpoint.azimuth_deg
-    return Attempt(
+    return Attempt.model_construct(
         index=index,
         reference=references[int(rng.integers(len(references)))],
         pose_id=pose_ids[int(rng.integers(len(pose_ids)))],
@@ -117,11 +120,13 @@ def make_plan(recipe: Recipe, source: SourceIndex, pose_ids: Iterable[str]) -> P
     if not by_pid:
         raise PlanError(f"source {source.root} has no training images: nothing to plan")
     units: list[WorkUnit] = []
+    recipe_hash = recipe.hash
     for pid, records in by_pid.items():
         references = [record.relpath for record in records]
         for index in range(recipe.images_per_pid):
             key = unit_key(pid, index)
-            attempts = [_draw_attempt(recipe, key, k, references, pose_ids) for k in range(recipe.max_attempts_per_image)]
+            attempts = [_draw_attempt(recipe, key, k, references, pose_ids, recipe_hash)
+                        for k in range(recipe.max_attempts_per_image)]
             units.append(WorkUnit(key=key, pid=pid, shard=0, attempts=attempts))
     units.sort(key=lambda unit: unit.key)
     per_shard = recipe.output.samples_per_shard
