@@ -27,6 +27,7 @@ from PIL import Image
 from .errors import FormatError
 from .files import _fsync_dir, temporary_path
 from .paths import shard_name
+from .storage import Store, Written
 
 # tarfile ends an archive with two zero blocks; a shard without them was cut short.
 END_OF_ARCHIVE_BYTES = 2 * tarfile.BLOCKSIZE
@@ -48,24 +49,34 @@ def encode_image(image: Image.Image | np.ndarray, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_shard(release_dir: Path, shard: int, samples: Iterable[Mapping[str, bytes | str]]) -> Path:
-    """Write WebDataset samples (dicts with ``__key__`` and already-encoded fields) atomically."""
+def _write_samples(handle: BinaryIO, samples: Iterable[Mapping[str, bytes | str]]) -> None:
     from webdataset import TarWriter
 
+    # encoder=False: fields are bytes already, so webdataset adds nothing that could vary.
+    writer = TarWriter(handle, encoder=False, mtime=FIXED_MTIME, user="posedive", group="posedive")
+    for sample in samples:
+        writer.write(dict(sample))
+    writer.close()
+
+
+def write_shard(release_dir: Path, shard: int, samples: Iterable[Mapping[str, bytes | str]]) -> Path:
+    """Write WebDataset samples (dicts with ``__key__`` and already-encoded fields) atomically."""
     path = release_dir / shard_name(shard)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     with open(tmp, "wb") as handle:
-        # encoder=False: fields are bytes already, so webdataset adds nothing that could vary.
-        writer = TarWriter(handle, encoder=False, mtime=FIXED_MTIME, user="posedive", group="posedive")
-        for sample in samples:
-            writer.write(dict(sample))
-        writer.close()
+        _write_samples(handle, samples)
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
     return path
+
+
+def write_shard_to(store: Store, shard: int, samples: Iterable[Mapping[str, bytes | str]]) -> Written:
+    """Write a shard into a release location (local or remote) with the same protocol and the same
+    bytes as ``write_shard``; its sha256 and size are taken from the stream as it is written."""
+    return store.write_with(shard_name(shard), lambda handle: _write_samples(handle, samples))
 
 
 def iter_shard_members(shard: Path) -> Iterator[tuple[str, str, bytes]]:

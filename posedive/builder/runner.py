@@ -36,12 +36,11 @@ from ..release import Manifest, ReleaseError, read_manifest
 from ..release.finalize import finalize_release
 from ..release.shard_check import ShardCheck, ShardChecker, ShardRejection, ShardStages, agreed_stages, move_aside
 from ..schema import ConditionRenderer
-from ..shards import write_shard
 from ..sources import SourceIndex, read_source
 from .claims import ShardClaim, claim_shards
 from .engine import LocalEngine, ShardEngine
 from .progress import BuildProgress
-from .shard_job import ShardResult, rejected_jsonl
+from .receipt import ShardReceipt
 from .stages import BuildStages, load_conditions, load_stages
 
 logger = logging.getLogger(__name__)
@@ -58,6 +57,8 @@ class BuildReport:
     plan: Plan
     source: SourceIndex
     built_shards: list[int] = field(default_factory=list)
+    receipts: list[ShardReceipt] = field(default_factory=list)
+    """What the workers sent back for each shard they wrote in this run."""
     skipped_shards: list[int] = field(default_factory=list)
     missing_shards: list[int] = field(default_factory=list)
     rejected_shards: list[ShardRejection] = field(default_factory=list)
@@ -136,17 +137,6 @@ def existing_shards(release_dir: Path, shards: Sequence[int]) -> list[int]:
     return [shard for shard in shards if paths.shard_path(release_dir, shard).is_file()]
 
 
-def write_shard_outputs(release_dir: Path, result: ShardResult) -> None:
-    """Write one built shard; idempotent, since the same shard always gives the same bytes.
-
-    Sidecars first, shard last: the shard's existence marks the whole shard as done.
-    """
-    shard = result.shard
-    atomic_write_text(release_dir / paths.rejected_name(shard), rejected_jsonl(result.rejected))
-    atomic_write_text(paths.shard_stats_path(release_dir, shard), result.stats.model_dump_json(indent=2) + "\n")
-    write_shard(release_dir, shard, result.samples)
-
-
 class _Build:
     """One run of ``build_release`` past planning: the shards it checks, rejects, builds and finishes."""
 
@@ -186,13 +176,14 @@ class _Build:
                                        else functools.partial(load_stages, self.recipe, self._conditions))
         units_todo = sum(len(self.plan.shard_units(shard)) for shard in shards)
         with BuildProgress(units_todo, enabled=self._show_progress) as progress:
-            for result in self._engine.build_shards(self.recipe, self.source, self.plan, shards, progress.record):
-                write_shard_outputs(self.root, result)
-                progress.settle(result.events)
-                self.report.built_shards.append(result.shard)
-                if result.stats.generator is not None and result.stats.estimator is not None:
-                    self.built_stages[ShardStages(generator=result.stats.generator,
-                                                  estimator=result.stats.estimator)] += 1
+            # The workers write the shards where the release lives; only their receipts come back here.
+            for receipt in self._engine.build_shards(self.recipe, self.source, self.plan, shards, progress.record):
+                progress.settle(receipt.events)
+                self.report.built_shards.append(receipt.shard)
+                self.report.receipts.append(receipt)
+                if receipt.stats.generator is not None and receipt.stats.estimator is not None:
+                    self.built_stages[ShardStages(generator=receipt.stats.generator,
+                                                  estimator=receipt.stats.estimator)] += 1
 
     def finish(self, claim: ShardClaim) -> None:
         """Once every shard exists and no other build runs: check every shard, move aside and rebuild

@@ -347,7 +347,3 @@ class ShardBuilder:
                     continue
                 tally.accept(candidate, _sample(ctx, candidate, image, decision))
 
-
-def rejected_jsonl(rejected: Sequence[RejectedAttempt]) -> str:
-    ordered = sorted(rejected, key=lambda r: (r.key, r.attempt))
-    return "".join(r.model_dump_json() + "\n" for r in ordered)
