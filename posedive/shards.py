@@ -27,7 +27,7 @@ from PIL import Image
 from .errors import FormatError
 from .files import _fsync_dir, temporary_path
 from .paths import shard_name
-from .storage import Store, Written
+from .storage import Store, StoreFile, Written
 
 # tarfile ends an archive with two zero blocks; a shard without them was cut short.
 END_OF_ARCHIVE_BYTES = 2 * tarfile.BLOCKSIZE
@@ -79,10 +79,11 @@ def write_shard_to(store: Store, shard: int, samples: Iterable[Mapping[str, byte
     return store.write_with(shard_name(shard), lambda handle: _write_samples(handle, samples))
 
 
-def iter_shard_members(shard: Path) -> Iterator[tuple[str, str, bytes]]:
-    """``(key, field, bytes)`` of every member of a shard, in the order written."""
+def iter_shard_members(shard: "Path | StoreFile") -> Iterator[tuple[str, str, bytes]]:
+    """``(key, field, bytes)`` of every member of a shard (a local path or a remote store's file), in
+    the order written."""
 
-    with tarfile.open(shard) as tar:
+    with shard.open("rb") as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
         for member in tar:
             key, _, field = member.name.partition(".")
             yield key, field, tar.extractfile(member).read()
@@ -164,18 +165,18 @@ def inspect_shard_stream(handle: BinaryIO, name: str, chunk: int = 1 << 20) -> S
     return contents
 
 
-def inspect_shard(shard: Path, chunk: int = 1 << 20) -> ShardContents:
-    with open(shard, "rb") as handle:
+def inspect_shard(shard: "Path | StoreFile", chunk: int = 1 << 20) -> ShardContents:
+    with shard.open("rb") as handle:
         return inspect_shard_stream(handle, str(shard), chunk)
 
 
-def scan_shard(shard: Path, chunk: int = 1 << 20) -> ShardScan:
+def scan_shard(shard: "Path | StoreFile", chunk: int = 1 << 20) -> ShardScan:
     """Count a shard's samples and hash it in one read of the file: tar headers are parsed from the
     same stream that is hashed (member data is skipped by reading through it)."""
     return inspect_shard(shard, chunk).scan
 
 
-def iter_provenance(shards: Iterable[Path]) -> Iterator[dict]:
+def iter_provenance(shards: Iterable["Path | StoreFile"]) -> Iterator[dict]:
     """The provenance record of every sample of the shards, in order."""
     import json
 

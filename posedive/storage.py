@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, Callable
 from .errors import PathNotFound
 from .files import TEMPORARY_MARK, atomic_write_bytes, sha256_file, temporary_path
 
-__all__ = ["Store", "is_url", "open_store"]
+__all__ = ["Store", "StoreFile", "Written", "is_url", "open_store"]
 
 
 def is_url(location: str | Path) -> bool:
@@ -61,6 +61,38 @@ class Written:
     bytes: int
 
 
+@dataclass(frozen=True, order=True)
+class StoreFile:
+    """One file of a remote store, with the few ``pathlib.Path`` methods the release's readers use
+    (``open``, ``is_file``, ``exists``, ``read_bytes``, ``name``), so the same code reads a local
+    release (through ``Path``) and a remote one (through this)."""
+
+    store: "Store" = field(compare=False)
+    relpath: str
+
+    @property
+    def name(self) -> str:
+        return self.relpath.rsplit("/", 1)[-1]
+
+    def open(self, mode: str = "rb") -> BinaryIO:
+        return self.store.open(self.relpath, mode)
+
+    def is_file(self) -> bool:
+        return self.store.is_file(self.relpath)
+
+    def exists(self) -> bool:
+        return self.store.exists(self.relpath)
+
+    def read_bytes(self) -> bytes:
+        return self.store.read_bytes(self.relpath)
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode("utf-8")
+
+    def __str__(self) -> str:
+        return self.store.url(self.relpath)
+
+
 @dataclass
 class Store:
     """The files of one release location; ``location`` is a local path or an fsspec URL."""
@@ -70,8 +102,15 @@ class Store:
 
     def __post_init__(self) -> None:
         import fsspec
+        from fsspec.config import conf
 
         self.location = str(self.location).rstrip("/")
+        if is_url(self.location):
+            # This process's fsspec configuration for the protocol (endpoint, credentials: from
+            # ``FSSPEC_<PROTOCOL>_<OPTION>`` variables or fsspec's config files) is taken into the
+            # store's options, so a store sent to a worker opens the same location there.
+            protocol = self.location.split("://", 1)[0]
+            self.storage_options = {**conf.get(protocol, {}), **self.storage_options}
         self.fs, self.root = fsspec.core.url_to_fs(self.location, **self.storage_options)
         self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
 
@@ -90,15 +129,26 @@ class Store:
         """The file's name as the user reads it: a local path, or the URL with its scheme."""
         return self.path(relpath) if self.local else f"{self.location}/{relpath}"
 
+    def file(self, relpath: str) -> "Path | StoreFile":
+        """The file as its readers take it: a ``Path`` in a local folder, a ``StoreFile`` elsewhere."""
+        return self.local_path(relpath) if self.local else StoreFile(self, relpath)
+
     def local_path(self, relpath: str = "") -> Path:
         if not self.local:
             raise ValueError(f"{self.location} is not a local folder")
         return Path(self.path(relpath))
 
+    def _fresh(self) -> None:
+        # Other processes (workers) write here too: never answer from a cached listing.
+        if not self.local:
+            self.fs.invalidate_cache()
+
     def is_file(self, relpath: str) -> bool:
+        self._fresh()
         return self.fs.isfile(self.path(relpath))
 
     def exists(self, relpath: str = "") -> bool:
+        self._fresh()
         return self.fs.exists(self.path(relpath))
 
     def size(self, relpath: str) -> int:
@@ -125,17 +175,27 @@ class Store:
     def listdir(self, relfolder: str) -> list[str]:
         """Names (not paths) of the files directly in ``relfolder``; empty when it does not exist."""
         folder = self.path(relfolder)
+        self._fresh()
         try:
             entries = self.fs.ls(folder, detail=True)
         except FileNotFoundError:
             return []
         return sorted(entry["name"].rstrip("/").rsplit("/", 1)[-1] for entry in entries if entry["type"] == "file")
 
+    def top_level_names(self) -> list[str]:
+        """Names of the files and folders directly at the location; empty when it does not exist."""
+        self._fresh()
+        try:
+            entries = self.fs.ls(self.root, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted({str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in entries} - {""})
+
     def walk_files(self) -> list[str]:
         """Every file under the location, as relative paths."""
         if not self.exists():
             return []
-        found = self.fs.find(self.root)
+        found = [str(name) for name in self.fs.find(self.root)]
         return sorted(name[len(self.root) + 1:] for name in found if name.startswith(self.root + "/"))
 
     def write_bytes(self, relpath: str, data: bytes) -> Written:

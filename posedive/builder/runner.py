@@ -29,7 +29,7 @@ from typing import Sequence
 import yaml
 
 from .. import paths
-from ..files import atomic_write_text, remove_temporaries
+from ..files import remove_temporaries
 from ..plan import Plan, make_plan, part_shards
 from ..recipe import Recipe
 from ..release import Manifest, ReleaseError, read_manifest
@@ -38,7 +38,8 @@ from ..release.shard_check import ShardCheck, ShardChecker, ShardRejection, Shar
 from ..schema import ConditionRenderer
 from ..sources import SourceIndex, read_source
 from .claims import ShardClaim, claim_shards
-from .engine import LocalEngine, ShardEngine
+from ..storage import Store
+from .engine import LocalEngine, ShardEngine, release_store
 from .progress import BuildProgress
 from .receipt import ShardReceipt
 from .stages import BuildStages, load_conditions, load_stages
@@ -77,12 +78,11 @@ def recipe_text(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
 
 
-def _refuse_foreign_folder(release_dir: Path) -> None:
+def _refuse_foreign_folder(store: Store) -> None:
     """A folder at the release's place that holds anything but posedive's build folder, without a
     manifest or the recipe-hash marker of a build, is not a release: refuse it, touching nothing."""
-    if not release_dir.is_dir():
-        return
-    foreign = sorted(entry.name for entry in release_dir.iterdir() if entry.name != paths.BUILD_DIR)
+    release_dir = store.url("")
+    foreign = [name for name in store.top_level_names() if name != paths.BUILD_DIR]
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ReleaseError(
@@ -97,10 +97,10 @@ def _refuse_foreign_folder(release_dir: Path) -> None:
 def check_release_folder(recipe: Recipe) -> Manifest | None:
     """Refuse to mix recipes in one release folder, and to build in a folder that is not a release;
     return the manifest of a finished release."""
-    release_dir = recipe.release_dir
-    manifest_file = release_dir / paths.MANIFEST
-    if manifest_file.is_file():
-        manifest = read_manifest(manifest_file)
+    store = release_store(recipe)
+    release_dir = store.url("")
+    if store.is_file(paths.MANIFEST):
+        manifest = read_manifest(store.file(paths.MANIFEST))
         if manifest.recipe_hash != recipe.hash:
             raise ReleaseError(
                 f"{release_dir} is a finished release of {recipe.name} {recipe.version} built from a different "
@@ -108,33 +108,36 @@ def check_release_folder(recipe: Recipe) -> Manifest | None:
                 f"bump `version` in the recipe"
             )
         return manifest
-    marker = release_dir / paths.RECIPE_HASH_MARKER
-    if not marker.is_file():
-        _refuse_foreign_folder(release_dir)
-    elif marker.read_text().strip() != recipe.hash:
+    if not store.is_file(paths.RECIPE_HASH_MARKER):
+        _refuse_foreign_folder(store)
+        return None
+    marked = store.read_bytes(paths.RECIPE_HASH_MARKER).decode().strip()
+    if marked != recipe.hash:
         raise ReleaseError(
-            f"{release_dir} holds an unfinished build of a different recipe (hash {marker.read_text().strip()[:12]}, "
+            f"{release_dir} holds an unfinished build of a different recipe (hash {marked[:12]}, "
             f"yours {recipe.hash[:12]}); delete that folder or bump `version` in the recipe"
         )
     return None
 
 
-def _prepare_folder(recipe: Recipe, plan: Plan, claim: ShardClaim) -> None:
-    release_dir = recipe.release_dir
-    atomic_write_text(release_dir / paths.RECIPE_HASH_MARKER, recipe.hash + "\n")
-    atomic_write_text(release_dir / paths.RECIPE, recipe_text(recipe))
-    plan.write(paths.plan_path(release_dir))
+def _prepare_folder(recipe: Recipe, store: Store, plan: Plan, claim: ShardClaim) -> None:
+    store.write_text(paths.RECIPE_HASH_MARKER, recipe.hash + "\n")
+    store.write_text(paths.RECIPE, recipe_text(recipe))
+    store.write_bytes(paths.PLAN, plan.to_jsonl().encode())
     # Another running build may be writing the release's own files: only a build alone touches theirs.
     owned = [relpath for shard in claim.record.shards for relpath in paths.shard_files(shard)]
     if claim.alone:
         owned += paths.release_level_files()
-    removed = remove_temporaries(release_dir, owned)
+    if store.local:
+        removed = [str(path) for path in remove_temporaries(store.local_path(), owned)]
+    else:
+        removed = store.remove_temporaries(owned)
     if removed:
         logger.info("removed %d partial file(s) left by an interrupted build", len(removed))
 
 
-def existing_shards(release_dir: Path, shards: Sequence[int]) -> list[int]:
-    return [shard for shard in shards if paths.shard_path(release_dir, shard).is_file()]
+def existing_shards(store: Store, shards: Sequence[int]) -> list[int]:
+    return [shard for shard in shards if store.is_file(paths.shard_name(shard))]
 
 
 class _Build:
@@ -144,8 +147,8 @@ class _Build:
                  stages: BuildStages | None, conditions: ConditionRenderer, engine: ShardEngine | None,
                  show_progress: bool) -> None:
         self.recipe, self.plan, self.source, self.report = recipe, plan, source, report
-        self.root = recipe.release_dir
-        self.checker = ShardChecker(self.root, recipe, plan)
+        self.store = release_store(recipe)
+        self.checker = ShardChecker(self.store, recipe, plan)
         self.checks: dict[int, ShardCheck] = {}
         self.built_stages: Counter[ShardStages] = Counter()
         self._stages, self._conditions = stages, conditions
@@ -161,7 +164,7 @@ class _Build:
     def reject(self, rejections: Sequence[ShardRejection]) -> list[int]:
         """Move the rejected shards aside; the shards to build again."""
         for rejection in rejections:
-            moved = move_aside(self.root, rejection)
+            moved = move_aside(self.store, rejection)
             logger.warning("rejected %s", moved.describe())
             self.report.rejected_shards.append(moved)
             self.checks.pop(rejection.shard, None)
@@ -189,7 +192,7 @@ class _Build:
         """Once every shard exists and no other build runs: check every shard, move aside and rebuild
         those that fail, then write the release."""
         every = range(self.plan.num_shards)
-        present = set(existing_shards(self.root, every))
+        present = set(existing_shards(self.store, every))
         self.report.missing_shards = [shard for shard in every if shard not in present]
         if self.report.missing_shards:
             return
@@ -205,7 +208,7 @@ class _Build:
                 break
             if round_index == FINISH_ROUNDS - 1:
                 failed = "; ".join(rejection.describe() for rejection in [*rejections, *disagreeing])
-                raise ReleaseError(f"{self.root}: shards still fail their checks after being rebuilt: {failed}")
+                raise ReleaseError(f"{self.store.url('')}: shards still fail their checks after being rebuilt: {failed}")
             self.build(self.reject([*rejections, *disagreeing]))
         self.report.manifest = finalize_release(self.recipe, self.plan, self.source, self.checks)
 
@@ -245,10 +248,11 @@ def build_release(
     release_dir = recipe.release_dir
     wanted = part_shards(plan.num_shards, part)
     with claim_shards(release_dir, wanted, part=f"{part[0]}/{part[1]}" if part else None) as claim:
-        _prepare_folder(recipe, plan, claim)
+        store = release_store(recipe)
+        _prepare_folder(recipe, store, plan, claim)
         run = _Build(recipe, plan, source, report, stages=stages, conditions=conditions, engine=engine,
                      show_progress=show_progress)
-        present = existing_shards(release_dir, wanted)
+        present = existing_shards(store, wanted)
         rebuild = set(run.reject(run.check(present)))
         report.skipped_shards = [shard for shard in present if shard not in rebuild]
         skipped = set(report.skipped_shards)
