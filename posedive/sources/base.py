@@ -84,13 +84,15 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
-def list_images(folder: Path) -> list[Path]:
-    """The image files of ``folder``, by name: ``os.scandir`` reads each entry's type from the
-    directory listing itself, so no file is opened (nor, on most file systems, even stat-ed)."""
+def list_image_names(folder: Path) -> list[str]:
+    """The names of the image files of ``folder``, sorted: ``os.scandir`` reads each entry's type from
+    the directory listing itself, so no file is opened (nor, on most file systems, even stat-ed)."""
     with os.scandir(folder) as entries:
-        names = sorted(entry.name for entry in entries
-                       if entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file())
-    return [folder / name for name in names]
+        return sorted(entry.name for entry in entries if entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file())
+
+
+def list_images(folder: Path) -> list[Path]:
+    return [folder / name for name in list_image_names(folder)]
 
 
 def image_problem(path: Path) -> str | None:
