@@ -25,8 +25,8 @@ from .body.population import PopulationSpec
 from .errors import RecipeError
 from .pose.keypoints import KEYPOINT_GROUPS
 from .pose.registry import check_estimator_name
-from .storage import is_url
 from .schema import COCO17_KEYPOINTS, CONDITION_MAPS, GENERATOR_FAMILIES
+from .storage import is_url
 from .yamlfile import parse_yaml
 
 # Fields added after recipes were first hashed, with their defaults: left out of the hash at the default.

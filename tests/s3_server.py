@@ -12,46 +12,19 @@ import yaml
 from posedive import paths
 from posedive.release import Release
 
-moto_server = pytest.importorskip("moto.server")
-s3fs = pytest.importorskip("s3fs")
-
 BUCKET = "posedive-test"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """A moto S3 server; fsspec's configuration for ``s3`` points at it (what users set through
-    ``FSSPEC_S3_ENDPOINT_URL`` and friends)."""
-    from fsspec.config import conf
-
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    saved = conf.get("s3")
-    conf["s3"] = {"key": "testing", "secret": "testing", "endpoint_url": endpoint,
-                  "client_kwargs": {"region_name": "eu-west-1"}}
-    fs = s3fs.S3FileSystem(**conf["s3"], skip_instance_cache=True)
-    fs.mkdir(BUCKET)
-    try:
-        yield endpoint
-    finally:
-        if saved is None:
-            conf.pop("s3", None)
-        else:
-            conf["s3"] = saved
-        server.stop()
-
-
 def remote_fs():
     from fsspec.config import conf
 
+    s3fs = pytest.importorskip("s3fs")
     return s3fs.S3FileSystem(**conf["s3"], skip_instance_cache=True)
 
 

@@ -21,7 +21,7 @@ ray = pytest.importorskip("ray")
 from doubles import WaitingGenerator, double_stages  # noqa: E402
 from frame_helpers import frame_recipe  # noqa: E402
 from parallel_workers import Echo, events_come_before_their_result, run  # noqa: E402
-from s3_server import BUCKET, assert_same_files, s3_endpoint  # noqa: E402, F401 (a fixture)
+from s3_server import BUCKET, assert_same_files  # noqa: E402
 
 from posedive import paths  # noqa: E402
 from posedive.builder import StageUnavailable, build_release  # noqa: E402

@@ -4,7 +4,7 @@ receives, from the workers, the same bytes a local build writes; finishing and v
 import pytest
 from doubles import double_stages
 from frame_helpers import frame_recipe
-from s3_server import BUCKET, assert_same_files, remote_fs, s3_endpoint  # noqa: F401 (a fixture)
+from s3_server import BUCKET, assert_same_files, remote_fs
 
 from posedive import paths
 from posedive.builder import build_release

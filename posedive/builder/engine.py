@@ -18,8 +18,8 @@ from ..parallel import Emit, InProcess
 from ..plan import Plan
 from ..recipe import Recipe
 from ..sources import SourceIndex
-from .progress import EventHandler
 from ..storage import Store, open_store
+from .progress import EventHandler
 from .receipt import ShardReceipt, write_shard_files
 from .shard_job import BuildContext, ShardBuilder, ShardWork
 from .stages import BuildStages

@@ -37,8 +37,8 @@ from ..release.finalize import finalize_release
 from ..release.shard_check import ShardCheck, ShardChecker, ShardRejection, ShardStages, agreed_stages, move_aside
 from ..schema import ConditionRenderer
 from ..sources import SourceIndex, read_source
-from .claims import ShardClaim, claim_shards
 from ..storage import Store
+from .claims import ShardClaim, claim_shards
 from .engine import LocalEngine, ShardEngine, release_store
 from .progress import BuildProgress
 from .receipt import ShardReceipt

@@ -15,10 +15,10 @@ from typing import Mapping
 
 from .. import paths
 from ..errors import ReleaseError
-from ..storage import Store, open_store
 from ..plan import Plan
 from ..recipe import Recipe
 from ..sources import SourceIndex
+from ..storage import Store, open_store
 from .card import render_card
 from .manifest import FileEntry, Manifest, ShardEntry, SourceSummary, StageTotals, write_manifest
 from .plots import ReleaseCoverage, write_release_plots

@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__, formats, paths
 from ..errors import ReleaseError
-from ..storage import Store, StoreFile, is_url, open_store
 from ..schema import GeneratorInfo
 from ..shards import iter_shard_members
+from ..storage import Store, StoreFile, is_url, open_store
 
 
 class _Model(BaseModel):
