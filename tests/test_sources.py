@@ -183,3 +183,23 @@ def test_release_cards_cite_the_registered_datasets():
     for name in ("market1501", "msmt17", "cuhk03"):
         assert SOURCE_FORMATS[name].citation in source_licence(manifest(name))
     assert "user-supplied image folder" in source_licence(manifest("folder"))
+
+
+def test_validate_check_images_lists_broken_images_and_goes_on(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from posedive.cli import app
+
+    make_market(tmp_path / "src")
+    (tmp_path / "src" / "bounding_box_train" / "0002_c1s1_999999_00.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "src" / "query" / "0003_c1s1_999999_00.jpg").write_bytes(b"")
+    (tmp_path / "models" / "gen").mkdir(parents=True)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "demo", "version": "1.0.0", "generator": {"weights": "models/gen"},
+                                      "source": {"format": "market1501", "root": "src"}}))
+    result = CliRunner().invoke(app, ["validate", str(recipe), "--check-images"])
+    assert result.exit_code == 0, result.output
+    assert "0002_c1s1_999999_00.jpg cannot be decoded" in result.output
+    assert "0003_c1s1_999999_00.jpg cannot be decoded" in result.output
+    assert "2 unreadable" in result.output and "recipe is valid" in result.output
