@@ -24,6 +24,7 @@ def test_a_build_into_s3_writes_the_bytes_of_a_local_build_and_verifies(s3_endpo
     report = build_release(recipe, stages=double_stages(), show_progress=False)
     url = recipe.release_location
     assert url == f"s3://{BUCKET}/local-engine/frame-test/1.0.0" and report.manifest is not None
+    assert report.release_dir == url
     assert_same_files(local.release_dir, url)
     assert Release.open(url).verify() == []
     again = build_release(recipe, stages=double_stages(), show_progress=False)

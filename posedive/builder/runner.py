@@ -37,7 +37,7 @@ from ..release.finalize import finalize_release
 from ..release.shard_check import ShardCheck, ShardChecker, ShardRejection, ShardStages, agreed_stages, move_aside
 from ..schema import ConditionRenderer
 from ..sources import SourceIndex, read_source
-from ..storage import Store
+from ..storage import Store, is_url
 from .claims import ShardClaim, claim_shards
 from .engine import LocalEngine, ShardEngine, release_store
 from .progress import BuildProgress
@@ -54,7 +54,8 @@ FINISH_ROUNDS = 3
 
 @dataclass
 class BuildReport:
-    release_dir: Path
+    release_dir: Path | str
+    """The release's folder, or its URL for a remote release."""
     plan: Plan
     source: SourceIndex
     built_shards: list[int] = field(default_factory=list)
@@ -69,6 +70,10 @@ class BuildReport:
     manifest: Manifest | None = None
     already_complete: bool = False
     seconds: float = 0.0
+
+
+def _shown_location(recipe: Recipe) -> Path | str:
+    return recipe.release_location if is_url(recipe.release_location) else recipe.release_dir
 
 
 def recipe_text(recipe: Recipe) -> str:
@@ -238,7 +243,7 @@ def build_release(
     source = read_source(recipe.source.model_copy(update={"root": recipe.resolve(recipe.source.root)}))
     conditions = stages.conditions if stages is not None else load_conditions(recipe)
     plan = make_plan(recipe, source, conditions.pose_ids())
-    report = BuildReport(release_dir=recipe.release_dir, plan=plan, source=source)
+    report = BuildReport(release_dir=_shown_location(recipe), plan=plan, source=source)
     if existing is not None:
         report.manifest, report.already_complete = existing, True
         return report

@@ -42,7 +42,7 @@ def validate(
     if show or not problems:
         typer.echo(json.dumps(recipe.model_dump(mode="json"), indent=2))
         typer.echo(f"recipe hash: {recipe.hash}")
-        typer.echo(f"release folder: {recipe.release_dir}")
+        typer.echo(f"release folder: {recipe.release_location}")
         if check is not None and check.summary is not None:
             typer.echo(f"generator conditions: {check.summary}")
     if problems:
