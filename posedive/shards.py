@@ -79,11 +79,16 @@ def write_shard_to(store: Store, shard: int, samples: Iterable[Mapping[str, byte
     return store.write_with(shard_name(shard), lambda handle: _write_samples(handle, samples))
 
 
+def _open_shard(shard: "Path | str | StoreFile") -> BinaryIO:
+    """A local shard through ``open``, a remote store's file through its own ``open``."""
+    return open(shard, "rb") if isinstance(shard, (str, os.PathLike)) else shard.open("rb")
+
+
 def iter_shard_members(shard: "Path | StoreFile") -> Iterator[tuple[str, str, bytes]]:
     """``(key, field, bytes)`` of every member of a shard (a local path or a remote store's file), in
     the order written."""
 
-    with shard.open("rb") as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
+    with _open_shard(shard) as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
         for member in tar:
             key, _, field = member.name.partition(".")
             yield key, field, tar.extractfile(member).read()
@@ -166,7 +171,7 @@ def inspect_shard_stream(handle: BinaryIO, name: str, chunk: int = 1 << 20) -> S
 
 
 def inspect_shard(shard: "Path | StoreFile", chunk: int = 1 << 20) -> ShardContents:
-    with shard.open("rb") as handle:
+    with _open_shard(shard) as handle:
         return inspect_shard_stream(handle, str(shard), chunk)
 
 
