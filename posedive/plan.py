@@ -92,11 +92,22 @@ def unit_key(pid: int, index: int) -> str:
     return f"{pid:06d}-{index:03d}"
 
 
-def _draw_attempt(recipe: Recipe, key: str, index: int, references: list[str], pose_ids: list[str]) -> Attempt:
-    rng = np.random.default_rng(derive_seed(recipe.hash, key, index))
+# Every attempt and unit of a plan sets all its fields: they share one fields-set object rather than
+# each holding its own (a small set costs about 700 bytes: most of an attempt's memory). Pydantic copies
+# it before any ``model_copy(update=...)`` changes it.
+_ATTEMPT_FIELDS = set(Attempt.model_fields)
+_UNIT_FIELDS = set(WorkUnit.model_fields)
+
+
+def _draw_attempt(recipe: Recipe, key: str, index: int, references: list[str], pose_ids: list[str],
+                  recipe_hash: str | None = None) -> Attempt:
+    # A plan of a million-image source draws millions of attempts: the caller passes the recipe's hash
+    # once, and the attempt is built without re-validating values made right here.
+    rng = np.random.default_rng(derive_seed(recipe_hash or recipe.hash, key, index))
     elevation = recipe.viewpoint.elevation_deg
     azimuth = recipe.viewpoint.azimuth_deg
-    return Attempt(
+    return Attempt.model_construct(
+        _fields_set=_ATTEMPT_FIELDS,
         index=index,
         reference=references[int(rng.integers(len(references)))],
         pose_id=pose_ids[int(rng.integers(len(pose_ids)))],
@@ -116,16 +127,20 @@ def make_plan(recipe: Recipe, source: SourceIndex, pose_ids: Iterable[str]) -> P
     by_pid = source.train_by_pid()
     if not by_pid:
         raise PlanError(f"source {source.root} has no training images: nothing to plan")
-    units: list[WorkUnit] = []
+    drawn: list[tuple[str, int, list[Attempt]]] = []
+    recipe_hash = recipe.hash
     for pid, records in by_pid.items():
         references = [record.relpath for record in records]
         for index in range(recipe.images_per_pid):
             key = unit_key(pid, index)
-            attempts = [_draw_attempt(recipe, key, k, references, pose_ids) for k in range(recipe.max_attempts_per_image)]
-            units.append(WorkUnit(key=key, pid=pid, shard=0, attempts=attempts))
-    units.sort(key=lambda unit: unit.key)
+            attempts = [_draw_attempt(recipe, key, k, references, pose_ids, recipe_hash)
+                        for k in range(recipe.max_attempts_per_image)]
+            drawn.append((key, pid, attempts))
+    drawn.sort(key=lambda unit: unit[0])
     per_shard = recipe.output.samples_per_shard
-    units = [unit.model_copy(update={"shard": position // per_shard}) for position, unit in enumerate(units)]
+    units = [WorkUnit.model_construct(_fields_set=_UNIT_FIELDS, key=key, pid=pid, shard=position // per_shard,
+                                      attempts=attempts)
+             for position, (key, pid, attempts) in enumerate(drawn)]
     num_shards = (len(units) + per_shard - 1) // per_shard
     return Plan(recipe_hash=recipe.hash, num_shards=num_shards, units=units)
 

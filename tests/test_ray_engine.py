@@ -21,6 +21,7 @@ ray = pytest.importorskip("ray")
 from doubles import WaitingGenerator, double_stages  # noqa: E402
 from frame_helpers import frame_recipe  # noqa: E402
 from parallel_workers import Echo, events_come_before_their_result, run  # noqa: E402
+from s3_server import BUCKET, assert_same_files  # noqa: E402
 
 from posedive import paths  # noqa: E402
 from posedive.builder import StageUnavailable, build_release  # noqa: E402
@@ -70,6 +71,20 @@ def test_ray_build_and_ray_parts_equal_the_local_build(cluster, local_manifest, 
     first = build_release(parts, stages=double_stages(), part=(1, 2), engine=ray_engine(), show_progress=False)
     assert sorted(first.built_shards) == [0, 2] and first.manifest is not None
     assert manifest_of(parts) == local_manifest
+
+
+def test_a_ray_build_into_s3_gives_the_local_release(cluster, s3_endpoint, tmp_path):
+    """Shard workers write the shards straight into the S3 server (the driver's fsspec configuration
+    travels with the release store); the release equals the local build's and verifies."""
+    from posedive.release import Release
+
+    local = frame_recipe(tmp_path / "local")
+    build_release(local, stages=double_stages(), show_progress=False)
+    recipe = frame_recipe(tmp_path / "remote", output={"dir": f"s3://{BUCKET}/ray"})
+    report = build_release(recipe, stages=double_stages(), engine=ray_engine(), show_progress=False)
+    assert sorted(report.built_shards) == [0, 1, 2, 3] and len(report.receipts) == 4
+    assert_same_files(local.release_dir, recipe.release_location)
+    assert Release.open(recipe.release_location).verify() == []
 
 
 class BackgroundBuild:

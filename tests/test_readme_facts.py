@@ -38,3 +38,15 @@ def test_sizing_follows_from_the_benchmark_results_it_names():
     assert f"{25 * cpu_s:.1f} cores" in scaling
     cores = re.search(r"Plan about (\d+) CPU cores per GPU", scaling)
     assert cores and int(cores.group(1)) == round(25 * cpu_s)
+
+
+def test_planning_figures_follow_from_their_benchmark():
+    planning = json.loads((RESULTS / "planning.json").read_text())
+    paragraph = README[README.index("Reading a source lists its file names only"):]
+    paragraph = paragraph[:paragraph.index("\n\n")]
+    assert "benchmarks/results/planning.json" in paragraph
+    assert f"{planning['source']['train_identities']:,} identities" in paragraph
+    assert f"{planning['work_units']:,} work units" in paragraph
+    assert f"peaks at {planning['peak_rss_gib']:.2f} GiB" in paragraph
+    assert f"{round(planning['read_source_s'])} s to read the names" in paragraph
+    assert f"{round(planning['make_plan_s'])} s to draw" in paragraph

@@ -38,7 +38,8 @@ class StatsInput:
 def _source_items(config, base_dir: Path | None, split: SplitChoice) -> tuple[str, Path, list[ImageItem]]:
     from ..sources import read_source
 
-    index = read_source(config, base_dir)
+    # Statistics decode every image anyway: check them all first, listing the unreadable ones.
+    index = read_source(config, base_dir, check_images=True)
     records = index.records if split == "all" else index.split(split)
     if not records:
         raise SourceError(f"{index.root}: the {split} split of {index.dataset} holds no images",

@@ -16,8 +16,10 @@ Layout of the work (both pools are ``posedive.parallel`` Ray pools):
   ``Generator`` protocol) that sends each batch the shard builder forms to one of these actors; while
   one shard worker waits for its batch, the others render and filter, so a few CPU workers per GPU
   keep the GPU busy;
-- each built shard streams back to the driver, which writes it (atomically, keyed by shard id) as
-  soon as it arrives and finalises the release once every shard exists.
+- each shard worker writes the shards it builds straight into the release location (a local folder
+  every node sees, or an object store: ``posedive.storage``), atomically, and sends back only a
+  ``ShardReceipt`` (counts, hash, stats: kilobytes, never images); the driver finalises the release
+  once every shard exists.
 
 Why not one distributed operator per stage (conditions -> generation -> filtering), as in a Ray Data
 pipeline? A shard is built in rounds: the units rejected in round k retry with attempt k+1, so the
@@ -37,8 +39,9 @@ generator's numerics do not depend on these settings.
 
 Faults: generation actors restart when they die and the call in flight is retried (generation is a
 pure function of the request and its seed); shard workers restart too, and their shard is rebuilt.
-A shard is written only by the driver and only once complete, and the same shard always has the
-same bytes, so a retried shard is neither lost nor duplicated (its progress events, sent again, are
+A shard appears under its name only once complete (written under a temporary name, then renamed or,
+on object stores, copied to its key), and the same shard always has the same bytes, so a retried
+shard is neither lost nor duplicated (its progress events, sent again, are
 counted once). A killed driver loses only the shards in flight; the next run resumes from the shards
 on disk, as with the local engine.
 
@@ -52,7 +55,8 @@ H200 generates 15-19 images/s (``generation_cuda_h200.json``), so about three sh
 GPU busy (README, "Scaling").
 
 Requirements on a cluster: posedive (and the stages' extras) installed on every node, and the source
-dataset readable at the same path on every node. The release folder only needs to be on the driver.
+dataset readable at the same path on every node. The release location must be reachable from every
+node: a shared folder, or an fsspec URL such as ``s3://bucket/releases``.
 """
 
 from __future__ import annotations
@@ -70,9 +74,11 @@ from ..plan import Plan
 from ..recipe import Recipe
 from ..schema import GenerationRequest, Generator, GeneratorInfo
 from ..sources import SourceIndex
-from .engine import ShardWorker, shard_work
+from ..storage import Store
+from .engine import ShardWorker, release_store, shard_work
 from .progress import EventHandler
-from .shard_job import BuildContext, ShardResult
+from .receipt import ShardReceipt
+from .shard_job import BuildContext
 from .stages import BuildStages, CpuStages, close_stage, load_cpu_stages, load_generator
 
 if TYPE_CHECKING:
@@ -186,6 +192,7 @@ class RayShardWorker:
     stages_factory: StagesFactory
     generation: RayServiceClient
     generator_info: GeneratorInfo
+    store: Store
 
     def __call__(self) -> ShardWorker:
         made = self.stages_factory()
@@ -193,7 +200,8 @@ class RayShardWorker:
             close_stage(made.generator)  # a generator made here is not used: the generation actors generate
         stages = BuildStages(conditions=made.conditions, estimator=made.estimator, shapes=made.shapes,
                              generator=RemoteGenerator(self.generation, self.generator_info))
-        return ShardWorker(BuildContext(recipe=self.recipe, source=self.source, stages=stages, plan_hash=self.plan_hash))
+        return ShardWorker(BuildContext(recipe=self.recipe, source=self.source, stages=stages, plan_hash=self.plan_hash),
+                           self.store)
 
 
 @dataclass
@@ -233,8 +241,8 @@ class RayEngine:
         return stages_factory, RecipeGenerator(recipe)
 
     def build_shards(self, recipe: Recipe, source: SourceIndex, plan: Plan, shards: Sequence[int],
-                     on_event: EventHandler) -> Iterator[ShardResult]:
-        """Yield every shard of ``shards`` as it is built, in completion order."""
+                     on_event: EventHandler) -> Iterator[ShardReceipt]:
+        """Yield the receipt of every shard of ``shards`` as it is written, in completion order."""
         with ray_connection(self.address) as ray:
             resources = ray.cluster_resources()
             gpus = int(resources.get("GPU", 0))
@@ -258,9 +266,9 @@ class RayEngine:
                 backend = RayBackend(workers, cpus_per_worker=1.0, max_restarts=self.actor_restarts, threads=threads)
                 factory = RayShardWorker(recipe=recipe, source=source, plan_hash=plan.hash,
                                          stages_factory=stages_factory, generation=generation,
-                                         generator_info=generator_info)
+                                         generator_info=generator_info, store=release_store(recipe))
                 for result in backend.map(factory, shard_work(plan, shards), ordered=False, on_event=on_event):
-                    logger.info("shard %d built: %d accepted", result.shard, result.stats.totals.accepted)
+                    logger.info("shard %d written: %d accepted", result.shard, result.stats.totals.accepted)
                     yield result
                 self.generation_stats = generation.call_all("stats")
                 for stats in self.generation_stats:

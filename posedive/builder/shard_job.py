@@ -30,7 +30,7 @@ from ..plan import Attempt, WorkUnit
 from ..pose import PoseEstimate
 from ..provenance import BodyShapeRecord, FilterRecord, SampleProvenance, SourceImage, StageScores
 from ..recipe import Recipe
-from ..release import RejectedAttempt, ShardStats, StageTotals
+from ..release import RejectedAttempt, ShardStats, StageTotals, UnreadableImage
 from ..schema import BodyParams, ConditionRequest, ConditionSet, GenerationRequest, GeneratorInfo
 from ..shards import encode_image
 from ..sources import SourceIndex, SourceRecord
@@ -101,6 +101,9 @@ class BuildContext:
     stages: BuildStages
     plan_hash: str
     reference_cache: dict[str, tuple[Image.Image | None, PoseEstimate | None]] = field(default_factory=dict)
+    # Why each source image that could not be decoded failed: images are checked here, lazily, as a
+    # shard first needs them (reading a source lists names only).
+    unreadable: dict[str, str] = field(default_factory=dict)
     target_cache: dict[str, PoseEstimate] = field(default_factory=dict)
 
     body_shapes: dict[int, BodyShapeRecord | None] = field(default_factory=dict)
@@ -130,11 +133,14 @@ class BuildContext:
         todo = sorted({p for p in relpaths if p not in self.reference_cache})
         images: list[tuple[str, Image.Image]] = []
         for relpath in todo:
+            path = self.record(relpath).path
             try:
-                with Image.open(self.record(relpath).path) as handle:
+                with Image.open(path) as handle:
                     images.append((relpath, handle.convert("RGB")))
-            except OSError:
+            except (OSError, SyntaxError, ValueError) as error:
                 self.reference_cache[relpath] = (None, None)
+                # The path relative to the source root, so the reason reads the same on every machine.
+                self.unreadable[relpath] = f"{type(error).__name__}: {str(error).replace(str(path), relpath)}"
         if images:
             estimates = self.stages.estimator.estimate([np.asarray(image) for _, image in images])
             for (relpath, image), estimate in zip(images, estimates):
@@ -220,6 +226,7 @@ class _ShardTally:
         self.shard = shard
         self.totals = StageTotals(work_units=len(units))
         self.rejected: list[RejectedAttempt] = []
+        self.unreadable: dict[str, str] = {}
         self.accepted: dict[str, dict] = {}
         self.events: list[UnitEvent] = []
         self._on_event = on_event
@@ -235,6 +242,9 @@ class _ShardTally:
         self.rejected.append(_rejection(candidate, decision, stage, reason))
         self._emit(candidate.unit.key, "rejected", candidate.attempt.index)
 
+    def unreadable_image(self, relpath: str, reason: str) -> None:
+        self.unreadable.setdefault(relpath, reason)
+
     def accept(self, candidate: _Targeted, sample: dict) -> None:
         self.totals.accepted += 1
         self.accepted[candidate.unit.key] = sample
@@ -245,7 +255,9 @@ class _ShardTally:
         for unit in short:
             self._emit(unit.key, "short", None)
         stats = ShardStats(shard=self.shard, totals=self.totals, short_pids=sorted({unit.pid for unit in short}),
-                           generator=generator, estimator=estimator)
+                           generator=generator, estimator=estimator,
+                           unreadable=[UnreadableImage(image=relpath, reason=reason)
+                                       for relpath, reason in sorted(self.unreadable.items())])
         samples = [self.accepted[key] for key in sorted(self.accepted)]
         return ShardResult(samples=samples, rejected=self.rejected, stats=stats, events=self.events)
 
@@ -284,7 +296,9 @@ class ShardBuilder:
         for candidate in tries:
             image, estimate = ctx.reference_cache[candidate.attempt.reference]
             if image is None or estimate is None:
-                tally.reject(candidate, None, "reference", f"unreadable image {candidate.record.path}")
+                if candidate.attempt.reference in ctx.unreadable:
+                    tally.unreadable_image(candidate.attempt.reference, ctx.unreadable[candidate.attempt.reference])
+                tally.reject(candidate, None, "reference", f"unreadable image {candidate.attempt.reference}")
                 continue
             decision = reference_decision(estimate.confidences, ctx.recipe.filter)
             if not decision.kept:
@@ -333,7 +347,3 @@ class ShardBuilder:
                     continue
                 tally.accept(candidate, _sample(ctx, candidate, image, decision))
 
-
-def rejected_jsonl(rejected: Sequence[RejectedAttempt]) -> str:
-    ordered = sorted(rejected, key=lambda r: (r.key, r.attempt))
-    return "".join(r.model_dump_json() + "\n" for r in ordered)

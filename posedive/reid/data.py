@@ -85,7 +85,7 @@ def read_market_layout(root: Path | str) -> ReidData:
     from ..sources.market1501 import read_market1501
 
     root = Path(root)
-    index = read_market1501(root)
+    index = read_market1501(root, check_images=True)  # training reads every image: drop broken ones first
     by_split: dict[str, list[ReidItem]] = {"train": [], "query": [], "gallery": []}
     for record in index.records:
         by_split[record.split].append(ReidItem(pid=record.pid, camid=record.camid, key=record.relpath, path=record.path))
