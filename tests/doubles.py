@@ -109,3 +109,21 @@ def double_stages(delay_s: float = 0.0):
     from posedive.builder import BuildStages
 
     return BuildStages(conditions=DoubleRenderer(), estimator=DoubleEstimator(), generator=DoubleGenerator(delay_s))
+
+
+class BatchSensitiveGenerator(DoubleGenerator):
+    """Like ``DoubleGenerator``, but every image's brightness shifts with the size of the batch it came
+    in, as a generator whose last bits depend on the batch would: two builds agree only if they send
+    the generator the same batches."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Image.Image]:
+        images = super().generate(requests)
+        return [Image.fromarray(np.clip(np.asarray(image, np.int16) + len(requests), 0, 255).astype(np.uint8))
+                for image in images]
+
+
+def batch_sensitive_stages(delay_s: float = 0.0):
+    from posedive.builder import BuildStages
+
+    return BuildStages(conditions=DoubleRenderer(), estimator=DoubleEstimator(),
+                       generator=BatchSensitiveGenerator(delay_s))

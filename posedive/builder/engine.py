@@ -5,7 +5,8 @@ sending every work unit's ``UnitEvent`` to ``on_event`` as it happens, wherever 
 runner (``build_release``) writes what an engine yields and finishes the release, the same for every
 engine. ``LocalEngine`` builds here, one shard after another; ``posedive.builder.ray_engine.RayEngine``
 builds on a Ray cluster. Both run the same ``ShardWorker`` (a ``ShardBuilder`` over one set of
-stages) as a worker of ``posedive.parallel``, so a shard has the same bytes whichever builds it.
+stages) as a worker of ``posedive.parallel`` on the plan's chunks of each shard, and assemble each
+shard from its chunks the same way, so a shard has the same bytes whichever builds it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..parallel import Emit, InProcess
 from ..plan import Plan
 from ..recipe import Recipe
 from ..sources import SourceIndex
+from .chunks import assemble, chunk_work
 from .progress import EventHandler
 from .shard_job import BuildContext, ShardBuilder, ShardResult, ShardWork
 from .stages import BuildStages
@@ -25,14 +27,9 @@ from .stages import BuildStages
 class ShardEngine(Protocol):
     def build_shards(self, recipe: Recipe, source: SourceIndex, plan: Plan, shards: Sequence[int],
                      on_event: EventHandler) -> Iterator[ShardResult]:
-        """Build ``shards`` of ``plan``; yield each result as it is done (any order)."""
+        """Build ``shards`` of ``plan``; yield each shard's result, assembled from its chunks
+        (``posedive.builder.chunks``), as it is done (any order)."""
         ...
-
-
-def shard_work(plan: Plan, shards: Sequence[int]) -> Iterator[ShardWork]:
-    """The work items of ``shards``, made one at a time as an engine sends them."""
-    for shard in shards:
-        yield ShardWork(shard=shard, units=plan.shard_units(shard))
 
 
 class ShardWorker:
@@ -42,7 +39,9 @@ class ShardWorker:
         self._builder = ShardBuilder(ctx)
 
     def __call__(self, work: ShardWork, emit: Emit) -> ShardResult:
-        return self._builder.build(work.shard, work.units, emit)
+        result = self._builder.build(work.shard, work.units, emit)
+        result.chunk, result.chunks = work.chunk, work.chunks
+        return result
 
 
 @dataclass
@@ -58,7 +57,7 @@ class LocalEngine:
         stages = self.stages() if not isinstance(self.stages, BuildStages) else self.stages
         try:
             worker = ShardWorker(BuildContext(recipe=recipe, source=source, stages=stages, plan_hash=plan.hash))
-            yield from InProcess().map(lambda: worker, shard_work(plan, shards), on_event=on_event)
+            yield from assemble(InProcess().map(lambda: worker, chunk_work(plan, shards), on_event=on_event))
         finally:
             if owned:
                 stages.close()

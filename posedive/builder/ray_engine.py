@@ -70,7 +70,8 @@ from ..plan import Plan
 from ..recipe import Recipe
 from ..schema import GenerationRequest, Generator, GeneratorInfo
 from ..sources import SourceIndex
-from .engine import ShardWorker, shard_work
+from .chunks import assemble, chunk_work
+from .engine import ShardWorker
 from .progress import EventHandler
 from .shard_job import BuildContext, ShardResult
 from .stages import BuildStages, CpuStages, close_stage, load_cpu_stages, load_generator
@@ -252,14 +253,17 @@ class RayEngine:
                 except ray.exceptions.RayActorError as error:
                     raise StageUnavailable(f"the generation actors could not load the generator: {error}") from error
                 spare_cpus = int(resources.get("CPU", 1) - count * self.generator_num_cpus)
-                workers = min(self.shard_workers or max(spare_cpus, 1), len(shards))
-                logger.info("ray engine: %d shard(s) on %d shard worker(s) and %d generation actor(s)%s",
-                            len(shards), workers, count, " (one GPU each)" if gpus else " (CPU)")
+                work = chunk_work(plan, shards)
+                chunks = plan.chunk_count(shards)
+                workers = min(self.shard_workers or max(spare_cpus, 1), chunks)
+                logger.info("ray engine: %d shard(s) in %d chunk(s) on %d shard worker(s) and %d generation actor(s)%s",
+                            len(shards), chunks, workers, count, " (one GPU each)" if gpus else " (CPU)")
                 backend = RayBackend(workers, cpus_per_worker=1.0, max_restarts=self.actor_restarts, threads=threads)
                 factory = RayShardWorker(recipe=recipe, source=source, plan_hash=plan.hash,
                                          stages_factory=stages_factory, generation=generation,
                                          generator_info=generator_info)
-                for result in backend.map(factory, shard_work(plan, shards), ordered=False, on_event=on_event):
+                built = backend.map(factory, work, ordered=False, on_event=on_event)
+                for result in assemble(built):
                     logger.info("shard %d built: %d accepted", result.shard, result.stats.totals.accepted)
                     yield result
                 self.generation_stats = generation.call_all("stats")
