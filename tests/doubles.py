@@ -127,3 +127,30 @@ def batch_sensitive_stages(delay_s: float = 0.0):
 
     return BuildStages(conditions=DoubleRenderer(), estimator=DoubleEstimator(),
                        generator=BatchSensitiveGenerator(delay_s))
+
+
+class PidRecordingRenderer(DoubleRenderer):
+    """Leaves a file named after its process in ``folder`` each time it renders: which workers built."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = Path(folder)
+
+    def render(self, requests: Sequence[ConditionRequest]) -> list[ConditionSet]:
+        import os
+
+        (self.folder / f"rendered-by-{os.getpid()}").touch()
+        return super().render(requests)
+
+
+class PidRecordingStages:
+    """Batch-sensitive double stages whose renderer records the processes that render."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def __call__(self):
+        from posedive.builder import BuildStages
+
+        return BuildStages(conditions=PidRecordingRenderer(self.folder), estimator=DoubleEstimator(),
+                           generator=BatchSensitiveGenerator())
