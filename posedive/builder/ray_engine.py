@@ -6,8 +6,9 @@ skipping complete shards, writing shards and finalising the release stay on the 
 
 Layout of the work (both pools are ``posedive.parallel`` Ray pools):
 
-- a ``RayBackend`` of *shard workers* (one CPU each) takes the shards still to build, one at a time
-  per worker. A shard worker creates the CPU stages once (condition renderer and pose estimator) and
+- a ``RayBackend`` of *shard workers* (one CPU each) takes the chunks of the shards still to build
+  (``posedive.builder.chunks``: the whole shard unless the recipe sets ``output.units_per_chunk``),
+  one at a time per worker. A shard worker creates the CPU stages once (condition renderer and pose estimator) and
   builds each shard it receives with a ``ShardBuilder``: eq. 10 on the reference, rendering, eq. 11,
   then generation and eqs. 12-13, round after round. Each work unit's outcome is sent to the driver
   as it happens, so the build's progress moves per image;
@@ -16,8 +17,8 @@ Layout of the work (both pools are ``posedive.parallel`` Ray pools):
   ``Generator`` protocol) that sends each batch the shard builder forms to one of these actors; while
   one shard worker waits for its batch, the others render and filter, so a few CPU workers per GPU
   keep the GPU busy;
-- each built shard streams back to the driver, which writes it (atomically, keyed by shard id) as
-  soon as it arrives and finalises the release once every shard exists.
+- each built chunk streams back to the driver, which assembles a shard once all its chunks are in,
+  writes it (atomically, keyed by shard id) and finalises the release once every shard exists.
 
 Why not one distributed operator per stage (conditions -> generation -> filtering), as in a Ray Data
 pipeline? A shard is built in rounds: the units rejected in round k retry with attempt k+1, so the
@@ -36,13 +37,16 @@ To use fewer threads per worker, set them for the driver: both engines then agre
 generator's numerics do not depend on these settings.
 
 Faults: generation actors restart when they die and the call in flight is retried (generation is a
-pure function of the request and its seed); shard workers restart too, and their shard is rebuilt.
-A shard is written only by the driver and only once complete, and the same shard always has the
-same bytes, so a retried shard is neither lost nor duplicated (its progress events, sent again, are
-counted once). A killed driver loses only the shards in flight; the next run resumes from the shards
-on disk, as with the local engine.
+pure function of the request and its seed); shard workers restart too, and their chunk is rebuilt.
+A shard is written only by the driver and only once all its chunks are in, and the same chunk always
+has the same bytes, so a retried chunk is neither lost nor duplicated (its progress events, sent
+again, are counted once). The event buffer lives on the driver's node, so losing any other node
+loses no event. A killed driver loses only the shards in flight (their finished chunks included); the
+next run resumes from the shards on disk, as with the local engine.
 
-Scaling: a shard is the unit of parallelism (at least as many shards as shard workers are needed).
+Scaling: a chunk is the unit of parallelism (at least as many chunks as shard workers are needed).
+``benchmarks/cluster.py`` runs this engine on a simulated multi-node cluster (one raylet per
+simulated GPU; ``benchmarks/results/cluster.json``).
 ``benchmarks/scaleout.py`` (stage doubles with costs in the ratio of the real stages) on two shared
 cores: 10.6 samples/s with the local engine, 11.1 with Ray and one shard worker, 18.6 with two,
 once the workers have started (about 5 s on that machine; ``benchmarks/results/scaleout.json``).
