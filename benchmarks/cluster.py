@@ -250,6 +250,19 @@ def local_manifest(folder: Path, gpus: int, args: argparse.Namespace) -> bytes:
     return (recipe.release_dir / paths.MANIFEST).read_bytes()
 
 
+def add_efficiencies(rows: list[dict]) -> None:
+    """Each run's rate against G times the 1-GPU run's: in the window with every generator at work
+    (``scaling_efficiency``) and over the whole generation span, ramp-up and drain included
+    (``span_images_per_s``, ``span_scaling_efficiency``)."""
+    for row in rows:
+        row["span_images_per_s"] = round(row["generated_images_logged"] / row["generation_span_s"], 3)
+    one = next((row for row in rows if row["gpus"] == 1 and "node_kill" not in row), None)
+    for row in rows:
+        if one is not None:
+            row["scaling_efficiency"] = round(row["images_per_s"] / (row["gpus"] * one["images_per_s"]), 3)
+            row["span_scaling_efficiency"] = round(row["span_images_per_s"] / (row["gpus"] * one["span_images_per_s"]), 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gpus", type=int, nargs="+", default=[1, 2, 4, 8], help="simulated GPUs (one node each)")
@@ -293,10 +306,7 @@ def main() -> None:
             row["identical_to_local_build"] = built == references[gpus]
             rows.append(row)
             logger.info("%s", row)
-    base = next((row["images_per_s"] for row in rows if row["gpus"] == 1 and "node_kill" not in row), None)
-    for row in rows:
-        if base:
-            row["scaling_efficiency"] = round(row["images_per_s"] / (row["gpus"] * base), 3)
+    add_efficiencies(rows)
     result = {
         "benchmark": "Ray build on a simulated multi-node cluster (ray.cluster_utils.Cluster): images/s vs "
                      "simulated GPUs, stand-in stages",
