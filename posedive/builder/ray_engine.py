@@ -8,10 +8,10 @@ Layout of the work (both pools are ``posedive.parallel`` Ray pools):
 
 - a ``RayBackend`` of *shard workers* (one CPU each) takes the chunks of the shards still to build
   (``posedive.builder.chunks``: the whole shard unless the recipe sets ``output.units_per_chunk``),
-  one at a time per worker. A shard worker creates the CPU stages once (condition renderer and pose estimator) and
-  builds each shard it receives with a ``ShardBuilder``: eq. 10 on the reference, rendering, eq. 11,
-  then generation and eqs. 12-13, round after round. Each work unit's outcome is sent to the driver
-  as it happens, so the build's progress moves per image;
+  one at a time per worker. A shard worker creates the CPU stages once (condition renderer and pose
+  estimator) and builds each chunk it receives with a ``ShardBuilder``: eq. 10 on the reference,
+  rendering, eq. 11, then generation and eqs. 12-13, round after round. Each work unit's outcome is
+  sent to the driver as it happens, so the build's progress moves per image;
 - the generator, the only GPU stage, lives in ``RayServices``, the *generation actors* (one per GPU,
   the model loaded once per actor). A shard worker's generator is a ``RemoteGenerator`` (the same
   ``Generator`` protocol) that sends each batch the shard builder forms to one of these actors; while
