@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -54,9 +55,27 @@ class Plan(BaseModel):
     recipe_hash: str
     num_shards: int
     units: list[WorkUnit]
+    units_per_chunk: int | None = Field(None, ge=1, description="the recipe's output.units_per_chunk; not part "
+                                        "of the plan's hash, which is the hash of its units")
 
     def shard_units(self, shard: int) -> list[WorkUnit]:
         return [unit for unit in self.units if unit.shard == shard]
+
+    def shard_chunks(self, shard: int) -> list[list[WorkUnit]]:
+        """The shard's units in chunks of ``units_per_chunk`` (in key order; the last one may be
+        shorter), each built on its own, in rounds of its own: the units a chunk holds are a function
+        of the recipe alone, so a chunk's result (its generator batches included) is the same
+        whichever worker builds it."""
+        units = self.shard_units(shard)
+        size = self.units_per_chunk or max(len(units), 1)
+        return [units[start:start + size] for start in range(0, len(units), size)]
+
+    def chunk_count(self, shards: Iterable[int] | None = None) -> int:
+        """How many chunks ``shards`` (default: all) are built in."""
+        per_shard = Counter(unit.shard for unit in self.units)
+        wanted = per_shard if shards is None else set(shards)
+        size = self.units_per_chunk
+        return sum(1 if size is None else -(-per_shard[shard] // size) for shard in wanted if per_shard[shard])
 
     def to_jsonl(self) -> str:
         return "".join(unit.model_dump_json() + "\n" for unit in self.units)
@@ -79,6 +98,7 @@ class Plan(BaseModel):
             "work_units": len(self.units),
             "attempts_per_unit": len(self.units[0].attempts) if self.units else 0,
             "shards": self.num_shards,
+            "chunks": self.chunk_count(),
         }
 
 
@@ -142,7 +162,8 @@ def make_plan(recipe: Recipe, source: SourceIndex, pose_ids: Iterable[str]) -> P
                                       attempts=attempts)
              for position, (key, pid, attempts) in enumerate(drawn)]
     num_shards = (len(units) + per_shard - 1) // per_shard
-    return Plan(recipe_hash=recipe.hash, num_shards=num_shards, units=units)
+    return Plan(recipe_hash=recipe.hash, num_shards=num_shards, units=units,
+                units_per_chunk=recipe.output.units_per_chunk)
 
 
 def parse_part(spec: str) -> tuple[int, int]:

@@ -34,6 +34,7 @@ FIELDS_ADDED_LATER: dict[tuple[str, str], object] = {
     ("generator", "compile"): False,
     ("generator", "family"): "posedive",
     ("output", "hub_repo"): None,
+    ("output", "units_per_chunk"): None,
 }
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
@@ -408,6 +409,9 @@ class OutputConfig(_Strict):
     # A local folder, or an fsspec URL (``s3://bucket/releases``) that workers write shards to directly.
     dir: Path | str = Path("releases")
     samples_per_shard: int = Field(1000, ge=1)
+    units_per_chunk: int | None = Field(None, ge=1, description="work units per chunk: a shard's units are "
+                                        "built in chunks of this many, each by any worker, and the shard is "
+                                        "assembled from them; null: a shard is one chunk")
     condition_maps: list[Literal["depth", "normal", "skeleton"]] = Field(default_factory=lambda: list(CONDITION_MAPS))
     image_format: Literal["jpg", "png"] = "jpg"
     hub_repo: str | None = Field(None, description="dataset repo ORG/NAME the release is published to: the card's "

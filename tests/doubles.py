@@ -109,3 +109,48 @@ def double_stages(delay_s: float = 0.0):
     from posedive.builder import BuildStages
 
     return BuildStages(conditions=DoubleRenderer(), estimator=DoubleEstimator(), generator=DoubleGenerator(delay_s))
+
+
+class BatchSensitiveGenerator(DoubleGenerator):
+    """Like ``DoubleGenerator``, but every image's brightness shifts with the size of the batch it came
+    in, as a generator whose last bits depend on the batch would: two builds agree only if they send
+    the generator the same batches."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Image.Image]:
+        images = super().generate(requests)
+        return [Image.fromarray(np.clip(np.asarray(image, np.int16) + len(requests), 0, 255).astype(np.uint8))
+                for image in images]
+
+
+def batch_sensitive_stages(delay_s: float = 0.0):
+    from posedive.builder import BuildStages
+
+    return BuildStages(conditions=DoubleRenderer(), estimator=DoubleEstimator(),
+                       generator=BatchSensitiveGenerator(delay_s))
+
+
+class PidRecordingRenderer(DoubleRenderer):
+    """Leaves a file named after its process in ``folder`` each time it renders: which workers built."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = Path(folder)
+
+    def render(self, requests: Sequence[ConditionRequest]) -> list[ConditionSet]:
+        import os
+
+        (self.folder / f"rendered-by-{os.getpid()}").touch()
+        return super().render(requests)
+
+
+class PidRecordingStages:
+    """Batch-sensitive double stages whose renderer records the processes that render."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def __call__(self):
+        from posedive.builder import BuildStages
+
+        return BuildStages(conditions=PidRecordingRenderer(self.folder), estimator=DoubleEstimator(),
+                           generator=BatchSensitiveGenerator())

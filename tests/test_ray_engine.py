@@ -18,7 +18,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from doubles import WaitingGenerator, double_stages  # noqa: E402
+from doubles import PidRecordingStages, WaitingGenerator, batch_sensitive_stages, double_stages  # noqa: E402
 from frame_helpers import frame_recipe  # noqa: E402
 from parallel_workers import Echo, events_come_before_their_result, run  # noqa: E402
 from s3_server import BUCKET, assert_same_files  # noqa: E402
@@ -85,6 +85,22 @@ def test_a_ray_build_into_s3_gives_the_local_release(cluster, s3_endpoint, tmp_p
     assert sorted(report.built_shards) == [0, 1, 2, 3] and len(report.receipts) == 4
     assert_same_files(local.release_dir, recipe.release_location)
     assert Release.open(recipe.release_location).verify() == []
+
+
+def test_more_workers_than_shards_share_a_shard_in_chunks_with_the_local_bytes(cluster, tmp_path):
+    """One shard of four chunks on two shard workers: both build some of it, and the release equals
+    the local build's byte for byte, with a generator whose images depend on its batches."""
+    chunked = {"output": {"samples_per_shard": 15, "units_per_chunk": 4}}
+    local = frame_recipe(tmp_path / "local", **chunked)
+    build_release(local, stages=batch_sensitive_stages(), show_progress=False)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    recipe = frame_recipe(tmp_path / "ray", **chunked)
+    engine = RayEngine(stages_factory=PidRecordingStages(pids), shard_workers=2, generator_num_cpus=0)
+    report = build_release(recipe, stages=batch_sensitive_stages(), engine=engine, show_progress=False)
+    assert report.plan.num_shards == 1 and report.plan.chunk_count() == 4
+    assert len(list(pids.iterdir())) == 2  # both workers rendered for the one shard
+    assert manifest_of(recipe) == manifest_of(local)
 
 
 class BackgroundBuild:

@@ -6,11 +6,12 @@ skipping complete shards, writing shards and finalising the release stay on the 
 
 Layout of the work (both pools are ``posedive.parallel`` Ray pools):
 
-- a ``RayBackend`` of *shard workers* (one CPU each) takes the shards still to build, one at a time
-  per worker. A shard worker creates the CPU stages once (condition renderer and pose estimator) and
-  builds each shard it receives with a ``ShardBuilder``: eq. 10 on the reference, rendering, eq. 11,
-  then generation and eqs. 12-13, round after round. Each work unit's outcome is sent to the driver
-  as it happens, so the build's progress moves per image;
+- a ``RayBackend`` of *shard workers* (one CPU each) takes the chunks of the shards still to build
+  (``posedive.builder.chunks``: the whole shard unless the recipe sets ``output.units_per_chunk``),
+  one at a time per worker. A shard worker creates the CPU stages once (condition renderer and pose
+  estimator) and builds each chunk it receives with a ``ShardBuilder``: eq. 10 on the reference,
+  rendering, eq. 11, then generation and eqs. 12-13, round after round. Each work unit's outcome is
+  sent to the driver as it happens, so the build's progress moves per image;
 - the generator, the only GPU stage, lives in ``RayServices``, the *generation actors* (one per GPU,
   the model loaded once per actor). A shard worker's generator is a ``RemoteGenerator`` (the same
   ``Generator`` protocol) that sends each batch the shard builder forms to one of these actors; while
@@ -19,7 +20,8 @@ Layout of the work (both pools are ``posedive.parallel`` Ray pools):
 - each shard worker writes the shards it builds straight into the release location (a local folder
   every node sees, or an object store: ``posedive.storage``), atomically, and sends back only a
   ``ShardReceipt`` (counts, hash, stats: kilobytes, never images); the driver finalises the release
-  once every shard exists.
+  once every shard exists. A shard built in chunks (``output.units_per_chunk``) is the exception: its
+  chunks stream back to the driver, which assembles and writes the shard once all its chunks are in.
 
 Why not one distributed operator per stage (conditions -> generation -> filtering), as in a Ray Data
 pipeline? A shard is built in rounds: the units rejected in round k retry with attempt k+1, so the
@@ -38,14 +40,17 @@ To use fewer threads per worker, set them for the driver: both engines then agre
 generator's numerics do not depend on these settings.
 
 Faults: generation actors restart when they die and the call in flight is retried (generation is a
-pure function of the request and its seed); shard workers restart too, and their shard is rebuilt.
+pure function of the request and its seed); shard workers restart too, and their chunk is rebuilt.
 A shard appears under its name only once complete (written under a temporary name, then renamed or,
 on object stores, copied to its key), and the same shard always has the same bytes, so a retried
-shard is neither lost nor duplicated (its progress events, sent again, are
-counted once). A killed driver loses only the shards in flight; the next run resumes from the shards
-on disk, as with the local engine.
+chunk is neither lost nor duplicated (its progress events, sent again, are counted once). The event
+buffer lives on the driver's node, so losing any other node loses no event. A killed driver loses
+only the shards in flight (their finished chunks included); the next run resumes from the shards on
+disk, as with the local engine.
 
-Scaling: a shard is the unit of parallelism (at least as many shards as shard workers are needed).
+Scaling: a chunk is the unit of parallelism (at least as many chunks as shard workers are needed).
+``benchmarks/cluster.py`` runs this engine on a simulated multi-node cluster (one raylet per
+simulated GPU; ``benchmarks/results/cluster.json``).
 ``benchmarks/scaleout.py`` (stage doubles with costs in the ratio of the real stages) on two shared
 cores: 10.6 samples/s with the local engine, 11.1 with Ray and one shard worker, 18.6 with two,
 once the workers have started (about 5 s on that machine; ``benchmarks/results/scaleout.json``).
@@ -75,7 +80,8 @@ from ..recipe import Recipe
 from ..schema import GenerationRequest, Generator, GeneratorInfo
 from ..sources import SourceIndex
 from ..storage import Store
-from .engine import ShardWorker, release_store, shard_work
+from .chunks import assemble_receipts, chunk_work
+from .engine import ShardWorker, release_store
 from .progress import EventHandler
 from .receipt import ShardReceipt
 from .shard_job import BuildContext
@@ -260,14 +266,18 @@ class RayEngine:
                 except ray.exceptions.RayActorError as error:
                     raise StageUnavailable(f"the generation actors could not load the generator: {error}") from error
                 spare_cpus = int(resources.get("CPU", 1) - count * self.generator_num_cpus)
-                workers = min(self.shard_workers or max(spare_cpus, 1), len(shards))
-                logger.info("ray engine: %d shard(s) on %d shard worker(s) and %d generation actor(s)%s",
-                            len(shards), workers, count, " (one GPU each)" if gpus else " (CPU)")
+                work = chunk_work(plan, shards)
+                store = release_store(recipe)
+                chunks = plan.chunk_count(shards)
+                workers = min(self.shard_workers or max(spare_cpus, 1), chunks)
+                logger.info("ray engine: %d shard(s) in %d chunk(s) on %d shard worker(s) and %d generation actor(s)%s",
+                            len(shards), chunks, workers, count, " (one GPU each)" if gpus else " (CPU)")
                 backend = RayBackend(workers, cpus_per_worker=1.0, max_restarts=self.actor_restarts, threads=threads)
                 factory = RayShardWorker(recipe=recipe, source=source, plan_hash=plan.hash,
                                          stages_factory=stages_factory, generation=generation,
-                                         generator_info=generator_info, store=release_store(recipe))
-                for result in backend.map(factory, shard_work(plan, shards), ordered=False, on_event=on_event):
+                                         generator_info=generator_info, store=store)
+                built = backend.map(factory, work, ordered=False, on_event=on_event)
+                for result in assemble_receipts(built, store):
                     logger.info("shard %d written: %d accepted", result.shard, result.stats.totals.accepted)
                     yield result
                 self.generation_stats = generation.call_all("stats")

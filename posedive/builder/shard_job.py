@@ -43,12 +43,15 @@ FilterStage = Literal["reference", "target", "generated"]
 
 @dataclass
 class ShardResult:
-    """One built shard: its samples (sorted by key), rejected attempts, stats and every event it emitted."""
+    """One built shard (or chunk ``chunk`` of ``chunks`` of it): its samples (sorted by key), rejected
+    attempts, stats and every event it emitted."""
 
     samples: list[dict]
     rejected: list[RejectedAttempt]
     stats: ShardStats
     events: list[UnitEvent] = field(default_factory=list)
+    chunk: int = 0
+    chunks: int = 1
 
     @property
     def shard(self) -> int:
@@ -57,10 +60,13 @@ class ShardResult:
 
 @dataclass
 class ShardWork:
-    """A shard to build and the plan's work units that land in it: one work item of an engine."""
+    """One work item of an engine: chunk ``chunk`` of ``chunks`` of a shard and the plan's work units
+    in it (all of the shard's units when the shard is one chunk)."""
 
     shard: int
     units: list[WorkUnit]
+    chunk: int = 0
+    chunks: int = 1
 
 
 @dataclass(frozen=True)
