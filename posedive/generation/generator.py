@@ -21,6 +21,7 @@ from .checkpoint import METADATA_FILE, GeneratorMetadata, check_contract, local_
 from .contract import ConditionContract
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from PIL import Image
 
@@ -96,6 +97,20 @@ class DiffusionGenerator:
         self.info = info
         self.contract = contract or pipeline.pose_guider.contract
         """The condition maps, their encoding and the resolution the model was trained on."""
+        self.identity_encoder = "clip-image-embedding"
+        """The kind of identity encoder :meth:`identity_features` uses: the one the generator reads references with."""
+
+    def identity_features(self, images: Sequence["Image.Image"]) -> "np.ndarray":
+        """``(B, D)`` float32 features of ``images`` by the generator's own, already loaded, identity
+        encoder, with the preprocessing it reads references with (CLIP image embeddings)."""
+        import torch
+
+        encoder = self.pipeline.image_encoder
+        with torch.no_grad():
+            pixels = self.pipeline.feature_extractor(images=[image.convert("RGB") for image in images],
+                                                     return_tensors="pt").pixel_values
+            embeds = encoder(pixels.to(device=encoder.device, dtype=encoder.dtype)).image_embeds
+        return embeds.float().cpu().numpy()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list["Image.Image"]:
         import torch

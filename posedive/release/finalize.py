@@ -16,10 +16,12 @@ from ..errors import ReleaseError
 from ..files import atomic_write_text, sha256_file
 from ..plan import Plan
 from ..recipe import Recipe
+from ..shards import iter_provenance
 from ..sources import SourceIndex
 from .card import render_card
 from .manifest import FileEntry, Manifest, ShardEntry, SourceSummary, StageTotals, write_manifest
-from .plots import write_release_plots
+from .plots import QUALITY_PLOT, plot_quality, write_release_plots
+from .quality import read_rejected, release_quality
 from .shard_check import ShardCheck, ShardChecker, ShardStages, agreed_stages
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,10 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
                                  bytes=check.scan.bytes))
 
     coverage = write_release_plots(recipe, root, shard_files)
+    quality = release_quality(list(iter_provenance(shard_files)), read_rejected(root, range(plan.num_shards)), totals,
+                              stages.generator.id, stages.generator.sha256)
+    plot_quality(quality, root / QUALITY_PLOT)
+    plots = [*coverage.plots, QUALITY_PLOT]
     manifest = Manifest(
         name=recipe.name,
         version=recipe.version,
@@ -94,10 +100,11 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
         identities=len({unit.pid for unit in plan.units}),
         short_pids=sorted(short_pids),
         viewpoint_entropy=coverage.viewpoint_entropy,
+        quality=quality,
         files={},
     )
-    atomic_write_text(root / paths.CARD, render_card(recipe, manifest, coverage.plots))
-    sidecars = [paths.CARD, paths.RECIPE, *coverage.plots]
+    atomic_write_text(root / paths.CARD, render_card(recipe, manifest, plots))
+    sidecars = [paths.CARD, paths.RECIPE, *plots]
     sidecars += [paths.rejected_name(shard) for shard in range(plan.num_shards)]
     sidecars += [paths.shard_stats_name(shard) for shard in range(plan.num_shards)]
     manifest.files = {

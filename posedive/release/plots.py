@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -20,7 +20,11 @@ from .. import paths
 from ..recipe import Recipe
 from ..shards import iter_provenance, iter_shard_members
 
+if TYPE_CHECKING:
+    from .quality import ReleaseQuality
+
 SAMPLES_SHOWN = 8
+QUALITY_PLOT = f"{paths.PLOTS_DIR}/quality.png"
 
 
 @dataclass
@@ -133,6 +137,44 @@ def plot_samples(recipe: Recipe, records: Sequence[dict], shard_of: dict[str, Pa
             f"conf {generated['score']:.2f}",
             fontsize=6,
         )
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_quality(quality: "ReleaseQuality", path: Path) -> Path:
+    """Three panels: each filter stage's pass rate, eq. 12's pose differences and the identity similarity
+    (accepted and rejected after generation, on the report's fixed bins)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (stages, difference, identity) = plt.subplots(1, 3, figsize=(11, 3))
+    names = list(quality.stages)
+    stages.bar(names, [quality.stages[name].rate or 0.0 for name in names], color="tab:blue")
+    stages.set_ylim(0, 1)
+    stages.set_title("pass rate per filter stage", fontsize=9)
+
+    def histogram(axis, split, title: str) -> None:
+        for label, summary, colour in (("accepted", split.accepted, "tab:green"),
+                                       ("rejected", split.rejected, "tab:red")):
+            edges = np.asarray(summary.edges)
+            axis.stairs(summary.counts, edges, label=f"{label} ({summary.count})", color=colour)
+        axis.legend(fontsize=7)
+        axis.set_title(title, fontsize=9)
+
+    histogram(difference, quality.pose_difference, "eq. 12: mean |conf_gen - conf_tar|")
+    if quality.identity_similarity is None:
+        identity.text(0.5, 0.5, "identity similarity\nnot recorded", ha="center", va="center",
+                      transform=identity.transAxes)
+        identity.set_xticks([])
+        identity.set_yticks([])
+    else:
+        histogram(identity, quality.identity_similarity,
+                  f"identity similarity ({quality.identity_similarity.encoder})")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
