@@ -1,6 +1,7 @@
 """Plots stored in a release: where the accepted samples' cameras stood (azimuth x elevation) and
 which poses they show (Figure 2 of the paper), drawn with the conditions stage's coverage functions,
-and a contact sheet of samples: reference image, stored condition maps and generated image side by side.
+each identity's body shape (``posedive.conditions.body_panel``), and a contact sheet of samples:
+reference image, stored condition maps and generated image side by side.
 
 They are drawn from the shards, so they show what the release holds, not what was planned; the pose
 embedding uses the SMPL-24 pose each sample records, and the contact sheet reads the reference image
@@ -21,6 +22,7 @@ from ..recipe import Recipe
 from ..shards import iter_provenance, iter_shard_members
 
 if TYPE_CHECKING:
+    from ..conditions.body_panel import BodyShapePanel
     from .quality import ReleaseQuality
 
 SAMPLES_SHOWN = 8
@@ -67,13 +69,79 @@ def write_release_plots(recipe: Recipe, root: Path, shard_paths: list[Path]) -> 
     histogram = viewpoint_histogram(elevation, azimuth, *ranges)
     entropy = normalised_entropy(histogram)
     (root / paths.PLOTS_DIR).mkdir(parents=True, exist_ok=True)
-    viewpoints, poses, samples = paths.RELEASE_PLOTS
+    viewpoints, poses, bodies, samples = paths.RELEASE_PLOTS
     plot_viewpoints(histogram, *ranges, entropy, root / viewpoints)
     pose_array = np.array([r["body"]["pose"] for r in records], dtype=np.float64)
     plot_poses(pose_embedding(pose_array), [_pose_group(r["body"]) for r in records], root / poses)
+    write_body_panel(recipe, records, shard_of, root / bodies)
     shown = shown_samples(records)
     plot_samples(recipe, shown, shard_of, root / samples)
-    return ReleaseCoverage(plots=[viewpoints, poses, samples], viewpoint_entropy=round(entropy, 6))
+    return ReleaseCoverage(plots=[viewpoints, poses, bodies, samples], viewpoint_entropy=round(entropy, 6))
+
+
+def release_body_panel(records: Sequence[dict]) -> "BodyShapePanel":
+    """The body-shape panel's numbers: each identity's ``body_shape`` as its (first) sample records it
+    (a release made before shapes were recorded: each identity's rendered ``body.shape``, as fixed)."""
+    from ..conditions.body_panel import identity_bodies, paired_identities
+
+    shapes: dict[int, dict] = {}
+    for record in records:
+        pid = record["source"]["pid"]
+        if pid not in shapes:
+            shapes[pid] = record.get("body_shape") or {"source": "fixed", "labels": [],
+                                                       "values": list(record["body"].get("shape", []))}
+    panel = identity_bodies(shapes)
+    return panel.model_copy(update={"paired": paired_identities(list(shapes))})
+
+
+def paired_samples(records: Sequence[dict], pids: Sequence[int]) -> dict[int, dict]:
+    """Per shown identity, the sample whose camera looks most nearly at the body's front or back (as a
+    Re-ID crop does), so its target silhouette compares with the reference's; ties go to the first."""
+    from ..conditions.body_panel import off_axis_deg
+
+    def off_axis(record: dict) -> float:
+        return off_axis_deg(record["camera"]["azimuth_deg"], record["camera"]["elevation_deg"])
+
+    chosen: dict[int, dict] = {}
+    wanted = set(pids)
+    for record in records:
+        pid = record["source"]["pid"]
+        if pid in wanted and (pid not in chosen or off_axis(record) < off_axis(chosen[pid])):
+            chosen[pid] = record
+    return chosen
+
+
+def write_body_panel(recipe: Recipe, records: Sequence[dict], shard_of: dict[str, Path], path: Path,
+                     segmenter=None) -> "BodyShapePanel":
+    """``plots/bodies.png``: the shape values over identities and, for a few identities, the reference's
+    silhouette beside the target body's (``posedive.conditions.body_panel``). The reference silhouettes
+    are BlazePose's segmentation (``segmenter``: images -> masks; by default BlazePose when the recipe fits
+    shapes to the references, the estimator that fit already needed; otherwise none are drawn)."""
+    from PIL import Image
+
+    from ..conditions.body_panel import plot_body_panel, segment_references, target_silhouette
+
+    panel = release_body_panel(records)
+    samples = paired_samples(records, panel.paired)
+    members = _sample_images(list(samples.values()), shard_of)
+    targets = {}
+    for pid, record in samples.items():
+        fields = members[record["key"]]
+        maps = {name: np.asarray(Image.open(io.BytesIO(fields[paths.condition_member(name)])))
+                for name in recipe.output.condition_maps if name in ("depth", "normal")}
+        targets[pid] = target_silhouette(maps)
+    if segmenter is None and recipe.body.shape == "reference":
+        segmenter = segment_references
+    references: dict[int, np.ndarray | None] = {pid: None for pid in samples}
+    source_root = recipe.resolve(recipe.source.root)
+    found = [pid for pid, record in samples.items() if (source_root / record["source"]["image"]).is_file()]
+    if segmenter is not None and found:
+        images = [np.asarray(Image.open(source_root / samples[pid]["source"]["image"]).convert("RGB")) for pid in found]
+        references.update(zip(found, segmenter(images)))
+    plot_body_panel(panel, {pid: (references[pid], targets[pid]) for pid in samples}, path,
+                    title=f"body shapes of the {len(panel.identities)} identities ({recipe.body.model}, "
+                          f"body.shape: {recipe.body.shape})")
+    return panel
 
 
 def shown_samples(records: Sequence[dict], count: int = SAMPLES_SHOWN) -> list[dict]:
