@@ -94,8 +94,12 @@ def test_silhouette_pairs_are_the_reference_segmented_and_the_stored_depth(built
         assert (seen[index] == expected).all() and (reference == (expected[..., 0] > 100)).all()
 
 
-def test_fixed_bodies_draw_no_values_and_no_reference_silhouettes(tmp_path, monkeypatch):
-    recipe = frame_recipe(tmp_path, body={"shape": "fixed"})
+def test_bodies_no_fit_made_draw_no_values_and_finish_without_a_segmentation_model(tmp_path, monkeypatch):
+    def no_model(images):
+        raise AssertionError("a release whose samples record no fitted shape is finished without a model")
+
+    monkeypatch.setattr(body_panel, "segment_references", no_model)
+    recipe = frame_recipe(tmp_path)  # body.shape: reference, but the stages fit nothing (the renderer's one body)
     stages = BuildStages(conditions=DoubleRenderer(), estimator=DoubleEstimator(), generator=DoubleGenerator())
     report = build_release(recipe, stages=stages, show_progress=False)
     records = list(iter_provenance([recipe.release_dir / s.path for s in report.manifest.shards]))

@@ -115,8 +115,8 @@ def write_body_panel(recipe: Recipe, records: Sequence[dict], shard_of: dict[str
                      segmenter=None) -> "BodyShapePanel":
     """``plots/bodies.png``: the shape values over identities and, for a few identities, the reference's
     silhouette beside the target body's (``posedive.conditions.body_panel``). The reference silhouettes
-    are BlazePose's segmentation (``segmenter``: images -> masks; by default BlazePose when the recipe fits
-    shapes to the references, the estimator that fit already needed; otherwise none are drawn)."""
+    are BlazePose's segmentation (``segmenter``: images -> masks; by default BlazePose when the samples
+    record shapes fitted to the references, the estimator that fit already needed; otherwise none are drawn)."""
     from PIL import Image
 
     from ..conditions.body_panel import plot_body_panel, segment_references, target_silhouette
@@ -130,7 +130,9 @@ def write_body_panel(recipe: Recipe, records: Sequence[dict], shard_of: dict[str
         maps = {name: np.asarray(Image.open(io.BytesIO(fields[paths.condition_member(name)])))
                 for name in recipe.output.condition_maps if name in ("depth", "normal")}
         targets[pid] = target_silhouette(maps)
-    if segmenter is None and recipe.body.shape == "reference":
+    # Segment only where the build already fitted shapes (so it needed BlazePose's segmentation): a
+    # release of fixed or drawn bodies is finished without any model.
+    if segmenter is None and any((r.get("body_shape") or {}).get("mode") == "reference" for r in samples.values()):
         segmenter = segment_references
     references: dict[int, np.ndarray | None] = {pid: None for pid in samples}
     source_root = recipe.resolve(recipe.source.root)
