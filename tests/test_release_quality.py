@@ -108,3 +108,20 @@ def test_a_release_without_identity_similarity_finishes_and_says_not_recorded(tm
     assert lines[-1] == "identity similarity: not recorded"
     passed = manifest.quality.stages["generated"]
     assert f"generated {passed.passed}/{passed.reached}" in lines[0]
+
+
+def test_posedive_stats_prints_the_report_of_a_release_word_for_word(built):
+    """The quantiles in brackets must reach the terminal as written, not be read as console markup."""
+    from types import SimpleNamespace
+
+    from posedive.commands import _common
+    from posedive.commands.stats import _print_quality
+
+    recipe, report = built
+    item = SimpleNamespace(kind="release", location=recipe.release_dir, name="frame")
+    with _common.console.capture() as captured:
+        _print_quality(item)
+    printed = " ".join(captured.get().split())
+    for line in describe(report.manifest.quality):
+        assert f"frame: {line}" in printed
+    assert "[p5 " in printed

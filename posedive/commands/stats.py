@@ -73,7 +73,8 @@ def _print_quality(item) -> None:
     if item.kind != "release" or not (item.location / paths.MANIFEST).is_file():
         return
     for line in describe(quality_of(Release.open(item.location))):
-        console.print(f"{item.name}: {line}", highlight=False)
+        # markup=False: the quantiles' "[p5 ..., p95 ...]" is text, not a console style
+        console.print(f"{item.name}: {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
