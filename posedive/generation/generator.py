@@ -97,14 +97,22 @@ class DiffusionGenerator:
         self.info = info
         self.contract = contract or pipeline.pose_guider.contract
         """The condition maps, their encoding and the resolution the model was trained on."""
-        self.identity_encoder = "clip-image-embedding"
+        family_encoder = getattr(pipeline, "identity_encoder", None)
+        self.identity_encoder = family_encoder.kind if family_encoder is not None else "clip-image-embedding"
         """The kind of identity encoder :meth:`identity_features` uses: the one the generator reads references with."""
 
     def identity_features(self, images: Sequence["Image.Image"]) -> "np.ndarray":
         """``(B, D)`` float32 features of ``images`` by the generator's own, already loaded, identity
-        encoder, with the preprocessing it reads references with (CLIP image embeddings)."""
+        encoder, with the preprocessing it reads references with: the family's ``identity_encoder``
+        component (its tokens, flattened: e.g. TransReID + IFR's 20 x 768), or for generators saved
+        before it the CLIP image embedding."""
         import torch
 
+        family_encoder = getattr(self.pipeline, "identity_encoder", None)
+        if family_encoder is not None:
+            with torch.no_grad():
+                tokens = family_encoder.encode_images([image.convert("RGB") for image in images])
+            return tokens.reshape(tokens.shape[0], -1).float().cpu().numpy()
         encoder = self.pipeline.image_encoder
         with torch.no_grad():
             pixels = self.pipeline.feature_extractor(images=[image.convert("RGB") for image in images],
