@@ -75,6 +75,13 @@ class DoubleGenerator:
         self.info = GeneratorInfo(id="tests/double-generator", revision=None, sha256="0" * 64,
                                   description="test double: a seeded brightness pattern, not a model")
 
+    identity_encoder = "pixels-double"
+
+    def identity_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Centred grey pixels of an 8x16 thumbnail: a cheap feature whose cosine follows the reference's pattern."""
+        grey = [np.asarray(image.convert("L").resize((8, 16)), np.float32).ravel() for image in images]
+        return np.stack([g - g.mean() for g in grey])
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Image.Image]:
         self.calls += 1
         out = []

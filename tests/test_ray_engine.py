@@ -302,3 +302,34 @@ def test_the_ray_backend_maps_like_the_local_ones(cluster):
     assert events_come_before_their_result(seen, items)
     with pytest.raises(ValueError, match="item fail cannot be done"):
         list(RayBackend(1).map(Echo, ["a", "fail"]))
+
+
+class InProcessServices:
+    """The calls a ``RayServiceClient`` makes, answered by one ``GenerationService`` in this process."""
+
+    def __init__(self, service) -> None:
+        self.service = service
+
+    def call(self, method: str, *args):
+        return getattr(self.service, method)(*args)
+
+
+def test_a_remote_generator_offers_identity_features_exactly_when_the_hosted_one_does():
+    from doubles import DoubleGenerator
+    from PIL import Image
+    from test_release_quality import NoIdentityGenerator
+
+    from posedive.builder.ray_engine import GenerationService, remote_generator
+    from posedive.schema import IdentityFeatures
+
+    images = [Image.new("RGB", (16, 32), (10 * k, 200 - 10 * k, 90)) for k in range(3)]
+    for hosted in (DoubleGenerator, NoIdentityGenerator):
+        services = InProcessServices(GenerationService(hosted))
+        encoder = services.call("identity_encoder")
+        remote = remote_generator(services, hosted().info, encoder)
+        if hosted is NoIdentityGenerator:
+            assert encoder is None and not isinstance(remote, IdentityFeatures)
+            continue
+        assert encoder == "pixels-double" and isinstance(remote, IdentityFeatures)
+        assert remote.identity_encoder == "pixels-double"
+        assert (remote.identity_features(images) == DoubleGenerator().identity_features(images)).all()

@@ -125,9 +125,14 @@ def test_build_runs_end_to_end_with_a_converted_release(family, converted, tmp_p
     chosen = generator_family(family)
     assert manifest.generator.description.startswith(chosen.title)
     assert f"{family} family" in manifest.generator.conditions
+    # The quality report measures identity with the family's own encoder.
+    encoder = {"pose2id": "transreid-ifr", "animate-anyone": "clip-image-embedding"}[family]
+    assert manifest.quality.identity_similarity.encoder == encoder
     for sample in release.iter_samples():
         assert sample["image"].size == (chosen.width, chosen.height)
         assert sample["provenance"]["generator"]["sha256"] == manifest.generator.sha256
+        identity = sample["provenance"]["identity"]
+        assert identity["encoder"] == encoder and -1.0 <= identity["cosine"] <= 1.0
 
 
 def test_market_pose2id_recipe_names_the_family_and_validates_against_a_converted_release(converted, tmp_path):

@@ -16,7 +16,8 @@ Layout of the work (both pools are ``posedive.parallel`` Ray pools):
   the model loaded once per actor). A shard worker's generator is a ``RemoteGenerator`` (the same
   ``Generator`` protocol) that sends each batch the shard builder forms to one of these actors; while
   one shard worker waits for its batch, the others render and filter, so a few CPU workers per GPU
-  keep the GPU busy;
+  keep the GPU busy. The identity features of the quality report (``schema.IdentityFeatures``) are
+  asked of the same actors, whose generator holds the identity encoder;
 - each shard worker writes the shards it builds straight into the release location (a local folder
   every node sees, or an object store: ``posedive.storage``), atomically, and sends back only a
   ``ShardReceipt`` (counts, hash, stats: kilobytes, never images); the driver finalises the release
@@ -77,7 +78,7 @@ from ..errors import StageUnavailable
 from ..parallel import RayBackend, RayServiceClient, RayServices, ThreadLimits, ray_connection, require_ray
 from ..plan import Plan
 from ..recipe import Recipe
-from ..schema import GenerationRequest, Generator, GeneratorInfo
+from ..schema import GenerationRequest, Generator, GeneratorInfo, IdentityFeatures
 from ..sources import SourceIndex
 from ..storage import Store
 from .chunks import assemble_receipts, chunk_work
@@ -88,6 +89,7 @@ from .shard_job import BuildContext
 from .stages import BuildStages, CpuStages, close_stage, load_cpu_stages, load_generator
 
 if TYPE_CHECKING:
+    import numpy as np
     from PIL import Image
 
 logger = logging.getLogger(__name__)
@@ -164,6 +166,14 @@ class GenerationService:
     def stats(self) -> GenerationStats:
         return GenerationStats(pid=os.getpid(), batches=self._batches, images=self._images, busy_s=self._busy_s)
 
+    def identity_encoder(self) -> str | None:
+        """The hosted generator's identity encoder, or ``None`` when it has none (then shard workers
+        record no identity similarity, as a local build with that generator does)."""
+        return self._generator.identity_encoder if isinstance(self._generator, IdentityFeatures) else None
+
+    def identity_features(self, images: list["Image.Image"]) -> "np.ndarray":
+        return self._generator.identity_features(images)
+
     def generate(self, requests: list[GenerationRequest]) -> list["Image.Image"]:
         started = time.perf_counter()
         images = self._generator.generate(requests)
@@ -187,6 +197,27 @@ class RemoteGenerator:
         return self._actors.call("generate", list(requests))
 
 
+class RemoteIdentityGenerator(RemoteGenerator):
+    """A ``RemoteGenerator`` whose hosted generator has an identity encoder: identity features are
+    computed by the generation actors too (the encoder is loaded there, with the model), so a Ray
+    build records the same identity similarity as a local one."""
+
+    def __init__(self, actors: RayServiceClient, info: GeneratorInfo, identity_encoder: str) -> None:
+        super().__init__(actors, info)
+        self.identity_encoder = identity_encoder
+
+    def identity_features(self, images: Sequence["Image.Image"]) -> "np.ndarray":
+        return self._actors.call("identity_features", list(images))
+
+
+def remote_generator(actors: RayServiceClient, info: GeneratorInfo, identity_encoder: str | None) -> RemoteGenerator:
+    """The remote generator that offers exactly what the hosted one does (``schema.IdentityFeatures``
+    only when it has an identity encoder: the shard builder checks for it with ``isinstance``)."""
+    if identity_encoder is None:
+        return RemoteGenerator(actors, info)
+    return RemoteIdentityGenerator(actors, info, identity_encoder)
+
+
 @dataclass(frozen=True)
 class RayShardWorker:
     """Makes a ``ShardWorker`` inside a shard worker's actor: the CPU stages from ``stages_factory``,
@@ -199,13 +230,14 @@ class RayShardWorker:
     generation: RayServiceClient
     generator_info: GeneratorInfo
     store: Store
+    identity_encoder: str | None = None
 
     def __call__(self) -> ShardWorker:
         made = self.stages_factory()
         if isinstance(made, BuildStages):
             close_stage(made.generator)  # a generator made here is not used: the generation actors generate
         stages = BuildStages(conditions=made.conditions, estimator=made.estimator, shapes=made.shapes,
-                             generator=RemoteGenerator(self.generation, self.generator_info))
+                             generator=remote_generator(self.generation, self.generator_info, self.identity_encoder))
         return ShardWorker(BuildContext(recipe=self.recipe, source=self.source, stages=stages, plan_hash=self.plan_hash),
                            self.store)
 
@@ -263,6 +295,7 @@ class RayEngine:
             with services as generation:
                 try:
                     generator_info = generation.call("info")
+                    identity_encoder = generation.call("identity_encoder")
                 except ray.exceptions.RayActorError as error:
                     raise StageUnavailable(f"the generation actors could not load the generator: {error}") from error
                 spare_cpus = int(resources.get("CPU", 1) - count * self.generator_num_cpus)
@@ -275,7 +308,8 @@ class RayEngine:
                 backend = RayBackend(workers, cpus_per_worker=1.0, max_restarts=self.actor_restarts, threads=threads)
                 factory = RayShardWorker(recipe=recipe, source=source, plan_hash=plan.hash,
                                          stages_factory=stages_factory, generation=generation,
-                                         generator_info=generator_info, store=store)
+                                         generator_info=generator_info, store=store,
+                                         identity_encoder=identity_encoder)
                 built = backend.map(factory, work, ordered=False, on_event=on_event)
                 for result in assemble_receipts(built, store):
                     logger.info("shard %d written: %d accepted", result.shard, result.stats.totals.accepted)

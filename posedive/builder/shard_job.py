@@ -31,7 +31,15 @@ from ..pose import PoseEstimate
 from ..provenance import BodyShapeRecord, FilterRecord, SampleProvenance, SourceImage, StageScores
 from ..recipe import Recipe
 from ..release import RejectedAttempt, ShardStats, StageTotals, UnreadableImage
-from ..schema import BodyParams, ConditionRequest, ConditionSet, GenerationRequest, GeneratorInfo
+from ..schema import (
+    BodyParams,
+    ConditionRequest,
+    ConditionSet,
+    GenerationRequest,
+    GeneratorInfo,
+    IdentityFeatures,
+    IdentitySimilarity,
+)
 from ..shards import encode_image
 from ..sources import SourceIndex, SourceRecord
 from .progress import EventHandler, Outcome, UnitEvent
@@ -111,6 +119,7 @@ class BuildContext:
     # shard first needs them (reading a source lists names only).
     unreadable: dict[str, str] = field(default_factory=dict)
     target_cache: dict[str, PoseEstimate] = field(default_factory=dict)
+    identity_cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     body_shapes: dict[int, BodyShapeRecord | None] = field(default_factory=dict)
 
@@ -160,8 +169,31 @@ class BuildContext:
             estimates = self.stages.estimator.estimate([todo[cid].normal for cid in ordered])
             self.target_cache.update(zip(ordered, estimates))
 
+    def identity_similarities(self, batch: Sequence[_Targeted], images: Sequence[Image.Image]
+                              ) -> list[IdentitySimilarity | None]:
+        """Cosine of the generator's identity features of each generated image and of its reference
+        (each reference encoded once per build); ``None`` for a generator without identity features."""
+        generator = self.stages.generator
+        if not isinstance(generator, IdentityFeatures):
+            return [None] * len(batch)
+        todo = sorted({c.attempt.reference for c in batch if c.attempt.reference not in self.identity_cache})
+        if todo:
+            references = {c.attempt.reference: c.reference for c in batch}
+            self.identity_cache.update(zip(todo, generator.identity_features([references[r] for r in todo])))
+        generated = generator.identity_features(images)
+        return [IdentitySimilarity(encoder=generator.identity_encoder,
+                                   cosine=cosine(self.identity_cache[c.attempt.reference], features))
+                for c, features in zip(batch, generated)]
+
     def target_confidences(self, candidate: _Rendered) -> np.ndarray:
         return self.target_cache[candidate.conditions.condition_id].confidences
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity in float64, rounded to 6 decimals so float noise of batched encoders stays out of shards."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    norms = np.linalg.norm(a) * np.linalg.norm(b)
+    return round(float(a @ b / norms), 6) if norms > 0 else 0.0
 
 
 def _stage_scores(decision: FilterDecision, threshold: float) -> StageScores:
@@ -171,13 +203,17 @@ def _stage_scores(decision: FilterDecision, threshold: float) -> StageScores:
                        confidences=decision.confidences)
 
 
-def _rejection(candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str) -> RejectedAttempt:
+def _rejection(candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str,
+               identity: IdentitySimilarity | None = None) -> RejectedAttempt:
     attempt = candidate.attempt
+    scores: dict[str, float | None] = dict(decision.scores) if decision is not None else {}
+    if identity is not None:
+        scores["identity_cosine"] = identity.cosine
     return RejectedAttempt(
         key=candidate.unit.key, pid=candidate.unit.pid, attempt=attempt.index, stage=stage, reason=reason,
         reference=attempt.reference, pose_id=attempt.pose_id, elevation_deg=attempt.elevation_deg,
         azimuth_deg=attempt.azimuth_deg, seed=attempt.seed,
-        scores=dict(decision.scores) if decision is not None else {},
+        scores=scores,
     )
 
 
@@ -191,7 +227,8 @@ def _fixed_shape(body: BodyParams) -> BodyShapeRecord:
                            values=list(body.shape))
 
 
-def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generated: FilterDecision) -> dict:
+def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generated: FilterDecision,
+            identity: IdentitySimilarity | None) -> dict:
     recipe, record, conditions = ctx.recipe, candidate.record, candidate.conditions
     thresholds = recipe.filter
     provenance = SampleProvenance(
@@ -209,6 +246,7 @@ def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generat
             target=_stage_scores(candidate.target_decision, thresholds.tau_tar),
             generated=_stage_scores(generated, thresholds.tau_gen),
         ),
+        identity=identity,
         generator=ctx.stages.generator.info,
         recipe_hash=recipe.hash,
         plan_hash=ctx.plan_hash,
@@ -243,9 +281,10 @@ class _ShardTally:
         if self._on_event is not None:
             self._on_event(event)
 
-    def reject(self, candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str) -> None:
+    def reject(self, candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str,
+               identity: IdentitySimilarity | None = None) -> None:
         setattr(self.totals, f"{stage}_rejected", getattr(self.totals, f"{stage}_rejected") + 1)
-        self.rejected.append(_rejection(candidate, decision, stage, reason))
+        self.rejected.append(_rejection(candidate, decision, stage, reason, identity))
         self._emit(candidate.unit.key, "rejected", candidate.attempt.index)
 
     def unreadable_image(self, relpath: str, reason: str) -> None:
@@ -346,10 +385,11 @@ class ShardBuilder:
                 [GenerationRequest(reference=c.reference, conditions=c.conditions, seed=c.attempt.seed) for c in batch]
             )
             estimates = ctx.stages.estimator.estimate([np.asarray(image.convert("RGB")) for image in images])
-            for candidate, image, estimate in zip(batch, images, estimates):
+            identities = ctx.identity_similarities(batch, images)
+            for candidate, image, estimate, identity in zip(batch, images, estimates, identities):
                 decision = generated_decision(estimate.confidences, ctx.target_confidences(candidate), ctx.recipe.filter)
                 if not decision.kept:
-                    tally.reject(candidate, decision, "generated", decision.reason)
+                    tally.reject(candidate, decision, "generated", decision.reason, identity)
                     continue
-                tally.accept(candidate, _sample(ctx, candidate, image, decision))
+                tally.accept(candidate, _sample(ctx, candidate, image, decision, identity))
 

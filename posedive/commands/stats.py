@@ -68,7 +68,22 @@ def stats(
         sources = ", ".join(f"{name} {count}" for name, count in overall.orientation_sources.items()) or "none"
         console.print(f"{item.name}: person found in {overall.persons_found}/{overall.images} images; "
                       f"orientation {sectors} (from {sources}); uniformity {uniformity}", highlight=False)
+    for item in resolved:
+        _print_quality(item)
     typer.echo(f"wrote {path} and {', '.join(report.plots)}")
+
+
+def _print_quality(item) -> None:
+    """The quality report of a finished release (pass rates, eq. 12, identity similarity), as its manifest says."""
+    from .. import paths
+    from ..release import Release
+    from ..release.quality import describe, quality_of
+
+    if item.kind != "release" or not (item.location / paths.MANIFEST).is_file():
+        return
+    for line in describe(quality_of(Release.open(item.location))):
+        # markup=False: the quantiles' "[p5 ..., p95 ...]" is text, not a console style
+        console.print(f"{item.name}: {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,11 +17,13 @@ from .. import paths
 from ..errors import ReleaseError
 from ..plan import Plan
 from ..recipe import Recipe
+from ..shards import iter_provenance
 from ..sources import SourceIndex
 from ..storage import Store, open_store
 from .card import render_card
 from .manifest import FileEntry, Manifest, ShardEntry, SourceSummary, StageTotals, write_manifest
-from .plots import ReleaseCoverage, write_release_plots
+from .plots import QUALITY_PLOT, ReleaseCoverage, plot_quality, write_release_plots
+from .quality import ReleaseQuality, read_rejected, release_quality
 from .shard_check import ShardCheck, ShardChecker, ShardStages, agreed_stages
 
 logger = logging.getLogger(__name__)
@@ -54,16 +56,23 @@ def check_all_shards(recipe: Recipe, plan: Plan) -> dict[int, ShardCheck]:
     return {shard: checker.check(shard) for shard in range(plan.num_shards)}
 
 
-def _write_plots(recipe: Recipe, store: Store, shard_files: list) -> ReleaseCoverage:
+def _write_plots(recipe: Recipe, store: Store, shard_files: list,
+                 quality: ReleaseQuality) -> tuple[ReleaseCoverage, list[str]]:
     """Draw the release's plots into its folder; a remote release's are drawn into a temporary local
     folder first (matplotlib writes files) and then stored, each atomically."""
+
+    def draw(folder: Path) -> tuple[ReleaseCoverage, list[str]]:
+        coverage = write_release_plots(recipe, folder, shard_files)
+        plot_quality(quality, folder / QUALITY_PLOT)
+        return coverage, [*coverage.plots, QUALITY_PLOT]
+
     if store.local:
-        return write_release_plots(recipe, store.local_path(), shard_files)
+        return draw(store.local_path())
     with tempfile.TemporaryDirectory(prefix="posedive-plots-") as folder:
-        coverage = write_release_plots(recipe, Path(folder), shard_files)
-        for relpath in coverage.plots:
+        coverage, plots = draw(Path(folder))
+        for relpath in plots:
             store.write_bytes(relpath, (Path(folder) / relpath).read_bytes())
-    return coverage
+    return coverage, plots
 
 
 def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
@@ -95,7 +104,9 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
         shards.append(ShardEntry(path=paths.shard_name(shard), samples=check.scan.samples, sha256=check.scan.sha256,
                                  bytes=check.scan.bytes))
 
-    coverage = _write_plots(recipe, store, shard_files)
+    quality = release_quality(list(iter_provenance(shard_files)), read_rejected(store, range(plan.num_shards)), totals,
+                              stages.generator.id, stages.generator.sha256)
+    coverage, plots = _write_plots(recipe, store, shard_files, quality)
     manifest = Manifest(
         name=recipe.name,
         version=recipe.version,
@@ -112,10 +123,11 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
         identities=len({unit.pid for unit in plan.units}),
         short_pids=sorted(short_pids),
         viewpoint_entropy=coverage.viewpoint_entropy,
+        quality=quality,
         files={},
     )
-    store.write_text(paths.CARD, render_card(recipe, manifest, coverage.plots))
-    sidecars = [paths.CARD, paths.RECIPE, *coverage.plots]
+    store.write_text(paths.CARD, render_card(recipe, manifest, plots))
+    sidecars = [paths.CARD, paths.RECIPE, *plots]
     sidecars += [paths.rejected_name(shard) for shard in range(plan.num_shards)]
     sidecars += [paths.shard_stats_name(shard) for shard in range(plan.num_shards)]
     manifest.files = {relpath: FileEntry(sha256=store.sha256(relpath), bytes=store.size(relpath))

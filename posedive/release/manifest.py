@@ -21,6 +21,7 @@ from ..errors import ReleaseError
 from ..schema import GeneratorInfo
 from ..shards import iter_shard_members
 from ..storage import Store, StoreFile, is_url, open_store
+from .quality import ReleaseQuality
 
 
 class _Model(BaseModel):
@@ -132,6 +133,8 @@ class Manifest(_Model):
     short_pids: list[int]
     viewpoint_entropy: float = Field(description="entropy of the accepted samples' azimuth x elevation "
                                      "histogram over its uniform maximum (1.0 = uniform coverage)")
+    quality: ReleaseQuality | None = Field(None, description="filter pass rates, eq. 12 pose differences and "
+                                           "identity similarity (posedive.release.quality); None in older manifests")
     files: dict[str, FileEntry]
 
     @property
