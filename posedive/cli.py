@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fit",
     "pairs",
     "train_generator",
+    "convert_generator",
     "push",
     "splits",
     "reid",

@@ -60,6 +60,11 @@ class PathExists(PosediveError, FileExistsError):
     """A file or folder posedive would create already exists (it never overwrites what it did not write)."""
 
 
+class OutputError(PosediveError, OSError):
+    """A file posedive was asked to write could not be written (a full disk, a folder without write
+    permission, a file name whose extension the writer does not know)."""
+
+
 class FormatError(PosediveError, ValueError):
     """A file on disk was written in a format (or format version) this posedive cannot read."""
 

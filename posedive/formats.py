@@ -99,7 +99,8 @@ def stated_version(data: object, key: str = "format_version", default: int | Non
 def read_json(fmt: DiskFormat, path: Path, model: type[Model], key: str = "format_version") -> Model:
     """The JSON file ``path`` of format ``fmt`` as ``model``, its version checked before its fields."""
     try:
-        data = json.loads(Path(path).read_text())
+        # A local path, or a remote store's file (``posedive.storage.StoreFile``), which reads the same way.
+        data = json.loads(path.read_text() if hasattr(path, "read_text") else Path(path).read_text())
     except FileNotFoundError:
         raise PathNotFound(f"{path}: no such {fmt.name} file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

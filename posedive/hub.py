@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import formats, paths
-from .errors import HubAuthError, HubError, InputError
+from .errors import ConfigError, HubAuthError, HubError, InputError, PathNotFound, ReleaseError
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -150,11 +150,12 @@ def _local_files(release: "Release") -> dict[str, _LocalFile]:
     for relpath, entry in release.files().items():
         path = release.root / relpath
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: listed in {release.root / paths.MANIFEST} but missing; "
-                                    f"rebuild the release with `posedive build RECIPE`")
+            raise PathNotFound(f"{path}: listed in {release.root / paths.MANIFEST} but missing",
+                               hint="rebuild the release with `posedive build RECIPE`")
         if path.stat().st_size != entry.bytes:
-            raise ValueError(f"{path}: {path.stat().st_size} bytes but the manifest says {entry.bytes}; the release "
-                             f"was modified after it was built: rebuild it with `posedive build RECIPE`")
+            raise ReleaseError(f"{path}: {path.stat().st_size} bytes but the manifest says {entry.bytes}; the "
+                               f"release was modified after it was built",
+                               hint="rebuild it with `posedive build RECIPE`")
         files[relpath] = _LocalFile(relpath, path, entry.sha256, entry.bytes)
     return files
 
@@ -180,8 +181,8 @@ class _Comparer:
         if local.path not in self._sha1:
             sha256, sha1 = _hash_file(local.path)
             if sha256 != local.sha256:
-                raise ValueError(f"{local.path}: content differs from the manifest; the release was modified after "
-                                 f"it was built: rebuild it with `posedive build RECIPE`")
+                raise ReleaseError(f"{local.path}: content differs from the manifest; the release was modified "
+                                   f"after it was built", hint="rebuild it with `posedive build RECIPE`")
             self._sha1[local.path] = sha1
         return self._sha1[local.path]
 
@@ -288,7 +289,8 @@ def recipe_hub_repo(release: "Release") -> str | None:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML: {error}") from None
+        raise ConfigError(f"{path}: not valid YAML: {error}",
+                          hint="restore the recipe.yaml the build wrote, or rebuild the release") from None
     output = data.get("output") if isinstance(data, dict) else None
     hub_repo = output.get("hub_repo") if isinstance(output, dict) else None
     if hub_repo is None:
@@ -296,7 +298,7 @@ def recipe_hub_repo(release: "Release") -> str | None:
     try:
         return check_hub_repo(hub_repo)
     except ValueError as error:
-        raise ValueError(f"{path}: output.hub_repo: {error}") from None
+        raise ConfigError(f"{path}: output.hub_repo: {error}", hint="pass --repo ORG/NAME to push elsewhere") from None
 
 
 def push_release(
@@ -323,15 +325,18 @@ def push_release(
     from .release import Release
 
     if repo_id is not None and (repo_id.count("/") != 1 or not all(repo_id.split("/"))):
-        raise ValueError(f"repo id {repo_id!r} must be ORG/NAME, e.g. my-lab/market1501-posedive")
+        raise InputError(f"repo id {repo_id!r} must be ORG/NAME", hint="e.g. --repo my-lab/market1501-posedive")
     if max_commit_bytes < 1 or max_commit_files < 1:
-        raise ValueError("max_commit_bytes and max_commit_files must be at least 1")
+        raise InputError("max_commit_bytes and max_commit_files must be at least 1",
+                         hint="give --commit-mb and --commit-files of 1 or more")
     release = release if isinstance(release, Release) else Release.open(release)
     recipe_repo = recipe_hub_repo(release)
     if repo_id is None:
         if recipe_repo is None:
-            raise ValueError(f"{release.root}: no dataset repo to push to: pass --repo ORG/NAME, or build the "
-                             f"release from a recipe that sets output.hub_repo: ORG/NAME (its card then names it)")
+            raise InputError(f"{release.root}: no dataset repo to push to (neither --repo nor the recipe's "
+                             f"output.hub_repo names one)",
+                             hint="pass --repo ORG/NAME, or build the release from a recipe that sets "
+                             "output.hub_repo: ORG/NAME (its card then names it)")
         repo_id = recipe_repo
     elif recipe_repo is not None and repo_id != recipe_repo:
         logger.warning("pushing to %s, but the recipe's output.hub_repo is %s: the card's loading examples name "

@@ -413,6 +413,15 @@ class _EventBuffer:
         return events
 
 
+def _driver_node_actor(ray: Any, cls: type) -> Any:
+    """An actor of ``cls`` on the driver's own node: it lives as long as the driver's node does, so
+    losing another node of the cluster does not lose it (the driver's node lost ends the build anyway)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    return ray.remote(cls).options(num_cpus=0, scheduling_strategy=here).remote()
+
+
 def _host_options(cpus: float, gpus: float, max_restarts: int, name: str | None = None) -> dict[str, Any]:
     options: dict[str, Any] = {"num_cpus": cpus, "max_restarts": max_restarts, "max_task_retries": -1}
     if gpus:
@@ -460,7 +469,7 @@ class RayBackend:
     def map(self, factory: WorkerFactory[Item, Result], items: Iterable[Item], *, ordered: bool = True,
             on_event: Emit | None = None) -> Iterator[Result]:
         ray = require_ray()
-        events = ray.remote(_EventBuffer).options(num_cpus=0).remote() if on_event is not None else None
+        events = _driver_node_actor(ray, _EventBuffer) if on_event is not None else None
         host_class = ray.remote(_RayHost).options(**_host_options(self.cpus, self.gpus, self.max_restarts))
         factory_bytes = _cloudpickle().dumps(factory)
         hosts = [host_class.remote(factory_bytes, self.threads, events) for _ in range(self.workers)]

@@ -16,7 +16,8 @@ CARD = "README.md"
 REJECTED_DIR = "rejected"
 PLOTS_DIR = "plots"
 # The release's plots (``PLOTS_DIR``), in the order the card shows them.
-RELEASE_PLOTS: tuple[str, ...] = (f"{PLOTS_DIR}/viewpoints.png", f"{PLOTS_DIR}/poses.png", f"{PLOTS_DIR}/samples.png")
+RELEASE_PLOTS: tuple[str, ...] = (f"{PLOTS_DIR}/viewpoints.png", f"{PLOTS_DIR}/poses.png", f"{PLOTS_DIR}/bodies.png",
+                                  f"{PLOTS_DIR}/samples.png")
 BUILD_DIR = ".build"  # working files of an unfinished build; not part of the release
 HUB_RECORD = "hub.json"  # where the release was published (``posedive push``); not part of the release
 # Files and folders posedive keeps in a release folder that are not part of the release: the manifest
@@ -118,6 +119,7 @@ COVERAGE_DIR = "coverage"
 COVERAGE_REPORT = "coverage.json"
 COVERAGE_VIEWPOINTS_PLOT = "viewpoints.png"
 COVERAGE_POSES_PLOT = "poses.png"
+COVERAGE_BODIES_PLOT = "bodies.png"  # the body-shape panel (posedive.conditions.body_panel)
 
 
 def coverage_dir(releases_dir: Path, version: str) -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -54,9 +55,27 @@ class Plan(BaseModel):
     recipe_hash: str
     num_shards: int
     units: list[WorkUnit]
+    units_per_chunk: int | None = Field(None, ge=1, description="the recipe's output.units_per_chunk; not part "
+                                        "of the plan's hash, which is the hash of its units")
 
     def shard_units(self, shard: int) -> list[WorkUnit]:
         return [unit for unit in self.units if unit.shard == shard]
+
+    def shard_chunks(self, shard: int) -> list[list[WorkUnit]]:
+        """The shard's units in chunks of ``units_per_chunk`` (in key order; the last one may be
+        shorter), each built on its own, in rounds of its own: the units a chunk holds are a function
+        of the recipe alone, so a chunk's result (its generator batches included) is the same
+        whichever worker builds it."""
+        units = self.shard_units(shard)
+        size = self.units_per_chunk or max(len(units), 1)
+        return [units[start:start + size] for start in range(0, len(units), size)]
+
+    def chunk_count(self, shards: Iterable[int] | None = None) -> int:
+        """How many chunks ``shards`` (default: all) are built in."""
+        per_shard = Counter(unit.shard for unit in self.units)
+        wanted = per_shard if shards is None else set(shards)
+        size = self.units_per_chunk
+        return sum(1 if size is None else -(-per_shard[shard] // size) for shard in wanted if per_shard[shard])
 
     def to_jsonl(self) -> str:
         return "".join(unit.model_dump_json() + "\n" for unit in self.units)
@@ -79,6 +98,7 @@ class Plan(BaseModel):
             "work_units": len(self.units),
             "attempts_per_unit": len(self.units[0].attempts) if self.units else 0,
             "shards": self.num_shards,
+            "chunks": self.chunk_count(),
         }
 
 
@@ -92,11 +112,22 @@ def unit_key(pid: int, index: int) -> str:
     return f"{pid:06d}-{index:03d}"
 
 
-def _draw_attempt(recipe: Recipe, key: str, index: int, references: list[str], pose_ids: list[str]) -> Attempt:
-    rng = np.random.default_rng(derive_seed(recipe.hash, key, index))
+# Every attempt and unit of a plan sets all its fields: they share one fields-set object rather than
+# each holding its own (a small set costs about 700 bytes: most of an attempt's memory). Pydantic copies
+# it before any ``model_copy(update=...)`` changes it.
+_ATTEMPT_FIELDS = set(Attempt.model_fields)
+_UNIT_FIELDS = set(WorkUnit.model_fields)
+
+
+def _draw_attempt(recipe: Recipe, key: str, index: int, references: list[str], pose_ids: list[str],
+                  recipe_hash: str | None = None) -> Attempt:
+    # A plan of a million-image source draws millions of attempts: the caller passes the recipe's hash
+    # once, and the attempt is built without re-validating values made right here.
+    rng = np.random.default_rng(derive_seed(recipe_hash or recipe.hash, key, index))
     elevation = recipe.viewpoint.elevation_deg
     azimuth = recipe.viewpoint.azimuth_deg
-    return Attempt(
+    return Attempt.model_construct(
+        _fields_set=_ATTEMPT_FIELDS,
         index=index,
         reference=references[int(rng.integers(len(references)))],
         pose_id=pose_ids[int(rng.integers(len(pose_ids)))],
@@ -116,18 +147,23 @@ def make_plan(recipe: Recipe, source: SourceIndex, pose_ids: Iterable[str]) -> P
     by_pid = source.train_by_pid()
     if not by_pid:
         raise PlanError(f"source {source.root} has no training images: nothing to plan")
-    units: list[WorkUnit] = []
+    drawn: list[tuple[str, int, list[Attempt]]] = []
+    recipe_hash = recipe.hash
     for pid, records in by_pid.items():
         references = [record.relpath for record in records]
         for index in range(recipe.images_per_pid):
             key = unit_key(pid, index)
-            attempts = [_draw_attempt(recipe, key, k, references, pose_ids) for k in range(recipe.max_attempts_per_image)]
-            units.append(WorkUnit(key=key, pid=pid, shard=0, attempts=attempts))
-    units.sort(key=lambda unit: unit.key)
+            attempts = [_draw_attempt(recipe, key, k, references, pose_ids, recipe_hash)
+                        for k in range(recipe.max_attempts_per_image)]
+            drawn.append((key, pid, attempts))
+    drawn.sort(key=lambda unit: unit[0])
     per_shard = recipe.output.samples_per_shard
-    units = [unit.model_copy(update={"shard": position // per_shard}) for position, unit in enumerate(units)]
+    units = [WorkUnit.model_construct(_fields_set=_UNIT_FIELDS, key=key, pid=pid, shard=position // per_shard,
+                                      attempts=attempts)
+             for position, (key, pid, attempts) in enumerate(drawn)]
     num_shards = (len(units) + per_shard - 1) // per_shard
-    return Plan(recipe_hash=recipe.hash, num_shards=num_shards, units=units)
+    return Plan(recipe_hash=recipe.hash, num_shards=num_shards, units=units,
+                units_per_chunk=recipe.output.units_per_chunk)
 
 
 def parse_part(spec: str) -> tuple[int, int]:

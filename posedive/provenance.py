@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .schema import BodyParams, Camera, GeneratorInfo
+from .schema import BodyParams, Camera, GeneratorInfo, IdentitySimilarity
 
 
 class _Record(BaseModel):
@@ -71,6 +71,7 @@ class SampleProvenance(_Record):
     seed: int
     attempt: int
     filter: FilterRecord
+    identity: IdentitySimilarity | None = None  # None: the generator measures none (or built before it was recorded)
     generator: GeneratorInfo
     recipe_hash: str
     plan_hash: str
@@ -95,6 +96,7 @@ def provenance_features():
         "seed": i64,
         "attempt": i64,
         "filter": {"estimator": text, "reference": stage, "target": stage, "generated": stage},
+        "identity": {"encoder": text, "cosine": f32},
         "generator": {"id": text, "revision": text, "sha256": text, "description": text, "conditions": text,
                       "family": text, "condition_maps": List(text)},
         "recipe_hash": text,

@@ -26,6 +26,7 @@ from .errors import RecipeError
 from .pose.keypoints import KEYPOINT_GROUPS
 from .pose.registry import check_estimator_name
 from .schema import COCO17_KEYPOINTS, CONDITION_MAPS, GENERATOR_FAMILIES
+from .storage import is_url
 from .yamlfile import parse_yaml
 
 # Fields added after recipes were first hashed, with their defaults: left out of the hash at the default.
@@ -33,6 +34,7 @@ FIELDS_ADDED_LATER: dict[tuple[str, str], object] = {
     ("generator", "compile"): False,
     ("generator", "family"): "posedive",
     ("output", "hub_repo"): None,
+    ("output", "units_per_chunk"): None,
 }
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
@@ -404,8 +406,12 @@ class GeneratorConfig(_Strict):
 
 
 class OutputConfig(_Strict):
-    dir: Path = Path("releases")
+    # A local folder, or an fsspec URL (``s3://bucket/releases``) that workers write shards to directly.
+    dir: Path | str = Path("releases")
     samples_per_shard: int = Field(1000, ge=1)
+    units_per_chunk: int | None = Field(None, ge=1, description="work units per chunk: a shard's units are "
+                                        "built in chunks of this many, each by any worker, and the shard is "
+                                        "assembled from them; null: a shard is one chunk")
     condition_maps: list[Literal["depth", "normal", "skeleton", "semantic_map"]] = Field(
         default_factory=lambda: list(CONDITION_MAPS),
         description="the maps stored beside each image; semantic_map (Champ's part colours) is rendered "
@@ -414,6 +420,11 @@ class OutputConfig(_Strict):
     image_format: Literal["jpg", "png"] = "jpg"
     hub_repo: str | None = Field(None, description="dataset repo ORG/NAME the release is published to: the card's "
                                  "loading examples name it, and `posedive push` uses it when --repo is not given")
+
+    @field_validator("dir")
+    @classmethod
+    def _path_unless_url(cls, value: Path | str) -> Path | str:
+        return value if isinstance(value, Path) or is_url(value) else Path(value)
 
     @field_validator("condition_maps")
     @classmethod
@@ -482,7 +493,18 @@ class Recipe(_Strict):
 
     @property
     def release_dir(self) -> Path:
+        """The release's local folder; for a remote release (``output.dir`` a URL), the local folder
+        that holds the driver's own build state for it (claims), under the recipe's folder."""
+        if is_url(self.output.dir):
+            return self._base_dir / ".posedive-remote" / _url_folder(str(self.output.dir)) / self.name / self.version
         return self.resolve(self.output.dir) / self.name / self.version
+
+    @property
+    def release_location(self) -> str:
+        """Where the release's files live: its local folder, or ``<output.dir URL>/<name>/<version>``."""
+        if is_url(self.output.dir):
+            return f"{str(self.output.dir).rstrip('/')}/{self.name}/{self.version}"
+        return str(self.release_dir)
 
     def canonical_json(self) -> str:
         data = self.model_dump(mode="json")
@@ -568,3 +590,9 @@ def load_recipe(path: Path | str) -> Recipe:
     recipe = parse_recipe(data, source=str(path), base_dir=path.resolve().parent)
     recipe._source_file = path.resolve()
     return recipe
+
+
+def _url_folder(url: str) -> str:
+    """A folder name for a URL: readable, and distinct per URL."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", url)[:60]
+    return f"{readable}-{hashlib.sha256(url.encode()).hexdigest()[:8]}"

@@ -197,6 +197,22 @@ class GeneratorInfo(_Frozen):
     )
 
 
+class IdentitySimilarity(_Frozen):
+    """How much a generated image looks like its reference to the generator's own identity encoder."""
+
+    encoder: str = Field(description="the identity encoder's kind, e.g. clip-image-embedding")
+    cosine: float = Field(description="cosine of the encoder's features of the generated image and of its reference")
+
+
+@runtime_checkable
+class IdentityFeatures(Protocol):
+    """A generator that can describe images with its identity encoder (already loaded to generate)."""
+
+    identity_encoder: str
+
+    def identity_features(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+
 @runtime_checkable
 class ConditionRenderer(Protocol):
     """Renders depth / normal / skeleton maps for planned (pose, camera) pairs."""

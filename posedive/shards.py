@@ -27,6 +27,7 @@ from PIL import Image
 from .errors import FormatError
 from .files import _fsync_dir, temporary_path
 from .paths import shard_name
+from .storage import Store, StoreFile, Written
 
 # tarfile ends an archive with two zero blocks; a shard without them was cut short.
 END_OF_ARCHIVE_BYTES = 2 * tarfile.BLOCKSIZE
@@ -48,19 +49,23 @@ def encode_image(image: Image.Image | np.ndarray, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_shard(release_dir: Path, shard: int, samples: Iterable[Mapping[str, bytes | str]]) -> Path:
-    """Write WebDataset samples (dicts with ``__key__`` and already-encoded fields) atomically."""
+def _write_samples(handle: BinaryIO, samples: Iterable[Mapping[str, bytes | str]]) -> None:
     from webdataset import TarWriter
 
+    # encoder=False: fields are bytes already, so webdataset adds nothing that could vary.
+    writer = TarWriter(handle, encoder=False, mtime=FIXED_MTIME, user="posedive", group="posedive")
+    for sample in samples:
+        writer.write(dict(sample))
+    writer.close()
+
+
+def write_shard(release_dir: Path, shard: int, samples: Iterable[Mapping[str, bytes | str]]) -> Path:
+    """Write WebDataset samples (dicts with ``__key__`` and already-encoded fields) atomically."""
     path = release_dir / shard_name(shard)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     with open(tmp, "wb") as handle:
-        # encoder=False: fields are bytes already, so webdataset adds nothing that could vary.
-        writer = TarWriter(handle, encoder=False, mtime=FIXED_MTIME, user="posedive", group="posedive")
-        for sample in samples:
-            writer.write(dict(sample))
-        writer.close()
+        _write_samples(handle, samples)
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -68,10 +73,22 @@ def write_shard(release_dir: Path, shard: int, samples: Iterable[Mapping[str, by
     return path
 
 
-def iter_shard_members(shard: Path) -> Iterator[tuple[str, str, bytes]]:
-    """``(key, field, bytes)`` of every member of a shard, in the order written."""
+def write_shard_to(store: Store, shard: int, samples: Iterable[Mapping[str, bytes | str]]) -> Written:
+    """Write a shard into a release location (local or remote) with the same protocol and the same
+    bytes as ``write_shard``; its sha256 and size are taken from the stream as it is written."""
+    return store.write_with(shard_name(shard), lambda handle: _write_samples(handle, samples))
 
-    with tarfile.open(shard) as tar:
+
+def _open_shard(shard: "Path | str | StoreFile") -> BinaryIO:
+    """A local shard through ``open``, a remote store's file through its own ``open``."""
+    return open(shard, "rb") if isinstance(shard, (str, os.PathLike)) else shard.open("rb")
+
+
+def iter_shard_members(shard: "Path | StoreFile") -> Iterator[tuple[str, str, bytes]]:
+    """``(key, field, bytes)`` of every member of a shard (a local path or a remote store's file), in
+    the order written."""
+
+    with _open_shard(shard) as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
         for member in tar:
             key, _, field = member.name.partition(".")
             yield key, field, tar.extractfile(member).read()
@@ -153,18 +170,18 @@ def inspect_shard_stream(handle: BinaryIO, name: str, chunk: int = 1 << 20) -> S
     return contents
 
 
-def inspect_shard(shard: Path, chunk: int = 1 << 20) -> ShardContents:
-    with open(shard, "rb") as handle:
+def inspect_shard(shard: "Path | StoreFile", chunk: int = 1 << 20) -> ShardContents:
+    with _open_shard(shard) as handle:
         return inspect_shard_stream(handle, str(shard), chunk)
 
 
-def scan_shard(shard: Path, chunk: int = 1 << 20) -> ShardScan:
+def scan_shard(shard: "Path | StoreFile", chunk: int = 1 << 20) -> ShardScan:
     """Count a shard's samples and hash it in one read of the file: tar headers are parsed from the
     same stream that is hashed (member data is skipped by reading through it)."""
     return inspect_shard(shard, chunk).scan
 
 
-def iter_provenance(shards: Iterable[Path]) -> Iterator[dict]:
+def iter_provenance(shards: Iterable["Path | StoreFile"]) -> Iterator[dict]:
     """The provenance record of every sample of the shards, in order."""
     import json
 

@@ -22,3 +22,32 @@ def renders(tmp_path_factory):
     from pose_images import rendered_bodies, skip_without_system_libraries
 
     return skip_without_system_libraries(rendered_bodies, str(tmp_path_factory.getbasetemp() / "filter-renders"))
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """A moto S3 server; fsspec's configuration for ``s3`` points at it (what users set through
+    ``FSSPEC_S3_ENDPOINT_URL`` and friends)."""
+    from fsspec.config import conf
+
+    moto_server = pytest.importorskip("moto.server")
+    s3fs = pytest.importorskip("s3fs")
+    from s3_server import BUCKET, free_port
+
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = conf.get("s3")
+    conf["s3"] = {"key": "testing", "secret": "testing", "endpoint_url": endpoint,
+                  "client_kwargs": {"region_name": "eu-west-1"}}
+    fs = s3fs.S3FileSystem(**conf["s3"], skip_instance_cache=True)
+    fs.mkdir(BUCKET)
+    try:
+        yield endpoint
+    finally:
+        if saved is None:
+            conf.pop("s3", None)
+        else:
+            conf["s3"] = saved
+        server.stop()

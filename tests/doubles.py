@@ -75,6 +75,13 @@ class DoubleGenerator:
         self.info = GeneratorInfo(id="tests/double-generator", revision=None, sha256="0" * 64,
                                   description="test double: a seeded brightness pattern, not a model")
 
+    identity_encoder = "pixels-double"
+
+    def identity_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Centred grey pixels of an 8x16 thumbnail: a cheap feature whose cosine follows the reference's pattern."""
+        grey = [np.asarray(image.convert("L").resize((8, 16)), np.float32).ravel() for image in images]
+        return np.stack([g - g.mean() for g in grey])
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Image.Image]:
         self.calls += 1
         out = []
@@ -109,3 +116,48 @@ def double_stages(delay_s: float = 0.0):
     from posedive.builder import BuildStages
 
     return BuildStages(conditions=DoubleRenderer(), estimator=DoubleEstimator(), generator=DoubleGenerator(delay_s))
+
+
+class BatchSensitiveGenerator(DoubleGenerator):
+    """Like ``DoubleGenerator``, but every image's brightness shifts with the size of the batch it came
+    in, as a generator whose last bits depend on the batch would: two builds agree only if they send
+    the generator the same batches."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Image.Image]:
+        images = super().generate(requests)
+        return [Image.fromarray(np.clip(np.asarray(image, np.int16) + len(requests), 0, 255).astype(np.uint8))
+                for image in images]
+
+
+def batch_sensitive_stages(delay_s: float = 0.0):
+    from posedive.builder import BuildStages
+
+    return BuildStages(conditions=DoubleRenderer(), estimator=DoubleEstimator(),
+                       generator=BatchSensitiveGenerator(delay_s))
+
+
+class PidRecordingRenderer(DoubleRenderer):
+    """Leaves a file named after its process in ``folder`` each time it renders: which workers built."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = Path(folder)
+
+    def render(self, requests: Sequence[ConditionRequest]) -> list[ConditionSet]:
+        import os
+
+        (self.folder / f"rendered-by-{os.getpid()}").touch()
+        return super().render(requests)
+
+
+class PidRecordingStages:
+    """Batch-sensitive double stages whose renderer records the processes that render."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def __call__(self):
+        from posedive.builder import BuildStages
+
+        return BuildStages(conditions=PidRecordingRenderer(self.folder), estimator=DoubleEstimator(),
+                           generator=BatchSensitiveGenerator())

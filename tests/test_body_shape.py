@@ -134,3 +134,14 @@ def test_population_draws_are_adults_and_depend_on_the_seed_alone():
     assert np.allclose(sd, [0.29, 0.021, 0.28, 0.33, 0.078, 0.29], atol=0.01)
     with pytest.raises(ValueError, match="below min_age_years"):
         PopulationSpec(min_age_years=40, max_age_years=30)
+
+
+def test_a_body_model_the_recipe_cannot_have_is_a_recipe_error_naming_the_field():
+    from posedive.body.models import load_body_model
+    from posedive.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="body.smpl_model_dir") as missing_dir:
+        load_body_model("smpl")
+    assert "SMPL_NEUTRAL.pkl" in missing_dir.value.hint
+    with pytest.raises(RecipeError, match="body.model: unknown body model 'star'; known: anny, smpl"):
+        load_body_model("star")  # type: ignore[arg-type]

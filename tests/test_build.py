@@ -280,7 +280,27 @@ def test_the_local_engine_reports_each_work_unit_as_it_finishes(tmp_path):
     assert events == [event for result in results for event in result.events]
     finished = [event for event in events if event.outcome in ("accepted", "short")]
     assert sorted(event.key for event in finished) == sorted(u.key for s in (0, 1) for u in plan.shard_units(s))
-    assert sum(event.outcome == "rejected" for event in events) == sum(len(r.rejected) for r in results)
+    assert sum(event.outcome == "rejected" for event in events) == sum(r.rejected for r in results)
+
+
+def test_the_engine_writes_each_shard_and_returns_only_its_receipt(tmp_path):
+    """The worker writes the shard into the release location; what comes back is a small receipt whose
+    hash, size and counts are those of the file written."""
+    from posedive.builder.receipt import ShardReceipt
+    from posedive.files import sha256_file
+    from posedive.plan import make_plan
+    from posedive.sources import read_source
+
+    recipe = frame_recipe(tmp_path)
+    stages = double_stages()
+    source = read_source(recipe.source, recipe.base_dir)
+    plan = make_plan(recipe, source, stages.conditions.pose_ids())
+    receipts = list(LocalEngine(stages).build_shards(recipe, source, plan, [1], lambda event: None))
+    assert [type(r) for r in receipts] == [ShardReceipt] and receipts[0].name == paths.shard_name(1)
+    shard_file = paths.shard_path(recipe.release_dir, 1)
+    assert receipts[0].sha256 == sha256_file(shard_file) and receipts[0].bytes == shard_file.stat().st_size
+    assert receipts[0].stats.model_dump_json(indent=2) + "\n" == paths.shard_stats_path(recipe.release_dir, 1).read_text()
+    assert len(receipts[0].model_dump_json()) < 20_000  # no image bytes travel back
 
 
 def test_progress_counts_each_event_once():

@@ -95,3 +95,33 @@ def test_report_writes_beside_the_release_not_into_the_working_folder(project: P
     assert sum(report["pose_tags"].values()) == 40 and str(out) in result.stdout
     # The same measure as a card's, on what it counts: the card's counts accepted samples.
     assert "coverage entropy of the 40 planned conditions" in result.stdout and "accepted samples" in result.stdout
+
+
+def test_report_draws_the_planned_body_panel_beside_the_release(project: Path, tmp_path_factory, monkeypatch):
+    """Before a build: each planned identity's body shape, as the shape stage answers for it (here
+    the plain grey crops hold nobody, so each identity falls back to its seeded population draw)."""
+    from posedive.conditions.shapes import load_identity_shapes
+    from posedive.recipe import load_recipe
+    from posedive.sources import read_source
+
+    _invoke("posebank", "build", "--format", "fits", str(project / "dancer"), "--out", str(project / "bank.npz"))
+    elsewhere = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(elsewhere)
+    _invoke("report", str(project / "recipe.yaml"))
+    assert list(elsewhere.iterdir()) == []
+    out = project / "releases" / "cli-test" / "coverage" / "1.0.0"
+    report = json.loads((out / "coverage.json").read_text())
+    assert report["body_plot"] == str(out / "bodies.png") and (out / "bodies.png").is_file()
+    recipe = load_recipe(project / "recipe.yaml")
+    train = read_source(recipe.source, recipe.base_dir).train_by_pid()
+    shapes = load_identity_shapes(recipe)
+    panel = report["bodies"]
+    assert [i["pid"] for i in panel["identities"]] == sorted(train) and panel["paired"] == sorted(train)
+    for identity in panel["identities"]:
+        expected = shapes.shape(identity["pid"], [r.path for r in train[identity["pid"]]])
+        assert panel["labels"] == expected.labels
+        assert identity["source"] == expected.source and identity["values"] == pytest.approx(expected.values)
+    shapes.close()
+    _invoke("report", str(project / "recipe.yaml"), "--no-bodies", "-o", str(project / "plain"))
+    assert not (project / "plain" / "bodies.png").exists()
+    assert json.loads((project / "plain" / "coverage.json").read_text())["bodies"] is None

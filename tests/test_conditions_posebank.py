@@ -295,3 +295,24 @@ def test_posebank_cli_names_the_formats():
     assert result.exit_code == 2 and "amass" in result.output and "deepmimic" in result.output
     listed = CliRunner().invoke(app, ["posebank", "formats"]).output
     assert all(name in listed for name in [*pb.IMPORTERS, *pb.BUILTIN_BANKS])
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("broken.json", "{not json", "not valid JSON"),
+    ("empty.json", '{"betas": [0.0]}', "no SMPL pose found"),
+    ("fits.txt", "", "must be .npz or .json"),
+])
+def test_posebank_import_of_an_unreadable_file_is_a_user_error_with_a_hint(tmp_path, name, content, message):
+    from typer.testing import CliRunner
+
+    from posedive.cli import app
+    from posedive.errors import PosediveError
+
+    bad = tmp_path / name
+    bad.write_text(content)
+    with pytest.raises(PosediveError, match=message) as caught:
+        pb.import_smpl_fits([bad])
+    assert str(bad) in str(caught.value) and "posebank formats" in caught.value.hint
+    result = CliRunner().invoke(app, ["posebank", "build", "--format", "fits", str(bad), "--out", str(tmp_path / "o.npz")])
+    assert result.exit_code == 2 and message in result.output and "hint:" in result.output, result.output
+    assert not (tmp_path / "o.npz").exists()

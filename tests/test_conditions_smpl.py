@@ -11,6 +11,7 @@ import pytest
 
 from posedive.body.models import SMPLBody
 from posedive.conditions.posebank import PoseBank
+from posedive.errors import PathNotFound
 from posedive.geometry.rotations import SMPL_JOINTS, SMPL_PARENTS, SMPL_REST_OFFSETS
 from posedive.recipe import parse_recipe
 from posedive.schema import ConditionRenderer, ConditionRequest
@@ -89,7 +90,7 @@ def test_pose_moves_the_right_joints(model_dir):
 
 
 def test_missing_model_file_names_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="SMPL_FEMALE.pkl"):
+    with pytest.raises(PathNotFound, match="SMPL_FEMALE.pkl"):
         SMPLBody(tmp_path, gender="female")
 
 

@@ -168,7 +168,9 @@ def test_mismatched_unets_are_refused(pipe):
     from generation_tiny import UNET
 
     other = UNet2DConditionModel(**{**UNET, "layers_per_block": 2})
-    with pytest.raises(ValueError, match="share their self-attention layers"):
+    from posedive.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="share their self-attention layers"):
         with reference_attention(pipe.reference_unet, other):
             pass
 

@@ -310,7 +310,9 @@ def test_push_without_repo_or_hub_repo_says_how_to_name_one(hub, releases, tmp_p
     assert result.returncode == 2 and "Traceback" not in result.stderr
     message = " ".join(result.stderr.split())
     assert "--repo ORG/NAME" in message and "output.hub_repo" in message
-    with pytest.raises(ValueError, match="output.hub_repo"):
+    from posedive.errors import InputError
+
+    with pytest.raises(InputError, match="output.hub_repo"):
         push_release(release.root, endpoint=hub.url, token=TOKEN)
     assert set(hub.state.repos) == repos_before
 
@@ -376,3 +378,15 @@ def test_a_hub_outage_mid_push_says_to_rerun_and_the_rerun_resumes(hub, releases
     assert set(hub.tree(repo, "v1.0.0")) - {".gitattributes"} == set(release.files())
     for shard in release.manifest.shards:
         assert hub.state.lfs_puts[(repo, shard.sha256)] == 1, shard.path
+
+
+@pytest.mark.parametrize("repo, options, message, hint", [
+    ("no-slash", {}, "must be ORG/NAME", "--repo my-lab/"),
+    ("org/name", {"max_commit_files": 0}, "at least 1", "--commit-files"),
+])
+def test_push_arguments_that_cannot_be_used_are_input_errors_with_a_hint(tmp_path, repo, options, message, hint):
+    from posedive.errors import InputError
+
+    with pytest.raises(InputError, match=message) as caught:
+        push_release(tmp_path, repo, **options)
+    assert hint in caught.value.hint

@@ -49,3 +49,13 @@ def test_validating_a_recipe_imports_no_estimator_backend():
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_missing_mediapipe_is_a_missing_dependency_naming_the_package(monkeypatch):
+    from posedive.errors import MissingDependency
+    from posedive.pose.blazepose import MEDIAPIPE_REQUIREMENT, BlazePoseEstimator
+
+    monkeypatch.setitem(sys.modules, "mediapipe.python.solutions", None)
+    with pytest.raises(MissingDependency, match="needs MediaPipe") as caught:
+        BlazePoseEstimator()
+    assert caught.value.hint == f"pip install '{MEDIAPIPE_REQUIREMENT}'" and caught.value.exit_code == 3

@@ -18,9 +18,10 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from doubles import WaitingGenerator, double_stages  # noqa: E402
+from doubles import PidRecordingStages, WaitingGenerator, batch_sensitive_stages, double_stages  # noqa: E402
 from frame_helpers import frame_recipe  # noqa: E402
 from parallel_workers import Echo, events_come_before_their_result, run  # noqa: E402
+from s3_server import BUCKET, assert_same_files  # noqa: E402
 
 from posedive import paths  # noqa: E402
 from posedive.builder import StageUnavailable, build_release  # noqa: E402
@@ -70,6 +71,36 @@ def test_ray_build_and_ray_parts_equal_the_local_build(cluster, local_manifest, 
     first = build_release(parts, stages=double_stages(), part=(1, 2), engine=ray_engine(), show_progress=False)
     assert sorted(first.built_shards) == [0, 2] and first.manifest is not None
     assert manifest_of(parts) == local_manifest
+
+
+def test_a_ray_build_into_s3_gives_the_local_release(cluster, s3_endpoint, tmp_path):
+    """Shard workers write the shards straight into the S3 server (the driver's fsspec configuration
+    travels with the release store); the release equals the local build's and verifies."""
+    from posedive.release import Release
+
+    local = frame_recipe(tmp_path / "local")
+    build_release(local, stages=double_stages(), show_progress=False)
+    recipe = frame_recipe(tmp_path / "remote", output={"dir": f"s3://{BUCKET}/ray"})
+    report = build_release(recipe, stages=double_stages(), engine=ray_engine(), show_progress=False)
+    assert sorted(report.built_shards) == [0, 1, 2, 3] and len(report.receipts) == 4
+    assert_same_files(local.release_dir, recipe.release_location)
+    assert Release.open(recipe.release_location).verify() == []
+
+
+def test_more_workers_than_shards_share_a_shard_in_chunks_with_the_local_bytes(cluster, tmp_path):
+    """One shard of four chunks on two shard workers: both build some of it, and the release equals
+    the local build's byte for byte, with a generator whose images depend on its batches."""
+    chunked = {"output": {"samples_per_shard": 15, "units_per_chunk": 4}}
+    local = frame_recipe(tmp_path / "local", **chunked)
+    build_release(local, stages=batch_sensitive_stages(), show_progress=False)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    recipe = frame_recipe(tmp_path / "ray", **chunked)
+    engine = RayEngine(stages_factory=PidRecordingStages(pids), shard_workers=2, generator_num_cpus=0)
+    report = build_release(recipe, stages=batch_sensitive_stages(), engine=engine, show_progress=False)
+    assert report.plan.num_shards == 1 and report.plan.chunk_count() == 4
+    assert len(list(pids.iterdir())) == 2  # both workers rendered for the one shard
+    assert manifest_of(recipe) == manifest_of(local)
 
 
 class BackgroundBuild:
@@ -271,3 +302,34 @@ def test_the_ray_backend_maps_like_the_local_ones(cluster):
     assert events_come_before_their_result(seen, items)
     with pytest.raises(ValueError, match="item fail cannot be done"):
         list(RayBackend(1).map(Echo, ["a", "fail"]))
+
+
+class InProcessServices:
+    """The calls a ``RayServiceClient`` makes, answered by one ``GenerationService`` in this process."""
+
+    def __init__(self, service) -> None:
+        self.service = service
+
+    def call(self, method: str, *args):
+        return getattr(self.service, method)(*args)
+
+
+def test_a_remote_generator_offers_identity_features_exactly_when_the_hosted_one_does():
+    from doubles import DoubleGenerator
+    from PIL import Image
+    from test_release_quality import NoIdentityGenerator
+
+    from posedive.builder.ray_engine import GenerationService, remote_generator
+    from posedive.schema import IdentityFeatures
+
+    images = [Image.new("RGB", (16, 32), (10 * k, 200 - 10 * k, 90)) for k in range(3)]
+    for hosted in (DoubleGenerator, NoIdentityGenerator):
+        services = InProcessServices(GenerationService(hosted))
+        encoder = services.call("identity_encoder")
+        remote = remote_generator(services, hosted().info, encoder)
+        if hosted is NoIdentityGenerator:
+            assert encoder is None and not isinstance(remote, IdentityFeatures)
+            continue
+        assert encoder == "pixels-double" and isinstance(remote, IdentityFeatures)
+        assert remote.identity_encoder == "pixels-double"
+        assert (remote.identity_features(images) == DoubleGenerator().identity_features(images)).all()

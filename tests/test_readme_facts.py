@@ -38,3 +38,40 @@ def test_sizing_follows_from_the_benchmark_results_it_names():
     assert f"{25 * cpu_s:.1f} cores" in scaling
     cores = re.search(r"Plan about (\d+) CPU cores per GPU", scaling)
     assert cores and int(cores.group(1)) == round(25 * cpu_s)
+
+
+def test_planning_figures_follow_from_their_benchmark():
+    planning = json.loads((RESULTS / "planning.json").read_text())
+    paragraph = README[README.index("Reading a source lists its file names only"):]
+    paragraph = paragraph[:paragraph.index("\n\n")]
+    assert "benchmarks/results/planning.json" in paragraph
+    assert f"{planning['source']['train_identities']:,} identities" in paragraph
+    assert f"{planning['work_units']:,} work units" in paragraph
+    assert f"peaks at {planning['peak_rss_gib']:.2f} GiB" in paragraph
+    assert f"{round(planning['read_source_s'])} s to read the names" in paragraph
+    assert f"{round(planning['make_plan_s'])} s to draw" in paragraph
+
+
+def _listed(values: list[str]) -> str:
+    return ", ".join(values[:-1]) + " and " + values[-1]
+
+
+def test_simulated_cluster_figures_are_the_benchmarks():
+    simulated = README[README.index("**Simulated cluster:**"):]
+    simulated = simulated[:simulated.index("\n\n")]
+    assert "benchmarks/results/cluster.json" in simulated
+    result = json.loads((RESULTS / "cluster.json").read_text())
+    runs = sorted((run for run in result["runs"] if "node_kill" not in run), key=lambda run: run["gpus"])
+    stand_in = result["generator_stand_in"]
+    assert f"sleeps {stand_in['seconds_per_image']:.3f} s per image" in simulated
+    assert f"{stand_in['time_scale']:g} times the H200's {1000 * stand_in['measured_h200_seconds_per_image']:.1f} ms" in simulated
+    rates = _listed([f"{run['images_per_s']:.2f}" for run in runs])
+    gpus = _listed([str(run["gpus"]) for run in runs])
+    assert f"{rates} images/s on {gpus} simulated GPUs" in simulated
+    widest = runs[-1]
+    assert f"{widest['scaling_efficiency']:.2f} of linear at {widest['gpus']} GPUs" in simulated
+    memory = sorted(run["driver_peak_rss_mib"] for run in result["runs"])
+    assert f"peak memory {memory[0]:.0f}-{memory[-1]:.0f} MiB" in simulated
+    assert all(run["identical_to_local_build"] for run in result["runs"])
+    killed = [run for run in result["runs"] if "node_kill" in run]
+    assert killed and f"killing one of {killed[0]['gpus']} GPU nodes" in simulated

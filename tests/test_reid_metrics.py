@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from posedive.errors import InputError
 from posedive.reid import EvalResult, evaluate
 
 
@@ -106,7 +107,7 @@ def test_queries_without_matches_are_not_counted():
     # Query 0 (pid 5) has no match; query 1's only match shares its camera; query 2 matches at rank 2.
     result = evaluate(distmat, [5, 1, 1], [1, 2], [1, 1, 3], [1, 2], max_rank=2)
     assert result.num_queries == 1 and result.cmc.tolist() == [0.0, 1.0] and result.mAP == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="no query has a true match"):
+    with pytest.raises(InputError, match="no query has a true match"):
         evaluate(distmat[:2], [5, 1], [1, 2], [1, 1], [1, 2])
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from posedive.errors import ConfigError, PathNotFound
 from posedive.reid.data import PKSampler, read_market_layout
 from posedive.reid.engine import TrainConfig, evaluate_model, learning_rate, train
 from posedive.reid.losses import BatchHardTripletLoss, LabelSmoothingCrossEntropy
@@ -90,7 +91,7 @@ def test_eval_features_are_after_bn_and_survive_save_and_load(tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(loaded(images), features, atol=1e-6)
     (tmp_path / "run" / "model.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+    with pytest.raises(PathNotFound, match="model.safetensors"):
         BagOfTricks.load(tmp_path / "run")
 
 
@@ -127,7 +128,7 @@ def test_pk_sampler_batches_p_identities_of_k_images():
     assert list(PKSampler(pids, p=4, k=2, seed=3)) == indices
     sampler.set_epoch(1)
     assert list(sampler) != indices
-    with pytest.raises(ValueError, match="only 11"):
+    with pytest.raises(ConfigError, match="only 11"):
         PKSampler(pids, p=12, k=2)
 
 

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from posedive.builder import build_release
 from posedive.cli import app
+from posedive.errors import InputError
 from posedive.reid.data import generated_camid, read_market_layout, with_release
 from posedive.reid.export import EXPORT_JSON, MAPPING_CSV, _jpeg_bytes, export_market1501
 from posedive.release import Release
@@ -172,7 +173,7 @@ def test_release_merges_into_training_with_its_own_camera(built):
     assert merged.query == data.query and merged.gallery == data.gallery
     assert generated[0].open().mode == "RGB"
     assert generated_camid({1, 2, 3}, 2) == 2
-    with pytest.raises(ValueError, match="every camera id"):
+    with pytest.raises(InputError, match="every camera id"):
         generated_camid(set(range(1, 10)))
 
 

@@ -30,14 +30,38 @@ def test_market1501_counts_junk_and_distractors(tmp_path):
     assert all(r.pid == 0 for r in index.split("gallery") if r.relpath.split("/")[-1].startswith("0000"))
 
 
-def test_unreadable_images_are_skipped_counted_and_listed(tmp_path):
+def test_a_full_check_skips_counts_and_lists_unreadable_images(tmp_path):
     make_market(tmp_path)
     broken = tmp_path / "bounding_box_train" / "0002_c1s1_999999_00.jpg"
     broken.write_bytes(b"not a jpeg")
+    truncated = tmp_path / "query" / "0003_c1s1_999999_00.jpg"
+    truncated.write_bytes((tmp_path / "query" / "0003_c1s1_000100_00.jpg").read_bytes()[:200])
+    index = read_source(source("market1501", tmp_path), check_images=True)
+    assert index.unreadable == ["bounding_box_train/0002_c1s1_999999_00.jpg", "query/0003_c1s1_999999_00.jpg"]
+    assert all(r.path not in (broken, truncated) for r in index.records)
+    assert "2 unreadable" in index.summary()
+
+
+def test_reading_a_source_lists_names_and_opens_no_image(tmp_path, monkeypatch):
+    import builtins
+
+    import PIL.Image
+
+    make_market(tmp_path)
+    broken = tmp_path / "bounding_box_train" / "0002_c1s1_999999_00.jpg"
+    broken.write_bytes(b"not a jpeg")
+    real_open = builtins.open
+
+    def no_images(file, *args, **kwargs):
+        if str(file).endswith(".jpg"):
+            raise AssertionError(f"opened {file}")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_images)
+    monkeypatch.setattr(PIL.Image, "open", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
     index = read_source(source("market1501", tmp_path))
-    assert index.unreadable == ["bounding_box_train/0002_c1s1_999999_00.jpg"]
-    assert all(r.path != broken for r in index.records)
-    assert "1 unreadable" in index.summary()
+    assert index.unreadable == []
+    assert any(r.path == broken and (r.pid, r.camid) == (2, 1) for r in index.records)
 
 
 def test_missing_folder_and_bad_name_are_clear(tmp_path):
@@ -159,3 +183,23 @@ def test_release_cards_cite_the_registered_datasets():
     for name in ("market1501", "msmt17", "cuhk03"):
         assert SOURCE_FORMATS[name].citation in source_licence(manifest(name))
     assert "user-supplied image folder" in source_licence(manifest("folder"))
+
+
+def test_validate_check_images_lists_broken_images_and_goes_on(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from posedive.cli import app
+
+    make_market(tmp_path / "src")
+    (tmp_path / "src" / "bounding_box_train" / "0002_c1s1_999999_00.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "src" / "query" / "0003_c1s1_999999_00.jpg").write_bytes(b"")
+    (tmp_path / "models" / "gen").mkdir(parents=True)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "demo", "version": "1.0.0", "generator": {"weights": "models/gen"},
+                                      "source": {"format": "market1501", "root": "src"}}))
+    result = CliRunner().invoke(app, ["validate", str(recipe), "--check-images"])
+    assert result.exit_code == 0, result.output
+    assert "0002_c1s1_999999_00.jpg cannot be decoded" in result.output
+    assert "0003_c1s1_999999_00.jpg cannot be decoded" in result.output
+    assert "2 unreadable" in result.output and "recipe is valid" in result.output

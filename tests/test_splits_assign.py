@@ -20,6 +20,7 @@ from posedive.analysis.splits import (
     read_split,
     viewpoint_region,
 )
+from posedive.errors import InputError, PathNotFound
 
 
 def _random_table(num_pids: int = 60, num_groups: int = 8, seed: int = 3) -> list[LabelledImage]:
@@ -98,17 +99,17 @@ def test_the_assignment_depends_on_the_rows_not_their_order():
     assert assign_splits(table, seed=2) == assign_splits(shuffled, seed=2)
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([LabelledImage("a.jpg", 1, 1, "g0"), LabelledImage("a.jpg", 2, 1, "g1")], "listed twice"),
-    ([LabelledImage("a.jpg", 1, 1, "g0"), LabelledImage("b.jpg", 2, 2, "g0")], "at least two groups"),
+@pytest.mark.parametrize("rows, error, message", [
+    ([LabelledImage("a.jpg", 1, 1, "g0"), LabelledImage("a.jpg", 2, 1, "g1")], ValueError, "listed twice"),
+    ([LabelledImage("a.jpg", 1, 1, "g0"), LabelledImage("b.jpg", 2, 2, "g0")], InputError, "at least two groups"),
 ])
-def test_unusable_tables_are_refused(rows, message):
-    with pytest.raises(ValueError, match=message):
+def test_unusable_tables_are_refused(rows, error, message):
+    with pytest.raises(error, match=message):
         assign_splits(rows)
 
 
 def test_test_fraction_must_be_a_proper_fraction():
-    with pytest.raises(ValueError, match="test_fraction"):
+    with pytest.raises(InputError, match="test_fraction"):
         assign_splits(_random_table(), test_fraction=1.0)
 
 
@@ -176,5 +177,5 @@ def test_tables_round_trip_and_join_with_a_local_source(tmp_path):
                             source, split="query")
     assert len(only_query) == sum(r.split == "query" for r in rows)
     (source / rows[0].image).unlink()
-    with pytest.raises(FileNotFoundError, match="1 images of the split are not under"):
+    with pytest.raises(PathNotFound, match="1 images of the split are not under"):
         join_split(rows, source)

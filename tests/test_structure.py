@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("paths",),
     ("formats",),
     ("files",),
+    ("storage",),  # release locations: local folders and fsspec URLs
     ("schema",),
     ("provenance",),
     ("parallel",),

@@ -93,3 +93,16 @@ def test_crops_are_one_to_two_and_clean_frames_exclude_borders_and_company():
     assert 10 not in frames  # touches the frame border
     assert all(abs(f - 3) > config.crowd_window for f in frames)  # someone else in the crop nearby
     assert len(spread(clean, 2)) == 2
+
+
+def test_a_missing_or_foreign_tracks_file_is_a_user_error_naming_it(tmp_path):
+    from posedive.errors import FormatError, PathNotFound
+    from posedive.video.records import read_tracks
+
+    with pytest.raises(PathNotFound, match="tracks file not found") as missing:
+        read_tracks(tmp_path / "tracks.json")
+    assert "posedive pairs" in missing.value.hint
+    foreign = tmp_path / "other.json"
+    foreign.write_text('{"frames": []}')
+    with pytest.raises(FormatError, match="other.json: not a posedive tracks file"):
+        read_tracks(foreign)

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..errors import InputError, ReleaseError
 from ..parallel import Backend, Emit, InProcess, LocalProcesses
 from ..pose.cache import PoseCache, PoseRecord, content_key
 
@@ -79,7 +80,8 @@ def load_images(items: Sequence[ImageItem]) -> list[bytes]:
                 stream.seek(member.offset)
                 data[i] = stream.read(member.size)
                 if len(data[i]) != member.size:
-                    raise ValueError(f"{shard}: member {member.name} is truncated")
+                    raise ReleaseError(f"{shard}: member {member.name} is truncated",
+                                       hint="copy the shard again, or rebuild the release")
     return data  # type: ignore[return-value]
 
 
@@ -90,7 +92,8 @@ def decode_image(data: bytes, what: str) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as image:
             return np.asarray(image.convert("RGB"))
     except (OSError, UnidentifiedImageError) as error:
-        raise ValueError(f"{what}: not a readable image ({error})") from None
+        raise InputError(f"{what}: not a readable image ({error})",
+                         hint="replace or remove the file; posedive reads JPEG and PNG") from None
 
 
 ORIENTATIONS: tuple[str, ...] = ("fit", "landmarks")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
 
+from ..errors import InputError, PathNotFound, ReleaseError, SourceError
 from .images import ImageItem, TarMember
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,12 @@ class StatsInput:
 def _source_items(config, base_dir: Path | None, split: SplitChoice) -> tuple[str, Path, list[ImageItem]]:
     from ..sources import read_source
 
-    index = read_source(config, base_dir)
+    # Statistics decode every image anyway: check them all first, listing the unreadable ones.
+    index = read_source(config, base_dir, check_images=True)
     records = index.records if split == "all" else index.split(split)
     if not records:
-        raise ValueError(f"{index.root}: the {split} split of {index.dataset} holds no images")
+        raise SourceError(f"{index.root}: the {split} split of {index.dataset} holds no images",
+                          hint="choose another --split, or check the dataset's layout")
     items = [ImageItem(key=r.relpath, camera=f"c{r.camid}", location=Path(r.path)) for r in records]
     return index.dataset, Path(index.root), items
 
@@ -106,7 +109,8 @@ def release_items(folder: Path) -> list[ImageItem]:
     images themselves are not read (each item's ``location`` is its ``TarMember``)."""
     shards = _shard_paths(folder)
     if not shards:
-        raise ValueError(f"{folder}: no WebDataset shards (*.tar) found")
+        raise InputError(f"{folder}: no WebDataset shards (*.tar) found",
+                         hint="give a release folder (<output.dir>/<name>/<version>)")
     items: list[ImageItem] = []
     for shard in shards:
         for sample in _shard_samples(shard):
@@ -119,7 +123,8 @@ def release_items(folder: Path) -> list[ImageItem]:
             items.append(ImageItem(key=sample["__key__"], camera=camera, location=image,
                                    requested_azimuth_deg=azimuth))
     if not items:
-        raise ValueError(f"{folder}: the shards hold no jpg/png images")
+        raise ReleaseError(f"{folder}: the shards hold no jpg/png images",
+                           hint="these are not a posedive release's shards, or the release is empty")
     return items
 
 
@@ -133,7 +138,8 @@ def resolve_input(path: Path, format: str | None = None, split: SplitChoice = "t
         name, root, items = _source_items(recipe.source, recipe.base_dir, split)
         return StatsInput(name=name, kind="source", location=root, items=items)
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: neither a recipe (.yaml) nor a dataset or release folder")
+        raise PathNotFound(f"{path}: neither a recipe (.yaml) nor a dataset or release folder",
+                           hint="give a recipe file, a source dataset folder or a release folder")
     if format is None and _shard_paths(path):
         return StatsInput(name=path.resolve().name, kind="release", location=path, items=release_items(path))
     from ..sources import source_config

@@ -46,6 +46,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..errors import FormatError, InputError, PathNotFound
 from ..paths import EVAL_SPLITS, SPLIT_REPORT, split_table_name
 from ..release.split_folder import OrientationKind, RegionKind, SplitBy, SplitOverlap, SplitReport, SplitSize
 
@@ -194,8 +195,8 @@ def _choose_test_groups(counts: np.ndarray, test_fraction: float, seed: int, res
         if current > best_score:
             best_mask, best_score = mask.copy(), current
     if best_mask is None or best_score == -np.inf:
-        raise ValueError("no division of the groups leaves images on both sides; the identities do not span "
-                         "enough groups (try another --by, more clusters, or another dataset)")
+        raise InputError("no division of the groups leaves images on both sides; the identities do not span "
+                         "enough groups", hint="try another --by, more clusters, or another dataset")
     return best_mask
 
 
@@ -209,7 +210,8 @@ def assign_splits(
     depends only on the set of input rows, ``test_fraction`` and ``seed`` (not on their order).
     """
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}",
+                         hint="give --test-fraction between 0 and 1, e.g. 0.5")
     names = [row.image for row in images]
     if len(set(names)) != len(names):
         duplicate = next(name for name, n in Counter(names).items() if n > 1)
@@ -226,8 +228,8 @@ def assign_splits(
     groups = sorted({row.group for row in labelled if row.pid > 0})
     pids = sorted({row.pid for row in labelled if row.pid > 0})
     if len(groups) < 2:
-        raise ValueError(f"need identities in at least two groups to split, found {len(groups)} "
-                         f"({', '.join(groups) or 'none'})")
+        raise InputError(f"need identities in at least two groups to split, found {len(groups)} "
+                         f"({', '.join(groups) or 'none'})", hint="try another --by or --regions, or more --clusters")
     group_index = {g: i for i, g in enumerate(groups)}
     pid_index = {p: i for i, p in enumerate(pids)}
     counts = np.zeros((len(pids), len(groups)), dtype=np.int64)
@@ -427,12 +429,13 @@ def read_split(folder: Path | str) -> list[SplitRow]:
     for name in EVAL_SPLITS:
         table = folder / split_table_name(name)
         if not table.is_file():
-            raise FileNotFoundError(f"{table} not found; a split folder holds {', '.join(EVAL_SPLITS)} tables "
-                                    f"(make one with `posedive splits SOURCE --by viewpoint|pose`)")
+            raise PathNotFound(f"{table} not found; a split folder holds {', '.join(EVAL_SPLITS)} tables",
+                               hint="make one with `posedive splits SOURCE --by viewpoint|pose`")
         with open(table, newline="") as handle:
             reader = csv.DictReader(handle)
             if tuple(reader.fieldnames or ()) != TABLE_COLUMNS:
-                raise ValueError(f"{table}: columns {reader.fieldnames}, expected {list(TABLE_COLUMNS)}")
+                raise FormatError(f"{table}: columns {reader.fieldnames}, expected {list(TABLE_COLUMNS)}",
+                                  hint="write split tables with `posedive splits`")
             rows += [SplitRow(r["image"], int(r["pid"]), int(r["camid"]), r["group"], name) for r in reader]
     return rows
 
@@ -466,8 +469,8 @@ def join_split(rows: Iterable[SplitRow | Mapping[str, object]], source_root: Pat
             continue
         joined.append(SplitImage(path, str(data["image"]), int(data["pid"]), int(data["camid"]), name))
     if missing:
-        raise FileNotFoundError(f"{len(missing)} images of the split are not under {root} (first: {missing[0]}); "
-                                f"point to the root of the source dataset the split was made from")
+        raise PathNotFound(f"{len(missing)} images of the split are not under {root} (first: {missing[0]})",
+                           hint="point to the root of the source dataset the split was made from")
     return joined
 
 

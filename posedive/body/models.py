@@ -29,6 +29,7 @@ from typing import Literal, Protocol, Sequence
 
 import numpy as np
 
+from ..errors import PathNotFound, RecipeError, StageUnavailable
 from ..geometry.rotations import SMPL_JOINTS, SMPL_PARENTS, local_to_global, pose_to_local_matrices, rotation_between
 from ..schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS
 from .parts import anny_bone_parts, vertex_parts_from_sparse_weights, vertex_parts_from_weights
@@ -191,7 +192,8 @@ class AnnyBody:
         self.model.eval()
         if tuple(self.model.phenotype_labels) != ANNY_PHENOTYPES:
             labels = self.model.phenotype_labels
-            raise RuntimeError(f"anny's phenotypes are {labels}, posedive expects {ANNY_PHENOTYPES}")
+            raise StageUnavailable(f"anny's phenotypes are {labels}, posedive expects {ANNY_PHENOTYPES}",
+                                   hint="install the anny version posedive names in pyproject.toml")
         self.regressor = anny.KeypointsRegressor.coco(self.model, labels=list(COCO17_KEYPOINTS))
         self.labels: list[str] = list(self.model.bone_labels)
         self.parents: list[int] = [int(p) for p in self.model.bone_parents]
@@ -383,9 +385,10 @@ class SMPLBody:
         model_dir = Path(model_dir)
         path = model_dir / f"SMPL_{gender.upper()}.pkl"
         if not path.is_file():
-            raise FileNotFoundError(
-                f"body.smpl_model_dir: {path} not found (expected SMPL's model file for gender {gender!r}, "
-                "e.g. SMPL_NEUTRAL.pkl from https://smpl.is.tue.mpg.de)"
+            raise PathNotFound(
+                f"body.smpl_model_dir: {path} not found (expected SMPL's model file for gender {gender!r})",
+                hint="download SMPL (e.g. SMPL_NEUTRAL.pkl) from https://smpl.is.tue.mpg.de and point "
+                "body.smpl_model_dir at its folder",
             )
         self.model = smplx.SMPL(model_path=str(path), gender=gender)
         self.faces = np.asarray(self.model.faces, dtype=np.int32)
@@ -457,9 +460,10 @@ def load_body_model(
         return AnnyBody(gender=gender, phenotype=shape)
     if model == "smpl":
         if smpl_model_dir is None:
-            raise ValueError("body.model 'smpl' needs body.smpl_model_dir (SMPL files are never shipped)")
+            raise RecipeError("body.model 'smpl' needs body.smpl_model_dir (SMPL files are never shipped)",
+                              hint="set body.smpl_model_dir to the folder holding SMPL_NEUTRAL.pkl")
         return SMPLBody(smpl_model_dir, gender=gender, betas=None if shape is None else list(shape))
-    raise ValueError(f"body.model: unknown body model {model!r}; known: anny, smpl")
+    raise RecipeError(f"body.model: unknown body model {model!r}; known: anny, smpl", hint="write body.model: anny")
 
 
 __all__ = [

@@ -6,18 +6,23 @@ skipping complete shards, writing shards and finalising the release stay on the 
 
 Layout of the work (both pools are ``posedive.parallel`` Ray pools):
 
-- a ``RayBackend`` of *shard workers* (one CPU each) takes the shards still to build, one at a time
-  per worker. A shard worker creates the CPU stages once (condition renderer and pose estimator) and
-  builds each shard it receives with a ``ShardBuilder``: eq. 10 on the reference, rendering, eq. 11,
-  then generation and eqs. 12-13, round after round. Each work unit's outcome is sent to the driver
-  as it happens, so the build's progress moves per image;
+- a ``RayBackend`` of *shard workers* (one CPU each) takes the chunks of the shards still to build
+  (``posedive.builder.chunks``: the whole shard unless the recipe sets ``output.units_per_chunk``),
+  one at a time per worker. A shard worker creates the CPU stages once (condition renderer and pose
+  estimator) and builds each chunk it receives with a ``ShardBuilder``: eq. 10 on the reference,
+  rendering, eq. 11, then generation and eqs. 12-13, round after round. Each work unit's outcome is
+  sent to the driver as it happens, so the build's progress moves per image;
 - the generator, the only GPU stage, lives in ``RayServices``, the *generation actors* (one per GPU,
   the model loaded once per actor). A shard worker's generator is a ``RemoteGenerator`` (the same
   ``Generator`` protocol) that sends each batch the shard builder forms to one of these actors; while
   one shard worker waits for its batch, the others render and filter, so a few CPU workers per GPU
-  keep the GPU busy;
-- each built shard streams back to the driver, which writes it (atomically, keyed by shard id) as
-  soon as it arrives and finalises the release once every shard exists.
+  keep the GPU busy. The identity features of the quality report (``schema.IdentityFeatures``) are
+  asked of the same actors, whose generator holds the identity encoder;
+- each shard worker writes the shards it builds straight into the release location (a local folder
+  every node sees, or an object store: ``posedive.storage``), atomically, and sends back only a
+  ``ShardReceipt`` (counts, hash, stats: kilobytes, never images); the driver finalises the release
+  once every shard exists. A shard built in chunks (``output.units_per_chunk``) is the exception: its
+  chunks stream back to the driver, which assembles and writes the shard once all its chunks are in.
 
 Why not one distributed operator per stage (conditions -> generation -> filtering), as in a Ray Data
 pipeline? A shard is built in rounds: the units rejected in round k retry with attempt k+1, so the
@@ -36,13 +41,17 @@ To use fewer threads per worker, set them for the driver: both engines then agre
 generator's numerics do not depend on these settings.
 
 Faults: generation actors restart when they die and the call in flight is retried (generation is a
-pure function of the request and its seed); shard workers restart too, and their shard is rebuilt.
-A shard is written only by the driver and only once complete, and the same shard always has the
-same bytes, so a retried shard is neither lost nor duplicated (its progress events, sent again, are
-counted once). A killed driver loses only the shards in flight; the next run resumes from the shards
-on disk, as with the local engine.
+pure function of the request and its seed); shard workers restart too, and their chunk is rebuilt.
+A shard appears under its name only once complete (written under a temporary name, then renamed or,
+on object stores, copied to its key), and the same shard always has the same bytes, so a retried
+chunk is neither lost nor duplicated (its progress events, sent again, are counted once). The event
+buffer lives on the driver's node, so losing any other node loses no event. A killed driver loses
+only the shards in flight (their finished chunks included); the next run resumes from the shards on
+disk, as with the local engine.
 
-Scaling: a shard is the unit of parallelism (at least as many shards as shard workers are needed).
+Scaling: a chunk is the unit of parallelism (at least as many chunks as shard workers are needed).
+``benchmarks/cluster.py`` runs this engine on a simulated multi-node cluster (one raylet per
+simulated GPU; ``benchmarks/results/cluster.json``).
 ``benchmarks/scaleout.py`` (stage doubles with costs in the ratio of the real stages) on two shared
 cores: 10.6 samples/s with the local engine, 11.1 with Ray and one shard worker, 18.6 with two,
 once the workers have started (about 5 s on that machine; ``benchmarks/results/scaleout.json``).
@@ -52,7 +61,8 @@ H200 generates 15-19 images/s (``generation_cuda_h200.json``), so about three sh
 GPU busy (README, "Scaling").
 
 Requirements on a cluster: posedive (and the stages' extras) installed on every node, and the source
-dataset readable at the same path on every node. The release folder only needs to be on the driver.
+dataset readable at the same path on every node. The release location must be reachable from every
+node: a shared folder, or an fsspec URL such as ``s3://bucket/releases``.
 """
 
 from __future__ import annotations
@@ -68,14 +78,18 @@ from ..errors import StageUnavailable
 from ..parallel import RayBackend, RayServiceClient, RayServices, ThreadLimits, ray_connection, require_ray
 from ..plan import Plan
 from ..recipe import Recipe
-from ..schema import GenerationRequest, Generator, GeneratorInfo
+from ..schema import GenerationRequest, Generator, GeneratorInfo, IdentityFeatures
 from ..sources import SourceIndex
-from .engine import ShardWorker, shard_work
+from ..storage import Store
+from .chunks import assemble_receipts, chunk_work
+from .engine import ShardWorker, release_store
 from .progress import EventHandler
-from .shard_job import BuildContext, ShardResult
+from .receipt import ShardReceipt
+from .shard_job import BuildContext
 from .stages import BuildStages, CpuStages, close_stage, load_cpu_stages, load_generator
 
 if TYPE_CHECKING:
+    import numpy as np
     from PIL import Image
 
 logger = logging.getLogger(__name__)
@@ -152,6 +166,14 @@ class GenerationService:
     def stats(self) -> GenerationStats:
         return GenerationStats(pid=os.getpid(), batches=self._batches, images=self._images, busy_s=self._busy_s)
 
+    def identity_encoder(self) -> str | None:
+        """The hosted generator's identity encoder, or ``None`` when it has none (then shard workers
+        record no identity similarity, as a local build with that generator does)."""
+        return self._generator.identity_encoder if isinstance(self._generator, IdentityFeatures) else None
+
+    def identity_features(self, images: list["Image.Image"]) -> "np.ndarray":
+        return self._generator.identity_features(images)
+
     def generate(self, requests: list[GenerationRequest]) -> list["Image.Image"]:
         started = time.perf_counter()
         images = self._generator.generate(requests)
@@ -175,6 +197,27 @@ class RemoteGenerator:
         return self._actors.call("generate", list(requests))
 
 
+class RemoteIdentityGenerator(RemoteGenerator):
+    """A ``RemoteGenerator`` whose hosted generator has an identity encoder: identity features are
+    computed by the generation actors too (the encoder is loaded there, with the model), so a Ray
+    build records the same identity similarity as a local one."""
+
+    def __init__(self, actors: RayServiceClient, info: GeneratorInfo, identity_encoder: str) -> None:
+        super().__init__(actors, info)
+        self.identity_encoder = identity_encoder
+
+    def identity_features(self, images: Sequence["Image.Image"]) -> "np.ndarray":
+        return self._actors.call("identity_features", list(images))
+
+
+def remote_generator(actors: RayServiceClient, info: GeneratorInfo, identity_encoder: str | None) -> RemoteGenerator:
+    """The remote generator that offers exactly what the hosted one does (``schema.IdentityFeatures``
+    only when it has an identity encoder: the shard builder checks for it with ``isinstance``)."""
+    if identity_encoder is None:
+        return RemoteGenerator(actors, info)
+    return RemoteIdentityGenerator(actors, info, identity_encoder)
+
+
 @dataclass(frozen=True)
 class RayShardWorker:
     """Makes a ``ShardWorker`` inside a shard worker's actor: the CPU stages from ``stages_factory``,
@@ -186,14 +229,17 @@ class RayShardWorker:
     stages_factory: StagesFactory
     generation: RayServiceClient
     generator_info: GeneratorInfo
+    store: Store
+    identity_encoder: str | None = None
 
     def __call__(self) -> ShardWorker:
         made = self.stages_factory()
         if isinstance(made, BuildStages):
             close_stage(made.generator)  # a generator made here is not used: the generation actors generate
         stages = BuildStages(conditions=made.conditions, estimator=made.estimator, shapes=made.shapes,
-                             generator=RemoteGenerator(self.generation, self.generator_info))
-        return ShardWorker(BuildContext(recipe=self.recipe, source=self.source, stages=stages, plan_hash=self.plan_hash))
+                             generator=remote_generator(self.generation, self.generator_info, self.identity_encoder))
+        return ShardWorker(BuildContext(recipe=self.recipe, source=self.source, stages=stages, plan_hash=self.plan_hash),
+                           self.store)
 
 
 @dataclass
@@ -233,8 +279,8 @@ class RayEngine:
         return stages_factory, RecipeGenerator(recipe)
 
     def build_shards(self, recipe: Recipe, source: SourceIndex, plan: Plan, shards: Sequence[int],
-                     on_event: EventHandler) -> Iterator[ShardResult]:
-        """Yield every shard of ``shards`` as it is built, in completion order."""
+                     on_event: EventHandler) -> Iterator[ShardReceipt]:
+        """Yield the receipt of every shard of ``shards`` as it is written, in completion order."""
         with ray_connection(self.address) as ray:
             resources = ray.cluster_resources()
             gpus = int(resources.get("GPU", 0))
@@ -249,18 +295,24 @@ class RayEngine:
             with services as generation:
                 try:
                     generator_info = generation.call("info")
+                    identity_encoder = generation.call("identity_encoder")
                 except ray.exceptions.RayActorError as error:
                     raise StageUnavailable(f"the generation actors could not load the generator: {error}") from error
                 spare_cpus = int(resources.get("CPU", 1) - count * self.generator_num_cpus)
-                workers = min(self.shard_workers or max(spare_cpus, 1), len(shards))
-                logger.info("ray engine: %d shard(s) on %d shard worker(s) and %d generation actor(s)%s",
-                            len(shards), workers, count, " (one GPU each)" if gpus else " (CPU)")
+                work = chunk_work(plan, shards)
+                store = release_store(recipe)
+                chunks = plan.chunk_count(shards)
+                workers = min(self.shard_workers or max(spare_cpus, 1), chunks)
+                logger.info("ray engine: %d shard(s) in %d chunk(s) on %d shard worker(s) and %d generation actor(s)%s",
+                            len(shards), chunks, workers, count, " (one GPU each)" if gpus else " (CPU)")
                 backend = RayBackend(workers, cpus_per_worker=1.0, max_restarts=self.actor_restarts, threads=threads)
                 factory = RayShardWorker(recipe=recipe, source=source, plan_hash=plan.hash,
                                          stages_factory=stages_factory, generation=generation,
-                                         generator_info=generator_info)
-                for result in backend.map(factory, shard_work(plan, shards), ordered=False, on_event=on_event):
-                    logger.info("shard %d built: %d accepted", result.shard, result.stats.totals.accepted)
+                                         generator_info=generator_info, store=store,
+                                         identity_encoder=identity_encoder)
+                built = backend.map(factory, work, ordered=False, on_event=on_event)
+                for result in assemble_receipts(built, store):
+                    logger.info("shard %d written: %d accepted", result.shard, result.stats.totals.accepted)
                     yield result
                 self.generation_stats = generation.call_all("stats")
                 for stats in self.generation_stats:

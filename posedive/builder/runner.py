@@ -29,19 +29,19 @@ from typing import Sequence
 import yaml
 
 from .. import paths
-from ..files import atomic_write_text, remove_temporaries
+from ..files import remove_temporaries
 from ..plan import Plan, make_plan, part_shards
 from ..recipe import Recipe
 from ..release import Manifest, ReleaseError, read_manifest
 from ..release.finalize import finalize_release
 from ..release.shard_check import ShardCheck, ShardChecker, ShardRejection, ShardStages, agreed_stages, move_aside
 from ..schema import ConditionRenderer
-from ..shards import write_shard
 from ..sources import SourceIndex, read_source
+from ..storage import Store, is_url
 from .claims import ShardClaim, claim_shards
-from .engine import LocalEngine, ShardEngine
+from .engine import LocalEngine, ShardEngine, release_store
 from .progress import BuildProgress
-from .shard_job import ShardResult, rejected_jsonl
+from .receipt import ShardReceipt
 from .stages import BuildStages, load_conditions, load_stages
 
 logger = logging.getLogger(__name__)
@@ -54,10 +54,13 @@ FINISH_ROUNDS = 3
 
 @dataclass
 class BuildReport:
-    release_dir: Path
+    release_dir: Path | str
+    """The release's folder, or its URL for a remote release."""
     plan: Plan
     source: SourceIndex
     built_shards: list[int] = field(default_factory=list)
+    receipts: list[ShardReceipt] = field(default_factory=list)
+    """What the workers sent back for each shard they wrote in this run."""
     skipped_shards: list[int] = field(default_factory=list)
     missing_shards: list[int] = field(default_factory=list)
     rejected_shards: list[ShardRejection] = field(default_factory=list)
@@ -69,6 +72,10 @@ class BuildReport:
     seconds: float = 0.0
 
 
+def _shown_location(recipe: Recipe) -> Path | str:
+    return recipe.release_location if is_url(recipe.release_location) else recipe.release_dir
+
+
 def recipe_text(recipe: Recipe) -> str:
     """The recipe as the user wrote it (or its canonical YAML when it was built in Python)."""
     if recipe.source_file is not None:
@@ -76,12 +83,11 @@ def recipe_text(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
 
 
-def _refuse_foreign_folder(release_dir: Path) -> None:
+def _refuse_foreign_folder(store: Store) -> None:
     """A folder at the release's place that holds anything but posedive's build folder, without a
     manifest or the recipe-hash marker of a build, is not a release: refuse it, touching nothing."""
-    if not release_dir.is_dir():
-        return
-    foreign = sorted(entry.name for entry in release_dir.iterdir() if entry.name != paths.BUILD_DIR)
+    release_dir = store.url("")
+    foreign = [name for name in store.top_level_names() if name != paths.BUILD_DIR]
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise ReleaseError(
@@ -96,10 +102,10 @@ def _refuse_foreign_folder(release_dir: Path) -> None:
 def check_release_folder(recipe: Recipe) -> Manifest | None:
     """Refuse to mix recipes in one release folder, and to build in a folder that is not a release;
     return the manifest of a finished release."""
-    release_dir = recipe.release_dir
-    manifest_file = release_dir / paths.MANIFEST
-    if manifest_file.is_file():
-        manifest = read_manifest(manifest_file)
+    store = release_store(recipe)
+    release_dir = store.url("")
+    if store.is_file(paths.MANIFEST):
+        manifest = read_manifest(store.file(paths.MANIFEST))
         if manifest.recipe_hash != recipe.hash:
             raise ReleaseError(
                 f"{release_dir} is a finished release of {recipe.name} {recipe.version} built from a different "
@@ -107,44 +113,36 @@ def check_release_folder(recipe: Recipe) -> Manifest | None:
                 f"bump `version` in the recipe"
             )
         return manifest
-    marker = release_dir / paths.RECIPE_HASH_MARKER
-    if not marker.is_file():
-        _refuse_foreign_folder(release_dir)
-    elif marker.read_text().strip() != recipe.hash:
+    if not store.is_file(paths.RECIPE_HASH_MARKER):
+        _refuse_foreign_folder(store)
+        return None
+    marked = store.read_bytes(paths.RECIPE_HASH_MARKER).decode().strip()
+    if marked != recipe.hash:
         raise ReleaseError(
-            f"{release_dir} holds an unfinished build of a different recipe (hash {marker.read_text().strip()[:12]}, "
+            f"{release_dir} holds an unfinished build of a different recipe (hash {marked[:12]}, "
             f"yours {recipe.hash[:12]}); delete that folder or bump `version` in the recipe"
         )
     return None
 
 
-def _prepare_folder(recipe: Recipe, plan: Plan, claim: ShardClaim) -> None:
-    release_dir = recipe.release_dir
-    atomic_write_text(release_dir / paths.RECIPE_HASH_MARKER, recipe.hash + "\n")
-    atomic_write_text(release_dir / paths.RECIPE, recipe_text(recipe))
-    plan.write(paths.plan_path(release_dir))
+def _prepare_folder(recipe: Recipe, store: Store, plan: Plan, claim: ShardClaim) -> None:
+    store.write_text(paths.RECIPE_HASH_MARKER, recipe.hash + "\n")
+    store.write_text(paths.RECIPE, recipe_text(recipe))
+    store.write_bytes(paths.PLAN, plan.to_jsonl().encode())
     # Another running build may be writing the release's own files: only a build alone touches theirs.
     owned = [relpath for shard in claim.record.shards for relpath in paths.shard_files(shard)]
     if claim.alone:
         owned += paths.release_level_files()
-    removed = remove_temporaries(release_dir, owned)
+    if store.local:
+        removed = [str(path) for path in remove_temporaries(store.local_path(), owned)]
+    else:
+        removed = store.remove_temporaries(owned)
     if removed:
         logger.info("removed %d partial file(s) left by an interrupted build", len(removed))
 
 
-def existing_shards(release_dir: Path, shards: Sequence[int]) -> list[int]:
-    return [shard for shard in shards if paths.shard_path(release_dir, shard).is_file()]
-
-
-def write_shard_outputs(release_dir: Path, result: ShardResult) -> None:
-    """Write one built shard; idempotent, since the same shard always gives the same bytes.
-
-    Sidecars first, shard last: the shard's existence marks the whole shard as done.
-    """
-    shard = result.shard
-    atomic_write_text(release_dir / paths.rejected_name(shard), rejected_jsonl(result.rejected))
-    atomic_write_text(paths.shard_stats_path(release_dir, shard), result.stats.model_dump_json(indent=2) + "\n")
-    write_shard(release_dir, shard, result.samples)
+def existing_shards(store: Store, shards: Sequence[int]) -> list[int]:
+    return [shard for shard in shards if store.is_file(paths.shard_name(shard))]
 
 
 class _Build:
@@ -154,8 +152,8 @@ class _Build:
                  stages: BuildStages | None, conditions: ConditionRenderer, engine: ShardEngine | None,
                  show_progress: bool) -> None:
         self.recipe, self.plan, self.source, self.report = recipe, plan, source, report
-        self.root = recipe.release_dir
-        self.checker = ShardChecker(self.root, recipe, plan)
+        self.store = release_store(recipe)
+        self.checker = ShardChecker(self.store, recipe, plan)
         self.checks: dict[int, ShardCheck] = {}
         self.built_stages: Counter[ShardStages] = Counter()
         self._stages, self._conditions = stages, conditions
@@ -171,7 +169,7 @@ class _Build:
     def reject(self, rejections: Sequence[ShardRejection]) -> list[int]:
         """Move the rejected shards aside; the shards to build again."""
         for rejection in rejections:
-            moved = move_aside(self.root, rejection)
+            moved = move_aside(self.store, rejection)
             logger.warning("rejected %s", moved.describe())
             self.report.rejected_shards.append(moved)
             self.checks.pop(rejection.shard, None)
@@ -186,19 +184,20 @@ class _Build:
                                        else functools.partial(load_stages, self.recipe, self._conditions))
         units_todo = sum(len(self.plan.shard_units(shard)) for shard in shards)
         with BuildProgress(units_todo, enabled=self._show_progress) as progress:
-            for result in self._engine.build_shards(self.recipe, self.source, self.plan, shards, progress.record):
-                write_shard_outputs(self.root, result)
-                progress.settle(result.events)
-                self.report.built_shards.append(result.shard)
-                if result.stats.generator is not None and result.stats.estimator is not None:
-                    self.built_stages[ShardStages(generator=result.stats.generator,
-                                                  estimator=result.stats.estimator)] += 1
+            # The workers write the shards where the release lives; only their receipts come back here.
+            for receipt in self._engine.build_shards(self.recipe, self.source, self.plan, shards, progress.record):
+                progress.settle(receipt.events)
+                self.report.built_shards.append(receipt.shard)
+                self.report.receipts.append(receipt)
+                if receipt.stats.generator is not None and receipt.stats.estimator is not None:
+                    self.built_stages[ShardStages(generator=receipt.stats.generator,
+                                                  estimator=receipt.stats.estimator)] += 1
 
     def finish(self, claim: ShardClaim) -> None:
         """Once every shard exists and no other build runs: check every shard, move aside and rebuild
         those that fail, then write the release."""
         every = range(self.plan.num_shards)
-        present = set(existing_shards(self.root, every))
+        present = set(existing_shards(self.store, every))
         self.report.missing_shards = [shard for shard in every if shard not in present]
         if self.report.missing_shards:
             return
@@ -214,7 +213,7 @@ class _Build:
                 break
             if round_index == FINISH_ROUNDS - 1:
                 failed = "; ".join(rejection.describe() for rejection in [*rejections, *disagreeing])
-                raise ReleaseError(f"{self.root}: shards still fail their checks after being rebuilt: {failed}")
+                raise ReleaseError(f"{self.store.url('')}: shards still fail their checks after being rebuilt: {failed}")
             self.build(self.reject([*rejections, *disagreeing]))
         self.report.manifest = finalize_release(self.recipe, self.plan, self.source, self.checks)
 
@@ -244,7 +243,7 @@ def build_release(
     source = read_source(recipe.source.model_copy(update={"root": recipe.resolve(recipe.source.root)}))
     conditions = stages.conditions if stages is not None else load_conditions(recipe)
     plan = make_plan(recipe, source, conditions.pose_ids())
-    report = BuildReport(release_dir=recipe.release_dir, plan=plan, source=source)
+    report = BuildReport(release_dir=_shown_location(recipe), plan=plan, source=source)
     if existing is not None:
         report.manifest, report.already_complete = existing, True
         return report
@@ -254,10 +253,11 @@ def build_release(
     release_dir = recipe.release_dir
     wanted = part_shards(plan.num_shards, part)
     with claim_shards(release_dir, wanted, part=f"{part[0]}/{part[1]}" if part else None) as claim:
-        _prepare_folder(recipe, plan, claim)
+        store = release_store(recipe)
+        _prepare_folder(recipe, store, plan, claim)
         run = _Build(recipe, plan, source, report, stages=stages, conditions=conditions, engine=engine,
                      show_progress=show_progress)
-        present = existing_shards(release_dir, wanted)
+        present = existing_shards(store, wanted)
         rebuild = set(run.reject(run.check(present)))
         report.skipped_shards = [shard for shard in present if shard not in rebuild]
         skipped = set(report.skipped_shards)

@@ -30,8 +30,16 @@ from ..plan import Attempt, WorkUnit
 from ..pose import PoseEstimate
 from ..provenance import BodyShapeRecord, FilterRecord, SampleProvenance, SourceImage, StageScores
 from ..recipe import Recipe
-from ..release import RejectedAttempt, ShardStats, StageTotals
-from ..schema import BodyParams, ConditionRequest, ConditionSet, GenerationRequest, GeneratorInfo
+from ..release import RejectedAttempt, ShardStats, StageTotals, UnreadableImage
+from ..schema import (
+    BodyParams,
+    ConditionRequest,
+    ConditionSet,
+    GenerationRequest,
+    GeneratorInfo,
+    IdentityFeatures,
+    IdentitySimilarity,
+)
 from ..shards import encode_image
 from ..sources import SourceIndex, SourceRecord
 from .progress import EventHandler, Outcome, UnitEvent
@@ -43,12 +51,15 @@ FilterStage = Literal["reference", "target", "generated"]
 
 @dataclass
 class ShardResult:
-    """One built shard: its samples (sorted by key), rejected attempts, stats and every event it emitted."""
+    """One built shard (or chunk ``chunk`` of ``chunks`` of it): its samples (sorted by key), rejected
+    attempts, stats and every event it emitted."""
 
     samples: list[dict]
     rejected: list[RejectedAttempt]
     stats: ShardStats
     events: list[UnitEvent] = field(default_factory=list)
+    chunk: int = 0
+    chunks: int = 1
 
     @property
     def shard(self) -> int:
@@ -57,10 +68,13 @@ class ShardResult:
 
 @dataclass
 class ShardWork:
-    """A shard to build and the plan's work units that land in it: one work item of an engine."""
+    """One work item of an engine: chunk ``chunk`` of ``chunks`` of a shard and the plan's work units
+    in it (all of the shard's units when the shard is one chunk)."""
 
     shard: int
     units: list[WorkUnit]
+    chunk: int = 0
+    chunks: int = 1
 
 
 @dataclass(frozen=True)
@@ -101,7 +115,11 @@ class BuildContext:
     stages: BuildStages
     plan_hash: str
     reference_cache: dict[str, tuple[Image.Image | None, PoseEstimate | None]] = field(default_factory=dict)
+    # Why each source image that could not be decoded failed: images are checked here, lazily, as a
+    # shard first needs them (reading a source lists names only).
+    unreadable: dict[str, str] = field(default_factory=dict)
     target_cache: dict[str, PoseEstimate] = field(default_factory=dict)
+    identity_cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     body_shapes: dict[int, BodyShapeRecord | None] = field(default_factory=dict)
 
@@ -130,11 +148,14 @@ class BuildContext:
         todo = sorted({p for p in relpaths if p not in self.reference_cache})
         images: list[tuple[str, Image.Image]] = []
         for relpath in todo:
+            path = self.record(relpath).path
             try:
-                with Image.open(self.record(relpath).path) as handle:
+                with Image.open(path) as handle:
                     images.append((relpath, handle.convert("RGB")))
-            except OSError:
+            except (OSError, SyntaxError, ValueError) as error:
                 self.reference_cache[relpath] = (None, None)
+                # The path relative to the source root, so the reason reads the same on every machine.
+                self.unreadable[relpath] = f"{type(error).__name__}: {str(error).replace(str(path), relpath)}"
         if images:
             estimates = self.stages.estimator.estimate([np.asarray(image) for _, image in images])
             for (relpath, image), estimate in zip(images, estimates):
@@ -148,8 +169,31 @@ class BuildContext:
             estimates = self.stages.estimator.estimate([todo[cid].normal for cid in ordered])
             self.target_cache.update(zip(ordered, estimates))
 
+    def identity_similarities(self, batch: Sequence[_Targeted], images: Sequence[Image.Image]
+                              ) -> list[IdentitySimilarity | None]:
+        """Cosine of the generator's identity features of each generated image and of its reference
+        (each reference encoded once per build); ``None`` for a generator without identity features."""
+        generator = self.stages.generator
+        if not isinstance(generator, IdentityFeatures):
+            return [None] * len(batch)
+        todo = sorted({c.attempt.reference for c in batch if c.attempt.reference not in self.identity_cache})
+        if todo:
+            references = {c.attempt.reference: c.reference for c in batch}
+            self.identity_cache.update(zip(todo, generator.identity_features([references[r] for r in todo])))
+        generated = generator.identity_features(images)
+        return [IdentitySimilarity(encoder=generator.identity_encoder,
+                                   cosine=cosine(self.identity_cache[c.attempt.reference], features))
+                for c, features in zip(batch, generated)]
+
     def target_confidences(self, candidate: _Rendered) -> np.ndarray:
         return self.target_cache[candidate.conditions.condition_id].confidences
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity in float64, rounded to 6 decimals so float noise of batched encoders stays out of shards."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    norms = np.linalg.norm(a) * np.linalg.norm(b)
+    return round(float(a @ b / norms), 6) if norms > 0 else 0.0
 
 
 def _stage_scores(decision: FilterDecision, threshold: float) -> StageScores:
@@ -159,13 +203,17 @@ def _stage_scores(decision: FilterDecision, threshold: float) -> StageScores:
                        confidences=decision.confidences)
 
 
-def _rejection(candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str) -> RejectedAttempt:
+def _rejection(candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str,
+               identity: IdentitySimilarity | None = None) -> RejectedAttempt:
     attempt = candidate.attempt
+    scores: dict[str, float | None] = dict(decision.scores) if decision is not None else {}
+    if identity is not None:
+        scores["identity_cosine"] = identity.cosine
     return RejectedAttempt(
         key=candidate.unit.key, pid=candidate.unit.pid, attempt=attempt.index, stage=stage, reason=reason,
         reference=attempt.reference, pose_id=attempt.pose_id, elevation_deg=attempt.elevation_deg,
         azimuth_deg=attempt.azimuth_deg, seed=attempt.seed,
-        scores=dict(decision.scores) if decision is not None else {},
+        scores=scores,
     )
 
 
@@ -179,7 +227,8 @@ def _fixed_shape(body: BodyParams) -> BodyShapeRecord:
                            values=list(body.shape))
 
 
-def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generated: FilterDecision) -> dict:
+def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generated: FilterDecision,
+            identity: IdentitySimilarity | None) -> dict:
     recipe, record, conditions = ctx.recipe, candidate.record, candidate.conditions
     thresholds = recipe.filter
     provenance = SampleProvenance(
@@ -197,6 +246,7 @@ def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generat
             target=_stage_scores(candidate.target_decision, thresholds.tau_tar),
             generated=_stage_scores(generated, thresholds.tau_gen),
         ),
+        identity=identity,
         generator=ctx.stages.generator.info,
         recipe_hash=recipe.hash,
         plan_hash=ctx.plan_hash,
@@ -220,6 +270,7 @@ class _ShardTally:
         self.shard = shard
         self.totals = StageTotals(work_units=len(units))
         self.rejected: list[RejectedAttempt] = []
+        self.unreadable: dict[str, str] = {}
         self.accepted: dict[str, dict] = {}
         self.events: list[UnitEvent] = []
         self._on_event = on_event
@@ -230,10 +281,14 @@ class _ShardTally:
         if self._on_event is not None:
             self._on_event(event)
 
-    def reject(self, candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str) -> None:
+    def reject(self, candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str,
+               identity: IdentitySimilarity | None = None) -> None:
         setattr(self.totals, f"{stage}_rejected", getattr(self.totals, f"{stage}_rejected") + 1)
-        self.rejected.append(_rejection(candidate, decision, stage, reason))
+        self.rejected.append(_rejection(candidate, decision, stage, reason, identity))
         self._emit(candidate.unit.key, "rejected", candidate.attempt.index)
+
+    def unreadable_image(self, relpath: str, reason: str) -> None:
+        self.unreadable.setdefault(relpath, reason)
 
     def accept(self, candidate: _Targeted, sample: dict) -> None:
         self.totals.accepted += 1
@@ -245,7 +300,9 @@ class _ShardTally:
         for unit in short:
             self._emit(unit.key, "short", None)
         stats = ShardStats(shard=self.shard, totals=self.totals, short_pids=sorted({unit.pid for unit in short}),
-                           generator=generator, estimator=estimator)
+                           generator=generator, estimator=estimator,
+                           unreadable=[UnreadableImage(image=relpath, reason=reason)
+                                       for relpath, reason in sorted(self.unreadable.items())])
         samples = [self.accepted[key] for key in sorted(self.accepted)]
         return ShardResult(samples=samples, rejected=self.rejected, stats=stats, events=self.events)
 
@@ -284,7 +341,9 @@ class ShardBuilder:
         for candidate in tries:
             image, estimate = ctx.reference_cache[candidate.attempt.reference]
             if image is None or estimate is None:
-                tally.reject(candidate, None, "reference", f"unreadable image {candidate.record.path}")
+                if candidate.attempt.reference in ctx.unreadable:
+                    tally.unreadable_image(candidate.attempt.reference, ctx.unreadable[candidate.attempt.reference])
+                tally.reject(candidate, None, "reference", f"unreadable image {candidate.attempt.reference}")
                 continue
             decision = reference_decision(estimate.confidences, ctx.recipe.filter)
             if not decision.kept:
@@ -326,14 +385,11 @@ class ShardBuilder:
                 [GenerationRequest(reference=c.reference, conditions=c.conditions, seed=c.attempt.seed) for c in batch]
             )
             estimates = ctx.stages.estimator.estimate([np.asarray(image.convert("RGB")) for image in images])
-            for candidate, image, estimate in zip(batch, images, estimates):
+            identities = ctx.identity_similarities(batch, images)
+            for candidate, image, estimate, identity in zip(batch, images, estimates, identities):
                 decision = generated_decision(estimate.confidences, ctx.target_confidences(candidate), ctx.recipe.filter)
                 if not decision.kept:
-                    tally.reject(candidate, decision, "generated", decision.reason)
+                    tally.reject(candidate, decision, "generated", decision.reason, identity)
                     continue
-                tally.accept(candidate, _sample(ctx, candidate, image, decision))
+                tally.accept(candidate, _sample(ctx, candidate, image, decision, identity))
 
-
-def rejected_jsonl(rejected: Sequence[RejectedAttempt]) -> str:
-    ordered = sorted(rejected, key=lambda r: (r.key, r.attempt))
-    return "".join(r.model_dump_json() + "\n" for r in ordered)

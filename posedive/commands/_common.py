@@ -6,15 +6,22 @@ import contextlib
 from typing import Iterator
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import PosediveError
+from ..errors import InputError, PosediveError
 
 console = Console(stderr=True)
 
-# Errors whose message is written for the user; anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FileExistsError, PermissionError)
+# Errors whose message is written for the user. Anything else (a bare ValueError or RuntimeError
+# included) is a bug: it keeps its traceback and exits with status 1. A pydantic ValidationError
+# escapes only from a model the user filled in (a config read by a command), and its text names the
+# field and what was expected.
+USER_ERRORS: tuple[type[BaseException], ...] = (PosediveError, ValidationError)
+
+# The exit status of an invalid model of the user's: the same as any other bad value.
+VALIDATION_EXIT_CODE = InputError.exit_code
 
 
 @contextlib.contextmanager
@@ -26,6 +33,6 @@ def user_errors() -> Iterator[None]:
         if error.hint:
             console.print(f"hint: {escape(error.hint)}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=error.exit_code) from None
-    except USER_ERRORS as error:
+    except ValidationError as error:
         console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
+        raise typer.Exit(code=VALIDATION_EXIT_CODE) from None

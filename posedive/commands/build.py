@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from ..errors import InputError, RecipeError
+from ._choices import choice_option
 from ._common import console, escape, user_errors
 
 
-class EngineName(str, Enum):
+class EngineName(StrEnum):
     """Where the shards are built: ``local`` (this process) or ``ray`` (a Ray cluster)."""
 
     local = "local"
     ray = "ray"
-
-
-def parse_engine(value: str | EngineName) -> EngineName:
-    if isinstance(value, EngineName):
-        return value
-    try:
-        return EngineName(value)
-    except ValueError:
-        raise typer.BadParameter(f"--engine must be local or ray, got {value!r}") from None
 
 
 def _print_plan(report, recipe) -> None:
@@ -82,8 +74,8 @@ def build(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan and stop"),
     plan_out: Path = typer.Option(None, "--plan-out", help="with --dry-run: write the plan as JSON lines here"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
-    engine: EngineName = typer.Option("local", "--engine", parser=parse_engine, metavar="[local|ray]",
-                                      help="where shards are built: local (this machine) or ray"),
+    engine: EngineName = choice_option(EngineName, "local", "--engine",
+                                       help="where shards are built: local (this machine) or ray"),
     address: str = typer.Option(None, "--address",
                                 help="with --engine ray: the cluster to join (e.g. auto); default: start a local one"),
 ) -> None:

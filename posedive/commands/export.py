@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
+from ._choices import choice_option
 from ._common import console, escape, user_errors
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     market1501 = "market1501"
 
 
 def export(
     release: Path = typer.Argument(..., help="finished release folder (<output.dir>/<name>/<version>)"),
-    fmt: ExportFormat = typer.Option(..., "--format", help="layout to write"),
+    fmt: ExportFormat = choice_option(ExportFormat, ..., "--format", help="layout to write"),
     source_root: Path = typer.Option(..., "--source-root", help="the source dataset the release was built from"),
     out: Path = typer.Option(..., "--out", help="new folder to write"),
     camid: str = typer.Option("reference", help="camera id of generated images: 'reference' (each takes its reference "

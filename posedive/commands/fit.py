@@ -9,19 +9,37 @@ from __future__ import annotations
 
 import json
 import logging
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 
+from ..errors import InputError
+from ._choices import choice_option
 from ._common import console, user_errors
 
 logger = logging.getLogger(__name__)
 
 
+class BodyChoice(StrEnum):
+    """The body models a fit can use (``posedive.body.models.load_body_model``)."""
+
+    anny = "anny"
+    smpl = "smpl"
+
+
+def check_body_options(body: BodyChoice, smpl_model_dir: Path | None) -> None:
+    """Refuse ``--body smpl`` without ``--smpl-model-dir`` in the options' own words (the body loader
+    speaks of the recipe's fields)."""
+    if body is BodyChoice.smpl and smpl_model_dir is None:
+        raise InputError("--body smpl needs --smpl-model-dir (SMPL files are never shipped)",
+                         hint="give --smpl-model-dir DIR, the folder holding SMPL_NEUTRAL.pkl, or use --body anny")
+
+
 def fit(
     source: Path = typer.Argument(..., help="an image, a folder of images (one person each) or a fixed-camera video"),
     out: Path = typer.Option(..., "--out", help="output folder"),
-    body_model: str = typer.Option("anny", "--body", help="body model: anny or smpl"),
+    body_model: BodyChoice = choice_option(BodyChoice, "anny", "--body", help="body model: anny or smpl"),
     smpl_model_dir: Path | None = typer.Option(None, "--smpl-model-dir", help="folder with SMPL_NEUTRAL.pkl (for --body smpl)"),
     batch_size: int = typer.Option(128, "--batch-size", min=1, help="images optimised together"),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads while fitting (1 is fastest for these small tensors)"),
@@ -41,7 +59,8 @@ def fit(
 
     config = FitConfig(threads=threads)
     with user_errors():
-        body = load_body_model(body_model, smpl_model_dir=smpl_model_dir)  # type: ignore[arg-type]
+        check_body_options(body_model, smpl_model_dir)
+        body = load_body_model(body_model.value, smpl_model_dir=smpl_model_dir)  # type: ignore[arg-type]
         skeleton = Skeleton.from_body(body)
         out.mkdir(parents=True, exist_ok=True)
         sheet_items = []

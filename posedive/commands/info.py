@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 from rich.table import Table
 
@@ -11,7 +9,8 @@ from ._common import console, user_errors
 
 
 def info(
-    release_path: Path = typer.Argument(..., help="release folder (<output>/<name>/<version>)"),
+    release_path: str = typer.Argument(..., help="release folder (<output>/<name>/<version>) or its URL "
+                                       "(s3://bucket/releases/<name>/<version>, any fsspec URL)"),
     verify: bool = typer.Option(False, "--verify", help="also check every file's sha256 against the manifest"),
 ) -> None:
     """Print the manifest summary of a release."""

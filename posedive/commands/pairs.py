@@ -16,7 +16,10 @@ from pathlib import Path
 
 import typer
 
+from ..errors import PathExists
+from ._choices import choice_option
 from ._common import console, user_errors
+from .fit import BodyChoice, check_body_options
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ def pairs(
     identities: int = typer.Option(20, "--identities", help="most identities in the Market layout (longest tracks first)"),
     images_per_identity: int = typer.Option(6, "--images-per-identity", help="crops per identity in the Market layout"),
     pairs_too: bool = typer.Option(True, "--pairs/--no-pairs", help="fit the targets and write training pairs"),
-    body_model: str = typer.Option("anny", "--body", help="body model for the fits: anny or smpl"),
+    body_model: BodyChoice = choice_option(BodyChoice, "anny", "--body", help="body model for the fits: anny or smpl"),
     smpl_model_dir: Path | None = typer.Option(None, "--smpl-model-dir", help="folder with SMPL_NEUTRAL.pkl (for --body smpl)"),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads while fitting (1 is fastest for these small tensors)"),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="only the first N frames"),
@@ -44,6 +47,8 @@ def pairs(
 
     config = VideoConfig()
     with user_errors():
+        if pairs_too:
+            check_body_options(body_model, smpl_model_dir)
         tracks = extract_tracks(video, config, progress=not quiet, max_frames=max_frames)
         out.mkdir(parents=True, exist_ok=True)
         (out / "video_config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2) + "\n")
@@ -61,8 +66,8 @@ def pairs(
 
             existing = sorted(out.glob("pairs-*.tar"))
             if existing:
-                raise FileExistsError(f"{out}: already holds {len(existing)} pair shards; choose an empty folder")
-            body = load_body_model(body_model, smpl_model_dir=smpl_model_dir)  # type: ignore[arg-type]
+                raise PathExists(f"{out}: already holds {len(existing)} pair shards", hint="choose an empty folder")
+            body = load_body_model(body_model.value, smpl_model_dir=smpl_model_dir)  # type: ignore[arg-type]
             pair_config = PairConfig(size=(pair_width, 2 * pair_width), max_pairs_per_track=max_pairs_per_track)
             (out / "pair_config.json").write_text(json.dumps(pair_config.model_dump(mode="json"), indent=2) + "\n")
             summary = write_video_pairs(tracks, out, body, config.crop, pair_config, FitConfig(threads=threads), progress=not quiet)

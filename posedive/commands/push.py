@@ -33,17 +33,12 @@ def push(
     """Upload a release (shards, manifest, card, plots, rejected logs), tag it v<version>, verify it,
     and record the commit in hub.json beside the manifest. The token comes from `hf auth login` or
     HF_TOKEN."""
-    from ..errors import HubError
     from ..hub import push_release
 
     quiet_http_logs()
     with user_errors():
-        try:
-            record = push_release(release, repo, private=not public, branch=revision,
-                                  max_commit_bytes=commit_mb * 1024**2, max_commit_files=commit_files)
-        except HubError as error:
-            message = f"{error}; {error.hint}" if error.hint else str(error)
-            raise ValueError(message) from None
+        record = push_release(release, repo, private=not public, branch=revision,
+                              max_commit_bytes=commit_mb * 1024**2, max_commit_files=commit_files)
     console.print(f"pushed {record.repo_id}@{record.tag}: {record.files} files, {record.uploaded_files} uploaded "
                   f"now ({'private' if record.private else 'public'})", highlight=False)
     typer.echo(record.commit_sha)

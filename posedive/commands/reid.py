@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 
+from ..errors import ConfigError, InputError, PathNotFound
 from ._common import console, user_errors
 
 logger = logging.getLogger(__name__)
@@ -46,9 +47,16 @@ def _load_config(config_file: Optional[Path], overrides: dict[str, Any]):
     if config_file is not None:
         import yaml
 
-        raw = yaml.safe_load(config_file.read_text()) or {}
+        if not config_file.is_file():
+            raise PathNotFound(f"{config_file}: training settings file not found",
+                               hint="give --config a YAML file of TrainConfig settings, or leave it out")
+        try:
+            raw = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{config_file}: not valid YAML: {error}") from None
         if not isinstance(raw, dict):
-            raise ValueError(f"{config_file}: expected a mapping of training settings")
+            raise ConfigError(f"{config_file}: expected a mapping of training settings",
+                              hint="write one `name: value` line per setting of TrainConfig, e.g. `epochs: 120`")
     raw.update({key: value for key, value in overrides.items() if value is not None})
     return TrainConfig.model_validate(raw)
 
@@ -81,7 +89,8 @@ def train(
         if not pretrained:
             settings = settings.model_copy(update={"backbone": None})
         if release is None and not baseline:
-            raise ValueError("nothing to train: --no-baseline needs --release")
+            raise InputError("nothing to train: --no-baseline needs --release",
+                             hint="add --release RELEASE, or leave out --no-baseline")
         data = read_market_layout(source_root)
         runs = {}
         if baseline:

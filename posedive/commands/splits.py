@@ -3,24 +3,47 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ._choices import choice_option
 from ._common import console, user_errors
+
+
+# The values of posedive.release.split_folder's SplitBy, RegionKind and OrientationKind (a test keeps
+# them equal); repeated here because importing the release layer would slow every command's start.
+class SplitByChoice(StrEnum):
+    viewpoint = "viewpoint"
+    pose = "pose"
+
+
+class RegionChoice(StrEnum):
+    camera_orientation = "camera+orientation"
+    camera = "camera"
+    orientation = "orientation"
+
+
+class OrientationChoice(StrEnum):
+    fit = "fit"
+    landmarks = "landmarks"
 
 
 def splits(
     source: Path = typer.Argument(..., help="source dataset folder (Market-1501, MSMT17, CUHK03 or a folder layout)"),
-    by: str = typer.Option(..., "--by", help="viewpoint (camera + body orientation regions) or pose (pose clusters)"),
+    by: SplitByChoice = choice_option(SplitByChoice, ..., "--by",
+                                      help="viewpoint (camera + body orientation regions) or pose (pose clusters)"),
     format: Optional[str] = typer.Option(None, "--format", help="layout: market1501, msmt17, cuhk03, folder "
                                          "(Market-1501 is recognised without it)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for the tables (default splits/<dataset>-<by>)"),
-    regions: str = typer.Option("camera+orientation", "--regions", help="viewpoint regions: camera+orientation, "
-                                "camera (no pose estimation) or orientation"),
-    orientation: str = typer.Option("fit", "--orientation", help="body orientation of viewpoint regions: from a "
-                                    "body-model fit (fit; landmark geometry where it fails) or the landmarks alone"),
+    regions: RegionChoice = choice_option(RegionChoice, "camera+orientation", "--regions",
+                                          help="viewpoint regions: camera+orientation, camera (no pose estimation) "
+                                          "or orientation"),
+    orientation: OrientationChoice = choice_option(OrientationChoice, "fit", "--orientation",
+                                                   help="body orientation of viewpoint regions: from a body-model "
+                                                   "fit (fit; landmark geometry where it fails) or the landmarks alone"),
     clusters: int = typer.Option(8, "--clusters", min=2, help="pose clusters for --by pose"),
     test_fraction: float = typer.Option(0.5, "--test-fraction", help="share of kept images in test (query + gallery)"),
     seed: int = typer.Option(0, "--seed", help="seed of the group search, k-means and query choice"),
@@ -34,17 +57,11 @@ def splits(
     from ..analysis.splits import describe, make_split, open_source, write_split
 
     with user_errors():
-        if by not in ("viewpoint", "pose"):
-            raise ValueError(f"--by must be viewpoint or pose, got {by!r}")
-        if regions not in ("camera+orientation", "camera", "orientation"):
-            raise ValueError(f"--regions must be camera+orientation, camera or orientation, got {regions!r}")
-        if orientation not in ("fit", "landmarks"):
-            raise ValueError(f"--orientation must be fit or landmarks, got {orientation!r}")
         index = open_source(source, format)
-        result = make_split(index, by, regions=regions, clusters=clusters, test_fraction=test_fraction,  # type: ignore[arg-type]
-                            seed=seed, workers=workers or (os.cpu_count() or 1), cache_dir=cache_dir,
-                            orientation=orientation)  # type: ignore[arg-type]
-        folder = write_split(result, out or Path("splits") / f"{index.dataset}-{by}".lower())
+        result = make_split(index, by.value, regions=regions.value, clusters=clusters,  # type: ignore[arg-type]
+                            test_fraction=test_fraction, seed=seed, workers=workers or (os.cpu_count() or 1),
+                            cache_dir=cache_dir, orientation=orientation.value)  # type: ignore[arg-type]
+        folder = write_split(result, out or Path("splits") / f"{index.dataset}-{by.value}".lower())
     console.print(describe(result.report), highlight=False, soft_wrap=True)
     overlap = result.report.overlap
     if overlap.identities or overlap.groups or overlap.images:
@@ -57,7 +74,7 @@ def splits(
 
         quiet_http_logs()
         with user_errors():
-            sha = push_splits({by: folder}, push, private=not public)
+            sha = push_splits({by.value: folder}, push, private=not public)
         typer.echo(sha)
 
 

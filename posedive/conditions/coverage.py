@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .. import paths
 from ..geometry.rotations import heading_normalised, smpl_skeleton
+from .body_panel import BodyShapePanel
 from .posebank.tags import SHOWN_TAGS, shown_tag
 
 DEFAULT_BINS = (12, 6)  # azimuth x elevation
@@ -38,6 +39,8 @@ class CoverageSummary(BaseModel):
     pose_tags: dict[str, int] = {}  # samples per shown tag (the colours of the pose plot)
     viewpoint_plot: str | None = None
     pose_plot: str | None = None
+    body_plot: str | None = None
+    bodies: BodyShapePanel | None = None  # the body-shape panel's numbers (posedive.conditions.body_panel)
 
 
 def viewpoint_histogram(
@@ -97,26 +100,33 @@ def plot_viewpoints(histogram: np.ndarray, elevation_range, azimuth_range, entro
     return Path(path)
 
 
+def tag_colours(groups: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
+    """The RGBA colour of each shown tag in ``groups``, in legend order (``SHOWN_TAGS`` first, then the
+    other names sorted). A known tag has one colour in every plot (a release's and ``posedive
+    report``'s): its place in ``SHOWN_TAGS`` on the ``tab20`` palette; other names take the places after."""
+    from matplotlib import colormaps
+
+    order = {tag: position for position, tag in enumerate(SHOWN_TAGS)}
+    names = sorted(set(groups), key=lambda name: (order.get(name, len(order)), name))
+    palette = colormaps["tab20"]
+    return {name: tuple(palette(order.get(name, len(order) + k) % 20)) for k, name in enumerate(names)}
+
+
 def plot_poses(coords: np.ndarray, groups: Sequence[str], path: Path) -> Path:
+    """The pose embedding, one dot per pose coloured by its shown tag (``tag_colours``)."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(5.6, 4.8), dpi=120)
     axes = figure.add_subplot()
-    from matplotlib import colormaps
-
-    # Known tags keep one colour in every plot (a release's and `posedive report`'s).
-    order = {tag: position for position, tag in enumerate(SHOWN_TAGS)}
-    names = sorted(set(groups), key=lambda name: (order.get(name, len(order)), name))
-    palette = colormaps["tab20"]
+    colours = tag_colours(groups)
     groups = np.asarray(groups)
-    for k, name in enumerate(names):
+    for name, colour in colours.items():
         chosen = groups == name
-        colour = palette(order.get(name, len(order) + k) % 20)
         axes.scatter(coords[chosen, 0], coords[chosen, 1], s=6, color=colour, label=f"{name} ({int(chosen.sum())})")
     axes.set_xlabel("pose PC 1")
     axes.set_ylabel("pose PC 2")
     axes.set_title("sampled poses by tag (PCA of heading-free skeletons)")
-    if len(names) <= 20:
+    if len(colours) <= 20:
         axes.legend(fontsize=6, markerscale=2, loc="best")
     figure.tight_layout()
     figure.savefig(path, metadata={"Software": "posedive"})  # fixed bytes for the same data

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from ..errors import InputError, PlanError, PosediveError
 from ..schema import ConditionRequest
 from .gallery import gallery_requests
 
@@ -34,9 +35,11 @@ def recipe_requests(recipe, pose_ids: list[str], count: int | None = None, *, fi
     """The plan's requests, or ``count`` sampled ones when ``count`` is given."""
     if count is not None:
         if count < 1:
-            raise ValueError(f"--count must be at least 1, got {count}")
+            raise InputError(f"--count must be at least 1, got {count}", hint="give --count 1 or more")
         return gallery_requests(recipe, count, pose_ids)
     try:
         return plan_requests(recipe, pose_ids, first_attempt_only=first_attempt_only)
-    except (ValueError, FileNotFoundError) as error:
-        raise ValueError(f"{error} (the build plan needs the source; --count N samples a gallery without it)") from None
+    except PosediveError as error:
+        # The plan reads the source; a gallery of sampled requests does not, so say how to do without it.
+        raise PlanError(f"{error.message} (the build plan needs the source)",
+                        hint="--count N samples a gallery without it" + (f"; {error.hint}" if error.hint else "")) from None

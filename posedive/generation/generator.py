@@ -21,6 +21,7 @@ from .checkpoint import METADATA_FILE, GeneratorMetadata, check_contract, local_
 from .contract import ConditionContract
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from PIL import Image
 
@@ -96,6 +97,28 @@ class DiffusionGenerator:
         self.info = info
         self.contract = contract or pipeline.pose_guider.contract
         """The condition maps, their encoding and the resolution the model was trained on."""
+        family_encoder = getattr(pipeline, "identity_encoder", None)
+        self.identity_encoder = family_encoder.kind if family_encoder is not None else "clip-image-embedding"
+        """The kind of identity encoder :meth:`identity_features` uses: the one the generator reads references with."""
+
+    def identity_features(self, images: Sequence["Image.Image"]) -> "np.ndarray":
+        """``(B, D)`` float32 features of ``images`` by the generator's own, already loaded, identity
+        encoder, with the preprocessing it reads references with: the family's ``identity_encoder``
+        component (its tokens, flattened: e.g. TransReID + IFR's 20 x 768), or for generators saved
+        before it the CLIP image embedding."""
+        import torch
+
+        family_encoder = getattr(self.pipeline, "identity_encoder", None)
+        if family_encoder is not None:
+            with torch.no_grad():
+                tokens = family_encoder.encode_images([image.convert("RGB") for image in images])
+            return tokens.reshape(tokens.shape[0], -1).float().cpu().numpy()
+        encoder = self.pipeline.image_encoder
+        with torch.no_grad():
+            pixels = self.pipeline.feature_extractor(images=[image.convert("RGB") for image in images],
+                                                     return_tensors="pt").pixel_values
+            embeds = encoder(pixels.to(device=encoder.device, dtype=encoder.dtype)).image_embeds
+        return embeds.float().cpu().numpy()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list["Image.Image"]:
         import torch

@@ -43,6 +43,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import MissingDependency
 from .keypoints import BLAZEPOSE33_KEYPOINTS, blazepose_to_coco17
 from .protocol import PoseEstimate
 
@@ -104,9 +105,8 @@ class BlazePoseEstimator:
         try:
             from mediapipe.python.solutions import pose as mp_pose
         except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                f"the BlazePose estimator needs MediaPipe: pip install '{MEDIAPIPE_REQUIREMENT}' ({error})"
-            ) from error
+            raise MissingDependency(f"the BlazePose estimator needs MediaPipe ({error})",
+                                    hint=f"pip install '{MEDIAPIPE_REQUIREMENT}'") from error
         self.pad_fractions: tuple[float, ...] = tuple(settings["pad_fractions"])
         self.min_detection_confidence = min_detection_confidence
         self.outside_margin = outside_margin

@@ -16,6 +16,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError, InputError, ReleaseError, SourceError
+
 logger = logging.getLogger(__name__)
 
 # Market-1501's file-name rule reads a single camera digit (``c(\d)``).
@@ -83,13 +85,14 @@ def read_market_layout(root: Path | str) -> ReidData:
     from ..sources.market1501 import read_market1501
 
     root = Path(root)
-    index = read_market1501(root)
+    index = read_market1501(root, check_images=True)  # training reads every image: drop broken ones first
     by_split: dict[str, list[ReidItem]] = {"train": [], "query": [], "gallery": []}
     for record in index.records:
         by_split[record.split].append(ReidItem(pid=record.pid, camid=record.camid, key=record.relpath, path=record.path))
     if not by_split["train"] or not by_split["query"] or not by_split["gallery"]:
         counts = {name: len(items) for name, items in by_split.items()}
-        raise ValueError(f"{root}: a Market-1501 layout needs train, query and gallery images, found {counts}")
+        raise SourceError(f"{root}: a Market-1501 layout needs train, query and gallery images, found {counts}",
+                          hint="point to the folder holding bounding_box_train, query and bounding_box_test")
     return ReidData(name=root.name, **by_split)
 
 
@@ -109,12 +112,13 @@ def generated_camid(source_camids: set[int], camid: int | None = None) -> int:
     if camid is None:
         free = [c for c in CAMERA_IDS if c not in source_camids]
         if not free:
-            raise ValueError(f"the source uses every camera id {CAMERA_IDS.start}..{CAMERA_IDS.stop - 1}; "
-                             f"choose one for generated images explicitly")
+            raise InputError(f"the source uses every camera id {CAMERA_IDS.start}..{CAMERA_IDS.stop - 1}",
+                             hint="choose one for generated images explicitly (--camid)")
         return free[0]
     if camid not in CAMERA_IDS:
-        raise ValueError(f"camera id {camid} is not a single digit {CAMERA_IDS.start}..{CAMERA_IDS.stop - 1}, "
-                         f"which the Market-1501 file-name rule requires")
+        raise InputError(f"camera id {camid} is not a single digit {CAMERA_IDS.start}..{CAMERA_IDS.stop - 1}, "
+                         f"which the Market-1501 file-name rule requires",
+                         hint=f"give --camid {CAMERA_IDS.start}..{CAMERA_IDS.stop - 1}")
     if camid in source_camids:
         logger.warning("camera id %d is also a source camera: generated images share it with real ones", camid)
     return camid
@@ -130,11 +134,12 @@ def release_train_items(release_root: Path | str, train_pids: set[int], camid: i
     for sample in iter_release_samples(release_root):
         pid = int(sample.provenance["source"]["pid"])
         if pid not in train_pids:
-            raise ValueError(f"{release_root}: sample {sample.key} has pid {pid}, which is not a training "
-                             f"identity of the source; the release was built from another dataset")
+            raise InputError(f"{release_root}: sample {sample.key} has pid {pid}, which is not a training "
+                             f"identity of the source; the release was built from another dataset",
+                             hint="give the source dataset the release was built from")
         items.append(ReidItem(pid=pid, camid=camid, key=sample.key, data=sample.image))
     if not items:
-        raise ValueError(f"{release_root}: the release holds no samples")
+        raise ReleaseError(f"{release_root}: the release holds no samples", hint="build a release that keeps samples")
     return items
 
 
@@ -162,7 +167,8 @@ class PKSampler:
         for index, pid in enumerate(pids):
             groups.setdefault(int(pid), []).append(index)
         if len(groups) < p:
-            raise ValueError(f"P={p} identities per batch, but the training set has only {len(groups)}")
+            raise ConfigError(f"P={p} identities per batch, but the training set has only {len(groups)}",
+                              hint=f"set batch_p to {len(groups)} or fewer")
         self.by_pid = dict(sorted(groups.items()))
         self.p, self.k, self.seed, self.epoch = p, k, seed, 0
 

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import PathNotFound
 from .data import ReidData, ReidItem
 from .metrics import EvalResult, cosine_distance, evaluate
 
@@ -220,7 +221,8 @@ def load_run(directory: Path | str):
     directory = Path(directory)
     for name in (TRAIN_CONFIG_FILE, RUN_FILE):
         if not (directory / name).is_file():
-            raise FileNotFoundError(f"{directory}: no {name}; not a run folder of `posedive reid train`")
+            raise PathNotFound(f"{directory}: no {name}; not a run folder of `posedive reid train`",
+                               hint="give a folder written by `posedive reid train --out`")
     config = TrainConfig.model_validate_json((directory / TRAIN_CONFIG_FILE).read_text())
     label = json.loads((directory / RUN_FILE).read_text()).get("label", directory.name)
     return BagOfTricks.load(directory), config, label

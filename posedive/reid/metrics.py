@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
+
 JUNK_PID = -1
 
 # Elements of the distance matrix processed at once: bounds the memory of the sorted copy.
@@ -154,7 +156,8 @@ def evaluate(
             first_hits[min(ranks[0], max_rank + 1) - 1] += 1
             counted += 1
     if counted == 0:
-        raise ValueError("no query has a true match in the gallery once same-camera matches are removed")
+        raise InputError("no query has a true match in the gallery once same-camera matches are removed",
+                         hint="evaluate on a query and gallery that share identities across cameras")
     cmc = np.cumsum(first_hits[:max_rank]) / counted
     return EvalResult(cmc=cmc, mAP=ap_sum / counted, mINP=inp_sum / counted, num_queries=counted)
 

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import PathNotFound
+
 logger = logging.getLogger(__name__)
 
 PRETRAINED_RESNET50 = "microsoft/resnet-50"
@@ -112,7 +114,8 @@ class BagOfTricks(nn.Module):
         directory = Path(directory)
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
-                raise FileNotFoundError(f"{directory}: no {name}; not a model saved by `posedive reid train`")
+                raise PathNotFound(f"{directory}: no {name}; not a model saved by `posedive reid train`",
+                                   hint="give a folder written by `posedive reid train --out`")
         model = cls(**json.loads((directory / CONFIG_FILE).read_text()))
         model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
         return model

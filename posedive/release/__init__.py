@@ -20,6 +20,7 @@ from .manifest import (
     ShardStats,
     SourceSummary,
     StageTotals,
+    UnreadableImage,
     read_manifest,
     write_manifest,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "ShardStats",
     "SourceSummary",
     "StageTotals",
+    "UnreadableImage",
     "read_manifest",
     "write_manifest",
 ]

@@ -9,17 +9,21 @@ over a shard that fails its checks against the plan (``posedive.release.shard_ch
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 from typing import Mapping
 
 from .. import paths
 from ..errors import ReleaseError
-from ..files import atomic_write_text, sha256_file
 from ..plan import Plan
 from ..recipe import Recipe
+from ..shards import iter_provenance
 from ..sources import SourceIndex
+from ..storage import Store, open_store
 from .card import render_card
 from .manifest import FileEntry, Manifest, ShardEntry, SourceSummary, StageTotals, write_manifest
-from .plots import write_release_plots
+from .plots import QUALITY_PLOT, ReleaseCoverage, plot_quality, write_release_plots
+from .quality import ReleaseQuality, read_rejected, release_quality
 from .shard_check import ShardCheck, ShardChecker, ShardStages, agreed_stages
 
 logger = logging.getLogger(__name__)
@@ -44,12 +48,31 @@ def release_stages(recipe: Recipe, checks: Mapping[int, ShardCheck]) -> ShardSta
 
 def check_all_shards(recipe: Recipe, plan: Plan) -> dict[int, ShardCheck]:
     """Check every shard of the plan; a missing shard is an error."""
-    root = recipe.release_dir
-    missing = [shard for shard in range(plan.num_shards) if not paths.shard_path(root, shard).is_file()]
+    store = open_store(recipe.release_location)
+    missing = [shard for shard in range(plan.num_shards) if not store.is_file(paths.shard_name(shard))]
     if missing:
-        raise ReleaseError(f"{root}: shards {missing} are not built yet", hint="run `posedive build RECIPE`")
-    checker = ShardChecker(root, recipe, plan)
+        raise ReleaseError(f"{store.url('')}: shards {missing} are not built yet", hint="run `posedive build RECIPE`")
+    checker = ShardChecker(store, recipe, plan)
     return {shard: checker.check(shard) for shard in range(plan.num_shards)}
+
+
+def _write_plots(recipe: Recipe, store: Store, shard_files: list,
+                 quality: ReleaseQuality) -> tuple[ReleaseCoverage, list[str]]:
+    """Draw the release's plots into its folder; a remote release's are drawn into a temporary local
+    folder first (matplotlib writes files) and then stored, each atomically."""
+
+    def draw(folder: Path) -> tuple[ReleaseCoverage, list[str]]:
+        coverage = write_release_plots(recipe, folder, shard_files)
+        plot_quality(quality, folder / QUALITY_PLOT)
+        return coverage, [*coverage.plots, QUALITY_PLOT]
+
+    if store.local:
+        return draw(store.local_path())
+    with tempfile.TemporaryDirectory(prefix="posedive-plots-") as folder:
+        coverage, plots = draw(Path(folder))
+        for relpath in plots:
+            store.write_bytes(relpath, (Path(folder) / relpath).read_bytes())
+    return coverage, plots
 
 
 def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
@@ -58,7 +81,8 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
 
     ``checks`` are those of this folder's shards made by the caller (each shard is then read only
     once); by default every shard is checked here."""
-    root = recipe.release_dir
+    store = open_store(recipe.release_location)
+    root = store.url("")
     if checks is None:
         checks = check_all_shards(recipe, plan)
     failed = [checks[shard].rejection for shard in range(plan.num_shards) if not checks[shard].ok]
@@ -68,23 +92,28 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
                            hint=f"run `posedive build RECIPE`: it moves them aside into {paths.REJECTED_SHARDS_DIR}/ "
                                 f"and rebuilds them")
     stages = release_stages(recipe, checks)
-    shard_files = [paths.shard_path(root, shard) for shard in range(plan.num_shards)]
+    shard_files = [store.file(paths.shard_name(shard)) for shard in range(plan.num_shards)]
     shards, totals, short_pids = [], StageTotals(), set()
+    # Images are checked lazily by the workers that load them: the release lists every one they met.
+    unreadable = set(source.unreadable)
     for shard in range(plan.num_shards):
         check = checks[shard]
         totals = totals.add(check.stats.totals)
         short_pids.update(check.stats.short_pids)
+        unreadable.update(image.image for image in check.stats.unreadable)
         shards.append(ShardEntry(path=paths.shard_name(shard), samples=check.scan.samples, sha256=check.scan.sha256,
                                  bytes=check.scan.bytes))
 
-    coverage = write_release_plots(recipe, root, shard_files)
+    quality = release_quality(list(iter_provenance(shard_files)), read_rejected(store, range(plan.num_shards)), totals,
+                              stages.generator.id, stages.generator.sha256)
+    coverage, plots = _write_plots(recipe, store, shard_files, quality)
     manifest = Manifest(
         name=recipe.name,
         version=recipe.version,
         recipe_hash=recipe.hash,
         plan_hash=plan.hash,
         source=SourceSummary(dataset=source.dataset, format=source.format, counts=source.counts(),
-                             junk=source.junk, unreadable=source.unreadable),
+                             junk=source.junk, unreadable=sorted(unreadable)),
         generator=stages.generator,
         estimator=stages.estimator,
         condition_maps=list(recipe.output.condition_maps),
@@ -94,17 +123,16 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
         identities=len({unit.pid for unit in plan.units}),
         short_pids=sorted(short_pids),
         viewpoint_entropy=coverage.viewpoint_entropy,
+        quality=quality,
         files={},
     )
-    atomic_write_text(root / paths.CARD, render_card(recipe, manifest, coverage.plots))
-    sidecars = [paths.CARD, paths.RECIPE, *coverage.plots]
+    store.write_text(paths.CARD, render_card(recipe, manifest, plots))
+    sidecars = [paths.CARD, paths.RECIPE, *plots]
     sidecars += [paths.rejected_name(shard) for shard in range(plan.num_shards)]
     sidecars += [paths.shard_stats_name(shard) for shard in range(plan.num_shards)]
-    manifest.files = {
-        relpath: FileEntry(sha256=sha256_file(root / relpath), bytes=(root / relpath).stat().st_size)
-        for relpath in sorted(sidecars)
-    }
-    write_manifest(root, manifest)
+    manifest.files = {relpath: FileEntry(sha256=store.sha256(relpath), bytes=store.size(relpath))
+                      for relpath in sorted(sidecars)}
+    write_manifest(store, manifest)
     logger.info("release %s %s finished: %d samples in %d shards at %s", recipe.name, recipe.version,
                 manifest.samples, len(shards), root)
     return manifest

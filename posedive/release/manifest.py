@@ -18,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__, formats, paths
 from ..errors import ReleaseError
-from ..files import atomic_write_text, sha256_file
 from ..schema import GeneratorInfo
 from ..shards import iter_shard_members
+from ..storage import Store, StoreFile, is_url, open_store
+from .quality import ReleaseQuality
 
 
 class _Model(BaseModel):
@@ -85,6 +86,13 @@ class StageTotals(_Model):
         }
 
 
+class UnreadableImage(_Model):
+    """A source image a shard's build could not decode: found lazily, in the worker that loaded it."""
+
+    image: str = Field(description="relative to the source root, as the plan names it")
+    reason: str
+
+
 class ShardStats(_Model):
     """Counts of one shard and the stages that built it, stored beside its rejected log (so copied
     parts carry them, and finishing a release reads which generator and estimator made it from files).
@@ -95,6 +103,7 @@ class ShardStats(_Model):
     short_pids: list[int] = Field(default_factory=list)
     generator: GeneratorInfo | None = None
     estimator: str | None = None
+    unreadable: list[UnreadableImage] = Field(default_factory=list)
 
 
 class SourceSummary(_Model):
@@ -102,7 +111,8 @@ class SourceSummary(_Model):
     format: str
     counts: dict[str, dict[str, int]]
     junk: int
-    unreadable: list[str]
+    unreadable: list[str] = Field(description="source images that could not be decoded (relative paths): "
+                                  "those the build's workers met, and any a full check of the source listed")
 
 
 class Manifest(_Model):
@@ -123,6 +133,8 @@ class Manifest(_Model):
     short_pids: list[int]
     viewpoint_entropy: float = Field(description="entropy of the accepted samples' azimuth x elevation "
                                      "histogram over its uniform maximum (1.0 = uniform coverage)")
+    quality: ReleaseQuality | None = Field(None, description="filter pass rates, eq. 12 pose differences and "
+                                           "identity similarity (posedive.release.quality); None in older manifests")
     files: dict[str, FileEntry]
 
     @property
@@ -131,36 +143,42 @@ class Manifest(_Model):
 
 
 class Release:
-    """A finished release on disk."""
+    """A finished release: a local folder (``root``) or a remote location (``store``, an fsspec URL)."""
 
-    def __init__(self, root: Path, manifest: Manifest):
-        self.root = root
+    def __init__(self, root: Path | Store, manifest: Manifest):
+        # Local releases keep their folder as a Path: exports, pushes and Re-ID training read it.
+        if isinstance(root, Store):
+            self.store, self.root = root, (root.local_path() if root.local else None)
+        else:
+            self.store, self.root = open_store(root), Path(root)
         self.manifest = manifest
 
     @classmethod
     def open(cls, root: Path | str) -> "Release":
-        root = Path(root)
-        manifest_file = root / paths.MANIFEST
-        if not manifest_file.is_file():
+        store = open_store(root if is_url(root) else Path(root))
+        if not store.is_file(paths.MANIFEST):
             raise ReleaseError(f"{root}: no {paths.MANIFEST}; not a finished posedive release "
                                f"(an unfinished build resumes with `posedive build RECIPE`)")
-        return cls(root, read_manifest(manifest_file))
+        return cls(store if is_url(root) else Path(root), read_manifest(store.file(paths.MANIFEST)))
 
-    def shard_paths(self) -> list[Path]:
-        return [self.root / shard.path for shard in self.manifest.shards]
+    def shard_paths(self) -> list["Path | StoreFile"]:
+        return [self.store.file(shard.path) for shard in self.manifest.shards]
 
     def files(self) -> dict[str, FileEntry]:
         """Every file of the release (shards included) with its hash, keyed by relative path."""
         entries = {shard.path: FileEntry(sha256=shard.sha256, bytes=shard.bytes) for shard in self.manifest.shards}
         entries.update(self.manifest.files)
-        entries[paths.MANIFEST] = FileEntry(sha256=sha256_file(self.root / paths.MANIFEST),
-                                            bytes=(self.root / paths.MANIFEST).stat().st_size)
+        entries[paths.MANIFEST] = FileEntry(sha256=self.store.sha256(paths.MANIFEST),
+                                            bytes=self.store.size(paths.MANIFEST))
         return dict(sorted(entries.items()))
 
     def unlisted_files(self) -> list[str]:
         """Files in the release folder that the manifest does not list, as relative paths; posedive's
         own state beside a release (``paths.LOCAL_STATE``: the build folder, the Hub record) aside."""
         listed = set(self.files())
+        if self.root is None:  # an object store has no folders nor links: every key under the location
+            return [relpath for relpath in self.store.walk_files()
+                    if not paths.is_local_state(relpath) and relpath not in listed]
         found = []
         for folder, subfolders, names in os.walk(self.root):
             relfolder = Path(folder).relative_to(self.root).as_posix()
@@ -176,13 +194,13 @@ class Release:
         """Files whose size or sha256 differ from the manifest, files it lists that are missing, and files
         it does not list (empty when the release is intact)."""
         problems = []
+        store = self.store
         for relpath, entry in self.files().items():
-            path = self.root / relpath
             if relpath == paths.MANIFEST:
                 continue
-            if not path.is_file():
+            if not store.is_file(relpath):
                 problems.append(f"{relpath}: missing")
-            elif path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
+            elif store.size(relpath) != entry.bytes or store.sha256(relpath) != entry.sha256:
                 problems.append(f"{relpath}: content differs from the manifest")
         problems += [f"{relpath}: not listed in the manifest (not part of this release: move it out of the folder)"
                      for relpath in self.unlisted_files()]
@@ -209,8 +227,9 @@ class Release:
                 yield sample
 
 
-def write_manifest(root: Path, manifest: Manifest) -> None:
-    atomic_write_text(root / paths.MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+def write_manifest(root: Path | Store, manifest: Manifest) -> None:
+    store = root if isinstance(root, Store) else open_store(root)
+    store.write_text(paths.MANIFEST, manifest.model_dump_json(indent=2) + "\n")
 
 
 def read_manifest(path: Path) -> Manifest:

@@ -1,6 +1,7 @@
 """Plots stored in a release: where the accepted samples' cameras stood (azimuth x elevation) and
 which poses they show (Figure 2 of the paper), drawn with the conditions stage's coverage functions,
-and a contact sheet of samples: reference image, stored condition maps and generated image side by side.
+each identity's body shape (``posedive.conditions.body_panel``), and a contact sheet of samples:
+reference image, stored condition maps and generated image side by side.
 
 They are drawn from the shards, so they show what the release holds, not what was planned; the pose
 embedding uses the SMPL-24 pose each sample records, and the contact sheet reads the reference image
@@ -12,7 +13,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -20,7 +21,12 @@ from .. import paths
 from ..recipe import Recipe
 from ..shards import iter_provenance, iter_shard_members
 
+if TYPE_CHECKING:
+    from ..conditions.body_panel import BodyShapePanel
+    from .quality import ReleaseQuality
+
 SAMPLES_SHOWN = 8
+QUALITY_PLOT = f"{paths.PLOTS_DIR}/quality.png"
 
 
 @dataclass
@@ -63,13 +69,81 @@ def write_release_plots(recipe: Recipe, root: Path, shard_paths: list[Path]) -> 
     histogram = viewpoint_histogram(elevation, azimuth, *ranges)
     entropy = normalised_entropy(histogram)
     (root / paths.PLOTS_DIR).mkdir(parents=True, exist_ok=True)
-    viewpoints, poses, samples = paths.RELEASE_PLOTS
+    viewpoints, poses, bodies, samples = paths.RELEASE_PLOTS
     plot_viewpoints(histogram, *ranges, entropy, root / viewpoints)
     pose_array = np.array([r["body"]["pose"] for r in records], dtype=np.float64)
     plot_poses(pose_embedding(pose_array), [_pose_group(r["body"]) for r in records], root / poses)
+    write_body_panel(recipe, records, shard_of, root / bodies)
     shown = shown_samples(records)
     plot_samples(recipe, shown, shard_of, root / samples)
-    return ReleaseCoverage(plots=[viewpoints, poses, samples], viewpoint_entropy=round(entropy, 6))
+    return ReleaseCoverage(plots=[viewpoints, poses, bodies, samples], viewpoint_entropy=round(entropy, 6))
+
+
+def release_body_panel(records: Sequence[dict]) -> "BodyShapePanel":
+    """The body-shape panel's numbers: each identity's ``body_shape`` as its (first) sample records it
+    (a release made before shapes were recorded: each identity's rendered ``body.shape``, as fixed)."""
+    from ..conditions.body_panel import identity_bodies, paired_identities
+
+    shapes: dict[int, dict] = {}
+    for record in records:
+        pid = record["source"]["pid"]
+        if pid not in shapes:
+            shapes[pid] = record.get("body_shape") or {"source": "fixed", "labels": [],
+                                                       "values": list(record["body"].get("shape", []))}
+    panel = identity_bodies(shapes)
+    return panel.model_copy(update={"paired": paired_identities(list(shapes))})
+
+
+def paired_samples(records: Sequence[dict], pids: Sequence[int]) -> dict[int, dict]:
+    """Per shown identity, the sample whose camera looks most nearly at the body's front or back (as a
+    Re-ID crop does), so its target silhouette compares with the reference's; ties go to the first."""
+    from ..conditions.body_panel import off_axis_deg
+
+    def off_axis(record: dict) -> float:
+        return off_axis_deg(record["camera"]["azimuth_deg"], record["camera"]["elevation_deg"])
+
+    chosen: dict[int, dict] = {}
+    wanted = set(pids)
+    for record in records:
+        pid = record["source"]["pid"]
+        if pid in wanted and (pid not in chosen or off_axis(record) < off_axis(chosen[pid])):
+            chosen[pid] = record
+    return chosen
+
+
+def write_body_panel(recipe: Recipe, records: Sequence[dict], shard_of: dict[str, Path], path: Path,
+                     segmenter=None) -> "BodyShapePanel":
+    """``plots/bodies.png``: the shape values over identities and, for a few identities, the reference's
+    silhouette beside the target body's (``posedive.conditions.body_panel``). The reference silhouettes
+    are BlazePose's segmentation (``segmenter``: images -> masks; by default BlazePose when the samples
+    record shapes fitted to the references, the estimator that fit already needed; otherwise none are drawn)."""
+    from PIL import Image
+
+    from ..conditions.body_panel import plot_body_panel, segment_references, target_silhouette
+
+    panel = release_body_panel(records)
+    samples = paired_samples(records, panel.paired)
+    members = _sample_images(list(samples.values()), shard_of)
+    targets = {}
+    for pid, record in samples.items():
+        fields = members[record["key"]]
+        maps = {name: np.asarray(Image.open(io.BytesIO(fields[paths.condition_member(name)])))
+                for name in recipe.output.condition_maps if name in ("depth", "normal")}
+        targets[pid] = target_silhouette(maps)
+    # Segment only where the build already fitted shapes (so it needed BlazePose's segmentation): a
+    # release of fixed or drawn bodies is finished without any model.
+    if segmenter is None and any((r.get("body_shape") or {}).get("mode") == "reference" for r in samples.values()):
+        segmenter = segment_references
+    references: dict[int, np.ndarray | None] = {pid: None for pid in samples}
+    source_root = recipe.resolve(recipe.source.root)
+    found = [pid for pid, record in samples.items() if (source_root / record["source"]["image"]).is_file()]
+    if segmenter is not None and found:
+        images = [np.asarray(Image.open(source_root / samples[pid]["source"]["image"]).convert("RGB")) for pid in found]
+        references.update(zip(found, segmenter(images)))
+    plot_body_panel(panel, {pid: (references[pid], targets[pid]) for pid in samples}, path,
+                    title=f"body shapes of the {len(panel.identities)} identities ({recipe.body.model}, "
+                          f"body.shape: {recipe.body.shape})")
+    return panel
 
 
 def shown_samples(records: Sequence[dict], count: int = SAMPLES_SHOWN) -> list[dict]:
@@ -133,6 +207,44 @@ def plot_samples(recipe: Recipe, records: Sequence[dict], shard_of: dict[str, Pa
             f"conf {generated['score']:.2f}",
             fontsize=6,
         )
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_quality(quality: "ReleaseQuality", path: Path) -> Path:
+    """Three panels: each filter stage's pass rate, eq. 12's pose differences and the identity similarity
+    (accepted and rejected after generation, on the report's fixed bins)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (stages, difference, identity) = plt.subplots(1, 3, figsize=(11, 3))
+    names = list(quality.stages)
+    stages.bar(names, [quality.stages[name].rate or 0.0 for name in names], color="tab:blue")
+    stages.set_ylim(0, 1)
+    stages.set_title("pass rate per filter stage", fontsize=9)
+
+    def histogram(axis, split, title: str) -> None:
+        for label, summary, colour in (("accepted", split.accepted, "tab:green"),
+                                       ("rejected", split.rejected, "tab:red")):
+            edges = np.asarray(summary.edges)
+            axis.stairs(summary.counts, edges, label=f"{label} ({summary.count})", color=colour)
+        axis.legend(fontsize=7)
+        axis.set_title(title, fontsize=9)
+
+    histogram(difference, quality.pose_difference, "eq. 12: mean |conf_gen - conf_tar|")
+    if quality.identity_similarity is None:
+        identity.text(0.5, 0.5, "identity similarity\nnot recorded", ha="center", va="center",
+                      transform=identity.transAxes)
+        identity.set_xticks([])
+        identity.set_yticks([])
+    else:
+        histogram(identity, quality.identity_similarity,
+                  f"identity similarity ({quality.identity_similarity.encoder})")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

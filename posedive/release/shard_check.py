@@ -21,7 +21,6 @@ names, so they hold for a release on remote storage as they do for a local folde
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from ..plan import Plan
 from ..recipe import Recipe
 from ..schema import GeneratorInfo
 from ..shards import ShardContents, ShardScan, inspect_shard
+from ..storage import Store, open_store
 from .manifest import ShardStats
 
 RejectionReason = Literal[
@@ -110,8 +110,9 @@ def _sample_stages(provenance: dict) -> ShardStages:
 class ShardChecker:
     """Checks the shards of one release folder against its recipe and plan."""
 
-    def __init__(self, root: Path, recipe: Recipe, plan: Plan) -> None:
-        self.root, self.recipe, self.plan = root, recipe, plan
+    def __init__(self, root: Path | Store, recipe: Recipe, plan: Plan) -> None:
+        self.store = root if isinstance(root, Store) else open_store(root)
+        self.recipe, self.plan = recipe, plan
         self._planned: dict[int, set[str]] = {shard: set() for shard in range(plan.num_shards)}
         for unit in plan.units:
             self._planned[unit.shard].add(unit.key)
@@ -129,7 +130,7 @@ class ShardChecker:
 
     def _check(self, shard: int, result: ShardCheck) -> None:
         stats_name = paths.shard_stats_name(shard)
-        stats_file = self.root / stats_name
+        stats_file = self.store.file(stats_name)
         if not stats_file.is_file():
             raise _Rejected("missing-stats", f"{stats_file} does not exist")
         try:
@@ -137,10 +138,10 @@ class ShardChecker:
         except ValidationError as error:
             raise _Rejected("bad-stats", f"{stats_file} is not a posedive shard's stats "
                                          f"({error.error_count()} problem(s), first: {error.errors()[0]['msg']})")
-        rejected_log = self.root / paths.rejected_name(shard)
+        rejected_log = self.store.file(paths.rejected_name(shard))
         if not rejected_log.is_file():
             raise _Rejected("missing-rejected-log", f"{rejected_log} does not exist")
-        shard_file = paths.shard_path(self.root, shard)
+        shard_file = self.store.file(paths.shard_name(shard))
         try:
             contents = inspect_shard(shard_file)
         except FormatError as error:
@@ -190,7 +191,7 @@ class ShardChecker:
                                                f"every sample of this release has {self.fields}")
 
     def _check_stats(self, shard: int, shard_file: Path, stats: ShardStats, samples: int, rejected_log: Path) -> None:
-        stats_file = paths.shard_stats_path(self.root, shard)
+        stats_file = self.store.file(paths.shard_stats_name(shard))
         totals, planned = stats.totals, len(self._planned[shard])
         if stats.shard != shard:
             raise _Rejected("bad-stats", f"{stats_file}: field shard is {stats.shard}, expected {shard}")
@@ -204,7 +205,7 @@ class ShardChecker:
             raise _Rejected("bad-stats", f"{stats_file}: {totals.accepted} accepted and {totals.short_units} short "
                                          f"units do not add up to {totals.work_units} work units")
         rejections = totals.reference_rejected + totals.target_rejected + totals.generated_rejected
-        with open(rejected_log, "rb") as handle:
+        with rejected_log.open("rb") as handle:
             lines = sum(1 for line in handle if line.strip())
         if lines != rejections:
             raise _Rejected("bad-stats", f"{rejected_log}: lists {lines} rejected attempts but {stats_file} counts "
@@ -257,17 +258,17 @@ def agreed_stages(checks: Iterable[ShardCheck], reference: ShardStages | None = 
     return reference, rejections
 
 
-def move_aside(root: Path, rejection: ShardRejection) -> ShardRejection:
+def move_aside(root: Path | Store, rejection: ShardRejection) -> ShardRejection:
     """Move a rejected shard's files (shard, stats, rejected log: whichever exist) into
     ``.build/rejected-shards/``, each as ``<name>.<reason>``, never over an earlier one."""
-    present = [relpath for relpath in paths.shard_files(rejection.shard) if (root / relpath).is_file()]
+    store = root if isinstance(root, Store) else open_store(root)
+    present = [relpath for relpath in paths.shard_files(rejection.shard) if store.is_file(relpath)]
     copy = 1
-    while any((root / paths.rejected_shard_name(relpath, rejection.reason, copy)).exists() for relpath in present):
+    while any(store.exists(paths.rejected_shard_name(relpath, rejection.reason, copy)) for relpath in present):
         copy += 1
     moved = []
     for relpath in reversed(present):  # the shard first: without it, the build sees the shard as not built
         target = paths.rejected_shard_name(relpath, rejection.reason, copy)
-        (root / target).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(root / relpath, root / target)
+        store.move(relpath, target)
         moved.append(target)
     return rejection.model_copy(update={"moved_to": moved})

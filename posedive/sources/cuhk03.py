@@ -49,16 +49,18 @@ def _read_protocol(root: Path, variant: str) -> list[SourceRecord]:
     return records
 
 
-def read_cuhk03(root: Path, variant: str = "labeled") -> SourceIndex:
+def read_cuhk03(root: Path, variant: str = "labeled", check_images: bool = False) -> SourceIndex:
     require_dir(root, "source.root")
     np_layout = root / variant
     if (np_layout / "bounding_box_train").is_dir():
         records, junk = scan_market_folders(np_layout, f"CUHK03-NP {variant}")
         records = [SourceRecord(path=r.path, relpath=relative(r.path, root), pid=r.pid, camid=r.camid, split=r.split)
                    for r in records]
-        return finish_index(f"CUHK03-NP-{variant}", "cuhk03", root, records, junk=junk)
+        return finish_index(f"CUHK03-NP-{variant}", "cuhk03", root, records, junk=junk,
+                            check_images=check_images)
     if (root / f"cuhk03_new_protocol_config_{variant}.mat").is_file():
-        return finish_index(f"CUHK03-{variant}", "cuhk03", root, _read_protocol(root, variant))
+        return finish_index(f"CUHK03-{variant}", "cuhk03", root, _read_protocol(root, variant),
+                            check_images=check_images)
     raise SourceError(
         f"source.root: {root} holds neither CUHK03-NP ({np_layout}/bounding_box_train) nor "
         f"cuhk03_new_protocol_config_{variant}.mat with images_{variant}/"

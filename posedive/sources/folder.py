@@ -11,7 +11,7 @@ from pathlib import Path
 from .base import SourceError, SourceIndex, SourceRecord, finish_index, list_images, relative, require_dir
 
 
-def read_folder(root: Path, camid: int = 0) -> SourceIndex:
+def read_folder(root: Path, camid: int = 0, check_images: bool = False) -> SourceIndex:
     require_dir(root, "source.root")
     identity_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not identity_dirs:
@@ -22,4 +22,4 @@ def read_folder(root: Path, camid: int = 0) -> SourceIndex:
         pid = int(directory.name) if numeric else position
         for path in list_images(directory):
             records.append(SourceRecord(path=path, relpath=relative(path, root), pid=pid, camid=camid, split="train"))
-    return finish_index(root.name, "folder", root, records)
+    return finish_index(root.name, "folder", root, records, check_images=check_images)

@@ -41,7 +41,7 @@ def _read_list(list_file: Path, image_dir: Path, root: Path, split: Split) -> li
     return records
 
 
-def read_msmt17(root: Path, version: str = "V2", val_in_train: bool = True) -> SourceIndex:
+def read_msmt17(root: Path, version: str = "V2", val_in_train: bool = True, check_images: bool = False) -> SourceIndex:
     base = _locate(require_dir(root, "source.root"), version)
     train_dir, test_dir = (require_dir(base / name, f"MSMT17 {version} images") for name in IMAGE_FOLDERS[version])
     lists: list[tuple[str, Path, Split]] = [("train", train_dir, "train")]
@@ -54,4 +54,4 @@ def read_msmt17(root: Path, version: str = "V2", val_in_train: bool = True) -> S
     missing = [r for r in records if not r.path.is_file()]
     if missing:
         raise SourceError(f"MSMT17: {len(missing)} listed images are missing, e.g. {missing[0].path}")
-    return finish_index(f"MSMT17-{version}", "msmt17", root, records)
+    return finish_index(f"MSMT17-{version}", "msmt17", root, records, check_images=check_images)

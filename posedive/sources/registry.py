@@ -30,7 +30,8 @@ class SourceFormat:
     name: str
     dataset: str
     config: type
-    read: Callable[[object, Path], SourceIndex]
+    read: Callable[[object, Path, bool], SourceIndex]
+    """``read(config, root, check_images)``: lists the images by name; decodes each with ``check_images``."""
     # The dataset as a card cites it; None for a user's own folder, whose terms posedive cannot know.
     citation: str | None = None
 
@@ -38,14 +39,14 @@ class SourceFormat:
 SOURCE_FORMATS: dict[str, SourceFormat] = {
     entry.name: entry
     for entry in (
-        SourceFormat("market1501", "Market-1501", Market1501Source, lambda config, root: read_market1501(root),
+        SourceFormat("market1501", "Market-1501", Market1501Source, lambda config, root, check: read_market1501(root, check),
                      citation="Market-1501 (Zheng et al., ICCV 2015)"),
         SourceFormat("msmt17", "MSMT17", MSMT17Source,
-                     lambda config, root: read_msmt17(root, config.version, config.val_in_train),
+                     lambda config, root, check: read_msmt17(root, config.version, config.val_in_train, check),
                      citation="MSMT17 (Wei et al., CVPR 2018)"),
-        SourceFormat("cuhk03", "CUHK03", CUHK03Source, lambda config, root: read_cuhk03(root, config.variant),
+        SourceFormat("cuhk03", "CUHK03", CUHK03Source, lambda config, root, check: read_cuhk03(root, config.variant, check),
                      citation="CUHK03 (Li et al., CVPR 2014; new protocol of Zhong et al., CVPR 2017)"),
-        SourceFormat("folder", "image folder", FolderSource, lambda config, root: read_folder(root, config.camid)),
+        SourceFormat("folder", "image folder", FolderSource, lambda config, root, check: read_folder(root, config.camid, check)),
     )
 }
 
@@ -57,12 +58,13 @@ def source_format(name: str) -> SourceFormat:
     return SOURCE_FORMATS[name]
 
 
-def read_source(config, base_dir: Path | None = None) -> SourceIndex:
-    """Read the dataset a recipe's ``source`` section describes (relative roots against ``base_dir``)."""
+def read_source(config, base_dir: Path | None = None, check_images: bool = False) -> SourceIndex:
+    """Read the dataset a recipe's ``source`` section describes (relative roots against ``base_dir``):
+    its file names only, or, with ``check_images``, every image decoded (unreadable ones listed)."""
     root = Path(config.root)
     if not root.is_absolute() and base_dir is not None:
         root = Path(base_dir) / root
-    return source_format(config.format).read(config, root)
+    return source_format(config.format).read(config, root, check_images)
 
 
 def source_config(root: Path | str, format: str | None = None):

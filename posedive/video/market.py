@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import OutputError, PathExists
 from .crops import CropConfig, CropRef, aspect_box, extract_crops, spread
 from .detection import Detection
 from .extract import VideoTracks
@@ -131,7 +132,8 @@ def write_market_layout(tracks: VideoTracks, out: Path, crop: CropConfig, config
     for folder in MARKET_SPLIT_FOLDERS:
         existing = sorted((out / folder).glob("*.jpg"))
         if existing:
-            raise FileExistsError(f"{out / folder}: already holds {len(existing)} images; choose an empty folder")
+            raise PathExists(f"{out / folder}: already holds {len(existing)} images",
+                             hint="choose an empty folder (posedive never mixes two extractions)")
     images = plan_market_layout(tracks, crop, config)
     crops = extract_crops(tracks.video, [image.ref for image in images], crop.size)
     for folder in MARKET_SPLIT_FOLDERS:
@@ -139,6 +141,6 @@ def write_market_layout(tracks: VideoTracks, out: Path, crop: CropConfig, config
     for image in images:
         path = out / image.split_folder / image.file_name
         if not cv2.imwrite(str(path), crops[image.ref], [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]):
-            raise OSError(f"{path}: OpenCV could not write the crop")
+            raise OutputError(f"{path}: OpenCV could not write the crop", hint="check that the folder is writable")
     logger.info("wrote %d Market-layout images to %s", len(images), out)
     return images

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import FormatError, PathNotFound
 from .extract import VideoTracks
 
 
@@ -55,8 +56,9 @@ def write_tracks(tracks: VideoTracks, path: Path) -> Path:
 
 def read_tracks(path: Path) -> TracksFile:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: tracks file not found (write it with `posedive pairs VIDEO --out DIR`)")
+        raise PathNotFound(f"{path}: tracks file not found", hint="write it with `posedive pairs VIDEO --out DIR`")
     try:
         return TracksFile.model_validate_json(path.read_text())
     except ValueError as error:
-        raise ValueError(f"{path}: not a posedive tracks file: {error}") from None
+        raise FormatError(f"{path}: not a posedive tracks file: {error}",
+                          hint="write it again with `posedive pairs VIDEO --out DIR`") from None

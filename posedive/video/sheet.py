@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError, OutputError
+
 
 def contact_sheet(rows: dict[str, list[tuple[str, np.ndarray]]], out: Path, scale: int = 1) -> Path:
     """Write a PNG grid: each row is ``label -> [(caption, BGR image)]``; images share one size."""
@@ -28,7 +30,8 @@ def contact_sheet(rows: dict[str, list[tuple[str, np.ndarray]]], out: Path, scal
             cv2.putText(sheet, caption, (left, top + h + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 0, 0), 1, cv2.LINE_AA)
     out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(out), sheet):
-        raise OSError(f"{out}: OpenCV could not write the contact sheet")
+        raise OutputError(f"{out}: OpenCV could not write the contact sheet",
+                          hint="check that the folder is writable and the name ends in .png")
     return out
 
 
@@ -45,7 +48,7 @@ def market_sheet(root: Path, out: Path) -> Path:
             pid, cam = parse_market_name(path)
             image = cv2.imread(str(path))
             if image is None:
-                raise ValueError(f"{path}: cannot read this image")
+                raise InputError(f"{path}: cannot read this image", hint="replace or remove the file")
             rows[f"pid {pid}"].append((f"{short[folder]} c{cam} {path.stem.split('_')[2][-3:]}", image))
     ordered = dict(sorted(rows.items(), key=lambda item: int(item[0].split()[1])))
     return contact_sheet(ordered, out)

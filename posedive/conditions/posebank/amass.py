@@ -7,7 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .format import PoseBank, Up, clip_bank, combine, fix_up
+from ...errors import FormatError
+from .format import IMPORT_HINT, PoseBank, Up, clip_bank, combine, fix_up
 
 AMASS_LICENCE = "AMASS (see amass.is.tue.mpg.de)"
 
@@ -17,7 +18,7 @@ def _smpl72_from_columns(poses: np.ndarray, where: str) -> np.ndarray:
     two hand joints zero unless the file is plain SMPL."""
     poses = np.asarray(poses, dtype=np.float64)
     if poses.ndim != 2 or poses.shape[1] < 66:
-        raise ValueError(f"{where}: expected (frames, >= 66) axis-angle poses, got {poses.shape}")
+        raise FormatError(f"{where}: expected (frames, >= 66) axis-angle poses, got {poses.shape}", hint=IMPORT_HINT)
     out = np.zeros((len(poses), 72))
     out[:, : 72 if poses.shape[1] == 72 else 66] = poses[:, : 72 if poses.shape[1] == 72 else 66]
     return out
@@ -36,7 +37,8 @@ def import_amass(
             elif "root_orient" in data and "pose_body" in data:
                 poses = _smpl72_from_columns(np.concatenate([data["root_orient"], data["pose_body"]], axis=1), str(path))
             else:
-                raise ValueError(f"{path}: not an AMASS-style file (needs 'poses' or 'root_orient' + 'pose_body')")
+                raise FormatError(f"{path}: not an AMASS-style file (needs 'poses' or 'root_orient' + 'pose_body')",
+                                  hint=IMPORT_HINT)
         frames = np.arange(0, len(poses), max(1, every))
         banks.append(clip_bank(fix_up(poses[frames], up), source, path.stem, frames, licence))
     return combine(banks)

@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ...errors import FormatError
 from ...geometry.rotations import (
     SMPL_JOINTS,
     SMPL_PARENTS,
@@ -16,7 +17,7 @@ from ...geometry.rotations import (
     matrix_to_axis_angle,
     rotation_between,
 )
-from .format import PoseBank, Up, clip_bank, combine, fix_up
+from .format import IMPORT_HINT, PoseBank, Up, clip_bank, combine, fix_up
 
 BVH_LICENCE = "unknown (user-supplied BVH)"
 
@@ -73,7 +74,7 @@ def import_bvh(
             mocap = Bvh(Path(path).read_text())
             names = list(mocap.get_joints_names())
         except Exception as error:  # the bvh package raises bare errors on malformed files
-            raise ValueError(f"{path}: cannot parse BVH: {error}") from None
+            raise FormatError(f"{path}: cannot parse BVH: {error}", hint=IMPORT_HINT) from None
         keys = {_bvh_key(n): n for n in names}
         parent_of = {n: (mocap.joint_parent(n).name if mocap.joint_parent_index(n) >= 0 else None) for n in names}
         frames = np.arange(0, mocap.nframes, max(1, every))

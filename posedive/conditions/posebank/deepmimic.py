@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import MissingDependency
+from ...errors import FormatError, MissingDependency
 from ...geometry.rotations import (
     SMPL_JOINTS,
     axis_angle_to_matrix,
@@ -62,7 +62,8 @@ def deepmimic_clip_paths() -> list[Path]:
     folder = Path(pybullet_data.getDataPath()) / "data" / "motions"
     paths = sorted(folder.glob("humanoid3d_*.txt"))
     if not paths:
-        raise FileNotFoundError(f"{folder}: no humanoid3d_*.txt DeepMimic clips in this pybullet installation")
+        raise MissingDependency(f"{folder}: no humanoid3d_*.txt DeepMimic clips in this pybullet installation",
+                                hint="reinstall pybullet: pip install --force-reinstall pybullet==3.2.7")
     return paths
 
 
@@ -136,7 +137,8 @@ def read_deepmimic_clip(path: Path) -> np.ndarray:
         data = json.loads(Path(path).read_text())
         frames = np.asarray(data["Frames"], dtype=np.float64)
     except (json.JSONDecodeError, KeyError, ValueError) as error:
-        raise ValueError(f"{path}: not a DeepMimic motion file: {error}") from None
+        raise FormatError(f"{path}: not a DeepMimic motion file: {error}",
+                          hint="a DeepMimic clip is JSON with a 'Frames' list") from None
     return frames
 
 

@@ -9,7 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .format import PoseBank, Up, clip_bank, combine, fix_up
+from ...errors import FormatError, InputError
+from .format import IMPORT_HINT, PoseBank, Up, clip_bank, combine, fix_up
 
 FITS_LICENCE = "unknown (user-supplied SMPL fits)"
 
@@ -20,18 +21,20 @@ def _fit_arrays(data: dict, where: str) -> np.ndarray:
         poses = np.asarray(data[key], dtype=np.float64)
         poses = poses.reshape(-1, poses.shape[-1])
         if poses.shape[1] != 72:
-            raise ValueError(f"{where}: '{key}' must hold 72 values per frame, got {poses.shape}")
+            raise FormatError(f"{where}: '{key}' must hold 72 values per frame, got {poses.shape}", hint=IMPORT_HINT)
         return poses
     if "global_orient" in data and "body_pose" in data:
         orient = np.asarray(data["global_orient"], dtype=np.float64).reshape(-1, 3)
         body = np.asarray(data["body_pose"], dtype=np.float64).reshape(len(orient), -1)
         if body.shape[1] not in (63, 69):
-            raise ValueError(f"{where}: 'body_pose' must hold 63 or 69 values per frame, got {body.shape}")
+            raise FormatError(f"{where}: 'body_pose' must hold 63 or 69 values per frame, got {body.shape}",
+                              hint=IMPORT_HINT)
         out = np.zeros((len(orient), 72))
         out[:, :3] = orient
         out[:, 3 : 3 + body.shape[1]] = body
         return out
-    raise ValueError(f"{where}: no SMPL pose found (expected 'pose' (72) or 'global_orient' + 'body_pose')")
+    raise FormatError(f"{where}: no SMPL pose found (expected 'pose' (72) or 'global_orient' + 'body_pose')",
+                      hint=IMPORT_HINT)
 
 
 def _read_fit(path: Path) -> np.ndarray:
@@ -42,11 +45,11 @@ def _read_fit(path: Path) -> np.ndarray:
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON: {error}") from None
+            raise FormatError(f"{path}: not valid JSON: {error}", hint=IMPORT_HINT) from None
         if isinstance(data, list):
             return np.concatenate([_fit_arrays(item, f"{path}[{i}]") for i, item in enumerate(data)])
         return _fit_arrays(data, str(path))
-    raise ValueError(f"{path}: SMPL fits must be .npz or .json files")
+    raise InputError(f"{path}: SMPL fits must be .npz or .json files", hint=IMPORT_HINT)
 
 
 def import_smpl_fits(
@@ -59,7 +62,7 @@ def import_smpl_fits(
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix in (".npz", ".json"))
             if not files:
-                raise ValueError(f"{path}: folder holds no .npz or .json SMPL fits")
+                raise InputError(f"{path}: folder holds no .npz or .json SMPL fits", hint=IMPORT_HINT)
             poses = np.concatenate([_read_fit(p) for p in files])
         else:
             poses = _read_fit(path)

@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ... import formats
-from ...errors import FormatError, PathNotFound
+from ...errors import FormatError, InputError, PathNotFound
 from ...geometry.rotations import (
     axis_angle_to_matrix,
     heading_normalised,
@@ -203,6 +203,9 @@ class PoseBank:
 
 _FIELDS = ("poses", "ids", "source", "clip", "frame", "licence", "tags", "geometry")
 
+# The hint of an input file an importer cannot read.
+IMPORT_HINT = "`posedive posebank formats` lists what each importer reads"
+
 
 def slug(text: str, empty: str = "clip") -> str:
     """``text`` as a pose-id part: letters, digits and ``_`` only."""
@@ -231,7 +234,7 @@ def clip_bank(
 def combine(banks: Iterable[PoseBank]) -> PoseBank:
     banks = list(banks)
     if not banks:
-        raise ValueError("no poses were imported")
+        raise InputError("no poses were imported", hint="give input files or folders the importer reads; " + IMPORT_HINT)
     out = banks[0]
     for bank in banks[1:]:
         out = out.merged(bank)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import InputError
 from ...fitting.fitter import FitConfig, fit_observations
 from ...fitting.landmarks import observe
 from ...fitting.skeleton import Skeleton
@@ -57,6 +58,7 @@ def bank_from_images(
                 frames.append(index)
     logger.info("%d of %d images fitted into the pose bank", fitted, total)
     if not poses:
-        raise ValueError(f"{source}: no person could be fitted, so there are no poses to bank")
+        raise InputError(f"{source}: no person could be fitted, so there are no poses to bank",
+                         hint="give images or a video in which one whole person is visible")
     n = len(ids)
     return PoseBank.from_arrays(np.asarray(poses), ids, [origin] * n, clips, frames, [licence] * n)

@@ -6,8 +6,9 @@ or matched by the family's written list of unused keys with its reason; anything
 base components the release does not ship (the U-Net config, the VAE, the CLIP tower) come from local
 folders or pinned Hub revisions through their own ``from_pretrained``. The folder is written under a
 temporary name beside ``out`` and renamed when complete; an existing ``out`` is never replaced unless
-``overwrite`` says so. ``posedive_generator.json`` records the family, every source file's sha256, the
-base components and the fate of every key (:class:`ConversionRecord`).
+``overwrite`` says so, and then it is moved aside to ``OUT.replaced-<UTC time>``, never deleted.
+``posedive_generator.json`` records the family, every source file's sha256, the base components and
+the fate of every key (:class:`ConversionRecord`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -69,20 +71,26 @@ def _identity_rename(key: str) -> str:
     return key
 
 
-def _convert_unets(release: Path, unet_config: dict[str, Any]):
+def convert_unets(
+    denoising: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor], unet_config: Mapping[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], tuple[ConversionReport, ConversionReport]]:
+    """The released ``denoising_unet.pth`` and ``reference_unet.pth`` state dicts -> the state dicts of two
+    diffusers ``UNet2DConditionModel(**unet_config)`` (the keys are diffusers' own, so the map is the
+    identity); the reference U-Net's missing output head is filled with zeros (``REFERENCE_HEAD_REASON``)."""
     from diffusers import UNet2DConditionModel
 
     with torch.device("meta"):
-        expected = module_shapes(UNet2DConditionModel.from_config(unet_config))
-    denoising, den_report = convert_state_dict(read_state_dict(release / "denoising_unet.pth"), _identity_rename,
-                                               expected, (), "denoising_unet.pth")
+        expected = module_shapes(UNet2DConditionModel.from_config(dict(unet_config)))
+    denoising_state, den_report = convert_state_dict(denoising, _identity_rename, expected, (), "denoising_unet.pth")
     head = {key: expected[key] for key in REFERENCE_HEAD_KEYS}
-    reference, ref_report = convert_state_dict(
-        read_state_dict(release / "reference_unet.pth"), _identity_rename,
-        {key: shape for key, shape in expected.items() if key not in head}, (), "reference_unet.pth",
+    reference_state, ref_report = convert_state_dict(
+        reference, _identity_rename, {key: shape for key, shape in expected.items() if key not in head},
+        (), "reference_unet.pth",
     )
-    reference |= {key: torch.zeros(shape, dtype=denoising[key].dtype) for key, shape in head.items()}
-    return denoising, reference, (den_report, ref_report)
+    dtype = next(iter(denoising_state.values())).dtype
+    reference_state |= {key: torch.zeros(shape, dtype=dtype, device=next(iter(reference_state.values())).device)
+                        for key, shape in head.items()}
+    return denoising_state, reference_state, (den_report, ref_report)
 
 
 def _guider_widths(state_dict: Mapping[str, torch.Tensor]) -> tuple[tuple[int, ...], int, int]:
@@ -95,10 +103,16 @@ def _guider_widths(state_dict: Mapping[str, torch.Tensor]) -> tuple[tuple[int, .
     return tuple(widths), state_dict["conv_in.weight"].shape[1], state_dict["conv_out.weight"].shape[0]
 
 
-def _convert_guider(family: GeneratorFamily, release: Path):
+def convert_guiders(family: GeneratorFamily, files: Mapping[str, Mapping[str, torch.Tensor]]):
+    """The family's released guider state dicts (by contract map, as ``family.guider_files`` names them) ->
+    the config and state dict of one posedive ``PoseGuider``, and one report per file. Champ's transformer
+    block ``attentions.5`` becomes the stack's ``attention``; its never-run blocks are ``family.guider_unused``."""
     from ..models.pose_guider import PoseGuider
 
-    files = {name: read_state_dict(release / filename) for name, filename in family.guider_files.items()}
+    missing = sorted(set(family.guider_files) - set(files))
+    if missing:
+        raise InputError(f"no state dict for the {family.title} guider file(s) "
+                         f"{', '.join(family.guider_files[name] for name in missing)}")
     widths, _, embedding = _guider_widths(next(iter(files.values())))
     config = dict(
         conditioning_channels=family.contract.channels,
@@ -111,14 +125,14 @@ def _convert_guider(family: GeneratorFamily, release: Path):
         expected = module_shapes(PoseGuider(**config))
     state_dict: dict[str, torch.Tensor] = {}
     reports = []
-    for name, source in files.items():
+    for name, filename in family.guider_files.items():
         prefix = f"guiders.{name}." if name else ""
 
         def rename(key: str, prefix: str = prefix) -> str:
             return prefix + ("attention." + key.removeprefix("attentions.5.") if key.startswith("attentions.5.") else key)
 
         wanted = {key: shape for key, shape in expected.items() if key.startswith(prefix)} if prefix else expected
-        converted, report = convert_state_dict(source, rename, wanted, family.guider_unused, family.guider_files[name])
+        converted, report = convert_state_dict(files[name], rename, wanted, family.guider_unused, filename)
         state_dict |= converted
         reports.append(report)
     return config, state_dict, tuple(reports)
@@ -171,8 +185,10 @@ def convert_generator(
     unet_path, unet_revision = _resolve(unet_config)
     config = {key: value for key, value in UNet2DConditionModel.load_config(
         unet_path, subfolder=unet_config.subfolder, revision=unet_revision).items() if not key.startswith("_")}
-    denoising, reference, unet_reports = _convert_unets(release, config)
-    guider_config, guider_state, guider_reports = _convert_guider(chosen, release)
+    denoising, reference, unet_reports = convert_unets(
+        read_state_dict(release / "denoising_unet.pth"), read_state_dict(release / "reference_unet.pth"), config)
+    guider_config, guider_state, guider_reports = convert_guiders(
+        chosen, {name: read_state_dict(release / filename) for name, filename in chosen.guider_files.items()})
     identity, _ = _identity_encoder(chosen, release, image_encoder, identity_architecture)
     vae_path, vae_revision = _resolve(vae)
     pipeline = PoseDivePipeline(
@@ -200,25 +216,35 @@ def convert_generator(
     return record
 
 
+def replaced_name(out: Path) -> Path:
+    """Where an existing ``out`` goes when ``overwrite`` replaces it: ``OUT.replaced-<UTC time>`` beside it."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return out.with_name(f"{out.name}.replaced-{stamp}")
+
+
 def _write(pipeline, family: GeneratorFamily, record: ConversionRecord, out: Path) -> None:
     temporary = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     if temporary.exists():
         shutil.rmtree(temporary)  # this process's own leftover from an interrupted write
-    pipeline.save_pretrained(temporary, safe_serialization=True)
-    GeneratorMetadata(
-        description=f"{family.title} ({family.hub_repo}) converted to posedive; code {family.code_licence}, "
-        f"weights {family.weights_licence}",
-        resolution=family.contract.resolution,
-        conversion=record.model_dump(mode="json"),
-    ).save(temporary)
+    try:
+        pipeline.save_pretrained(temporary, safe_serialization=True)
+        GeneratorMetadata(
+            description=f"{family.title} ({family.hub_repo}) converted to posedive; code {family.code_licence}, "
+            f"weights {family.weights_licence}",
+            resolution=family.contract.resolution,
+            conversion=record.model_dump(mode="json"),
+        ).save(temporary)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)  # only the half-written folder of this call
+        raise
     if out.exists():
-        previous = out.with_name(f"{out.name}.replaced-{os.getpid()}")
+        # the folder being replaced is the user's: it is moved aside, never deleted
+        previous = replaced_name(out)
         out.rename(previous)
-        temporary.rename(out)
-        shutil.rmtree(previous)
-    else:
-        temporary.rename(out)
+        logger.warning("moved the previous %s aside to %s", out, previous)
+    temporary.rename(out)
     logger.info("wrote %s generator to %s", family.name, out)
 
 
-__all__ = ["CLIP_IMAGE_ENCODER", "ConversionRecord", "UnusedKeys", "convert_generator"]
+__all__ = ["CLIP_IMAGE_ENCODER", "ConversionRecord", "UnusedKeys", "convert_generator", "convert_guiders", "convert_unets",
+           "replaced_name"]

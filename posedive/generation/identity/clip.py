@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import torch
 from diffusers.configuration_utils import register_to_config
-# diffusers finds a pipeline component's loader by the base class's name in the component's own module.
-from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401 - see below
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from ...errors import CheckpointError, InputError
 from ..state_dicts import Conversion, UnusedKeys, convert_state_dict, module_shapes, public_config
 from .base import IdentityEncoder, UnconditionalKind
 from .preprocessing import CLIP_MEAN, CLIP_RESIZE_MODES, CLIP_STD, ClipPreprocessing, ClipResizeMode
+
+# DiffusionPipeline.from_pretrained finds a saved component's loader through the names of the module that
+# model_index.json names (this one): without ModelMixin here a generator folder holding this encoder cannot load
 
 if TYPE_CHECKING:
     from transformers import CLIPImageProcessorPil

@@ -19,8 +19,7 @@ from typing import Any, ClassVar, Mapping
 
 import torch
 from diffusers.configuration_utils import register_to_config
-# diffusers finds a pipeline component's loader by the base class's name in the component's own module.
-from diffusers.models.modeling_utils import ModelMixin  # noqa: F401
+from diffusers.models.modeling_utils import ModelMixin  # noqa: F401 - see below
 
 from ...errors import CheckpointError
 from ..state_dicts import Conversion, prefixed, public_config, read_state_dict
@@ -28,6 +27,9 @@ from .base import IdentityEncoder, UnconditionalKind
 from .ifr import IdentityFeatureRefiner, convert_ifr
 from .preprocessing import ReidPreprocessing
 from .transreid import TransReIDViT, convert_transreid
+
+# DiffusionPipeline.from_pretrained finds a saved component's loader through the names of the module that
+# model_index.json names (this one): without ModelMixin here a generator folder holding this encoder cannot load
 
 
 class TransReIDIdentityEncoder(IdentityEncoder):

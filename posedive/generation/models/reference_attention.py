@@ -33,6 +33,8 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
 from torch.nn import functional as F
 
+from ...errors import CheckpointError
+
 
 def _is_reference_layer(processor_name: str) -> bool:
     """Self-attention of a transformer block: the layers the paper shares between the branches."""
@@ -255,15 +257,17 @@ def reference_attention(reference_unet: nn.Module, denoising_unet: nn.Module) ->
     """Install write processors on ``reference_unet`` and read processors on ``denoising_unet``.
 
     Yields the shared, empty bank; on exit the previous processors come back and the bank is cleared.
-    Raises ``ValueError`` when the two U-Nets do not have the same self-attention layers.
+    Raises ``CheckpointError`` when the two U-Nets do not have the same self-attention layers.
     """
     ref_layers = sorted(n for n in reference_unet.attn_processors if _is_reference_layer(n))
     den_layers = sorted(n for n in denoising_unet.attn_processors if _is_reference_layer(n))
     if ref_layers != den_layers:
-        raise ValueError(
+        raise CheckpointError(
             f"reference and denoising U-Nets must share their self-attention layers; "
             f"{len(ref_layers)} vs {len(den_layers)} layers, first difference "
-            f"{next((a, b) for a, b in zip(ref_layers + [None], den_layers + [None]) if a != b)}"
+            f"{next((a, b) for a, b in zip(ref_layers + [None], den_layers + [None]) if a != b)}",
+            hint="both U-Nets of a two-branch generator are built from one U-Net config; convert or train the "
+            "generator again so they match",
         )
     bank = ReferenceBank()
     saved_ref = dict(reference_unet.attn_processors)
@@ -293,9 +297,10 @@ class _AddToOutput:
                 )
             features = features.repeat(output.shape[0] // features.shape[0], 1, 1, 1)
         if features.shape[1:] != output.shape[1:]:
-            raise ValueError(
+            raise CheckpointError(
                 f"pose features {tuple(features.shape[1:])} do not match the U-Net's conv_in output "
-                f"{tuple(output.shape[1:])} (check pose_guider.conditioning_embedding_channels and the VAE scale)"
+                f"{tuple(output.shape[1:])}",
+                hint="check pose_guider.conditioning_embedding_channels and the VAE scale of the generator",
             )
         return output + features.to(output.dtype)
 
