@@ -24,10 +24,12 @@ def renders(tmp_path_factory):
     return skip_without_system_libraries(rendered_bodies, str(tmp_path_factory.getbasetemp() / "filter-renders"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def s3_endpoint():
     """A moto S3 server; fsspec's configuration for ``s3`` points at it (what users set through
-    ``FSSPEC_S3_ENDPOINT_URL`` and friends)."""
+    ``FSSPEC_S3_ENDPOINT_URL`` and friends). One per test run: moto's servers in one process share
+    their buckets, so a second server would find the first one's bucket (each test writes under a
+    prefix of its own)."""
     from fsspec.config import conf
 
     moto_server = pytest.importorskip("moto.server")
