@@ -36,8 +36,9 @@ thread per core of the machine. The build's Ray engine uses the same policy for 
 
 A release must not depend on these numbers, so every process that computes one also takes
 ``REPRODUCIBLE_CPU_NUMERICS`` (``MKL_CBWR=AVX2,STRICT``: MKL's matrix products give the same bits
-whatever its thread count; set by the command line before torch loads, and in every worker), and a
-CPU generator runs thread-independent kernels (``posedive.generation.numerics``).
+whatever its thread count; set by the command line before torch loads, and handed from the caller to
+every worker), and a
+CPU generator computes on one thread (``posedive.generation.numerics``).
 ``tests/test_thread_numerics.py`` builds a release with 1 and with 2 threads and compares its bytes.
 ``ThreadLimits.of_this_process()`` hands workers the caller's own ``OMP_NUM_THREADS`` /
 ``MKL_NUM_THREADS`` (or their absence) instead. Work that runs ``InProcess`` keeps the caller's
@@ -115,8 +116,9 @@ def use_reproducible_cpu_numerics() -> None:
 
 
 def _numerics_of_this_process() -> dict[str, str | None]:
-    """``REPRODUCIBLE_CPU_NUMERICS`` as this process has them (the user's own value wins)."""
-    return {name: os.environ.get(name, value) for name, value in REPRODUCIBLE_CPU_NUMERICS.items()}
+    """``REPRODUCIBLE_CPU_NUMERICS`` as this process has them (or their absence): workers compute as
+    their caller does, whether or not it came through the command line."""
+    return {name: os.environ.get(name) for name in REPRODUCIBLE_CPU_NUMERICS}
 
 
 def apply_thread_settings(settings: Mapping[str, str | None]) -> None:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from posedive.parallel import ThreadLimits  # noqa: E402  (imports no torch)
+from posedive.parallel import ThreadLimits, use_reproducible_cpu_numerics  # noqa: E402  (imports no torch)
 
 
 def main(folder: Path, threads: int) -> None:
+    use_reproducible_cpu_numerics()  # as the command line does
     ThreadLimits.for_cpus(threads).apply()
     import hashlib
 

@@ -34,8 +34,8 @@ keeps the generator's batches exactly those of the local engine (the same units,
 
 Threads: each worker runs as many threads as the CPUs it reserves (``posedive.parallel``'s
 policy): one per shard worker, ``generator_num_cpus`` per generation actor. The numerics do not
-depend on those numbers (MKL's strict reproducibility mode and the generator's thread-independent CPU
-kernels), so a Ray build equals a local one with any thread settings.
+depend on those numbers (workers take the driver's ``MKL_CBWR``, and a CPU generator computes on
+one thread), so a Ray build equals a local one with any thread settings.
 
 Faults: generation actors restart when they die and the call in flight is retried (generation is a
 pure function of the request and its seed); shard workers restart too, and their chunk is rebuilt.

@@ -1,12 +1,13 @@
-"""CPU kernels whose results do not depend on how many threads run them.
+"""A CPU generator's images must not depend on how many threads its worker runs.
 
-On CPU, torch's default convolution (oneDNN) and its fused attention kernels split their sums
-differently for different thread counts, so the same request gave images a few pixels apart (by 1-2
-levels) with 1 thread and with 2. Inside ``thread_independent_numerics`` a CPU generator uses the
-plain convolution and the ``math`` attention kernel instead, whose results were measured identical
-with 1 and 2 threads (``tests/test_thread_numerics.py`` builds a release both ways and compares its
-bytes), so each worker may run as many threads as the CPUs it reserves without changing a release.
-GPUs keep their fast kernels: their numerics do not depend on CPU threads.
+On CPU, torch's convolution (oneDNN), its fused attention kernels and its parallel reductions split
+their sums by thread, so the same request gave images a few pixels apart (by 1-2 levels) with 1
+thread and with 2. Plain convolution and the ``math`` attention kernel removed most of it, not all
+(one image in ~15 of the small test build still differed in its last bits now and then), so a
+generator on CPU computes on one thread: its images are then the same whatever the worker reserves
+(``tests/test_thread_numerics.py`` builds a release with 1 and 2 threads and compares its bytes).
+The worker's other stages keep its threads, and GPUs their own kernels: their numerics do not
+depend on CPU threads.
 """
 
 from __future__ import annotations
@@ -20,19 +21,15 @@ if TYPE_CHECKING:
 
 @contextlib.contextmanager
 def thread_independent_numerics(device: "torch.device") -> Iterator[None]:
-    """Run the enclosed torch work with thread-count-independent kernels when ``device`` is a CPU."""
+    """Run the enclosed torch work on one CPU thread when ``device`` is a CPU; restore the count after."""
     if device.type != "cpu":
         yield
         return
     import torch
-    from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    # Set and restored by hand: ``torch.backends.mkldnn.flags`` also sets oneDNN's TF32 switch and
-    # warns about Intel GPUs on every call.
-    mkldnn_was_enabled = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
-        with sdpa_kernel([SDPBackend.MATH]):
-            yield
+        yield
     finally:
-        torch.backends.mkldnn.enabled = mkldnn_was_enabled
+        torch.set_num_threads(threads)
