@@ -51,7 +51,9 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
 ) -> None:
     from .commands._noise import configure_logging
+    from .parallel import use_reproducible_cpu_numerics
 
+    use_reproducible_cpu_numerics()  # before any command loads torch: releases must not depend on threads
     configure_logging(verbose)
 
 

@@ -26,15 +26,23 @@ Backends
 Thread policy
 -------------
 Each worker reserves CPUs (``cpus_per_worker``; on Ray, its actor's ``num_cpus``) and runs
-``max(1, floor(cpus))`` threads in every pool a library may start in it: ``OMP_NUM_THREADS``,
-``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and ``LP_NUM_THREADS`` (Mesa llvmpipe's rasteriser)
-are set in the worker before its factory is unpickled or called, so before the worker imports
-torch, numpy or OpenGL, and torch's intra-op threads are set to the same number if torch was loaded
-by then. N one-CPU workers therefore keep N cores busy instead of each starting a thread per core of
-the machine. ``ThreadLimits.of_this_process()`` instead hands workers the caller's own
-``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` (or their absence), for CPU work whose last bits must match
-what the caller computes (parallel reductions change them): the build's Ray engine uses it. Work that
-runs ``InProcess`` keeps the caller's settings.
+``threads_for_cpus(cpus)`` = ``max(1, floor(cpus))`` threads in every pool a library may start in it:
+``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and ``LP_NUM_THREADS`` (Mesa
+llvmpipe's rasteriser) are set in the worker before its factory is unpickled or called, so before the
+worker imports torch, numpy or OpenGL, and torch's intra-op threads are set to the same number if
+torch was loaded by then. N one-CPU workers therefore keep N cores busy instead of each starting a
+thread per core of the machine. The build's Ray engine uses the same policy for its shard workers
+(one CPU each) and its generation actors (``generator_num_cpus`` each).
+
+A release must not depend on these numbers, so every process that computes one also takes
+``REPRODUCIBLE_CPU_NUMERICS`` (``MKL_CBWR=AVX2,STRICT``: MKL's matrix products give the same bits
+whatever its thread count; set by the command line before torch loads, and handed from the caller to
+every worker), and a
+CPU generator computes on one thread (``posedive.generation.numerics``).
+``tests/test_thread_numerics.py`` builds a release with 1 and with 2 threads and compares its bytes.
+``ThreadLimits.of_this_process()`` hands workers the caller's own ``OMP_NUM_THREADS`` /
+``MKL_NUM_THREADS`` (or their absence) instead. Work that runs ``InProcess`` keeps the caller's
+settings.
 """
 
 from __future__ import annotations
@@ -89,6 +97,28 @@ class Backend(Protocol):
 LIMITED_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LP_NUM_THREADS")
 # The variables that change the last bits of CPU inference (torch's parallel reductions).
 NUMERIC_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# MKL's strict conditional numerical reproducibility: its matrix products give the same bits for any
+# number of threads (and on any CPU with AVX2), read once as MKL loads. Measured: without it the small
+# test build's generated images differed between 1 and 2 threads.
+REPRODUCIBLE_CPU_NUMERICS = {"MKL_CBWR": "AVX2,STRICT"}
+
+
+def threads_for_cpus(cpus: float) -> int:
+    """The thread policy: a worker that reserves ``cpus`` CPUs runs this many threads per pool."""
+    return max(1, math.floor(cpus))
+
+
+def use_reproducible_cpu_numerics() -> None:
+    """Ask for ``REPRODUCIBLE_CPU_NUMERICS`` in this process (a value the user set wins); run it before
+    torch loads."""
+    for name, value in REPRODUCIBLE_CPU_NUMERICS.items():
+        os.environ.setdefault(name, value)
+
+
+def _numerics_of_this_process() -> dict[str, str | None]:
+    """``REPRODUCIBLE_CPU_NUMERICS`` as this process has them (or their absence): workers compute as
+    their caller does, whether or not it came through the command line."""
+    return {name: os.environ.get(name) for name in REPRODUCIBLE_CPU_NUMERICS}
 
 
 def apply_thread_settings(settings: Mapping[str, str | None]) -> None:
@@ -110,12 +140,14 @@ class ThreadLimits(BaseModel):
 
     @classmethod
     def for_cpus(cls, cpus: float) -> "ThreadLimits":
-        threads = max(1, math.floor(cpus))
-        return cls(environment={name: str(threads) for name in LIMITED_VARIABLES}, torch_threads=threads)
+        threads = threads_for_cpus(cpus)
+        return cls(environment={**{name: str(threads) for name in LIMITED_VARIABLES}, **_numerics_of_this_process()},
+                   torch_threads=threads)
 
     @classmethod
     def of_this_process(cls) -> "ThreadLimits":
-        return cls(environment={name: os.environ.get(name) for name in NUMERIC_VARIABLES})
+        return cls(environment={**{name: os.environ.get(name) for name in NUMERIC_VARIABLES},
+                                **_numerics_of_this_process()})
 
     def apply(self) -> None:
         apply_thread_settings(self.environment)

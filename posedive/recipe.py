@@ -152,6 +152,9 @@ LEGACY_BUILTIN_BANK = "deepmimic"
 # A pose whose torso leans further from vertical than this is not upright (walking leans ~2-5 deg,
 # running ~25 deg): the default limit, and the limit of a bank's ``upright`` tag.
 UPRIGHT_TORSO_TILT_DEG = 30.0
+# Hips lower than this fraction of their standing height over the lower foot are a crouch (a jump's
+# take-off, a fighting stance); running bends the knees to ~0.82, walking to ~0.94.
+UPRIGHT_MIN_HIP_HEIGHT = 0.8
 # Upright frames of flips, cartwheels, rolls, crawls and get-ups are crouches and leaps mid-stunt:
 # nothing a pedestrian does, so they are left out unless a recipe says otherwise.
 DEFAULT_EXCLUDED_TAGS = ("acrobatics", "floor")
@@ -170,11 +173,14 @@ class PoseSource(_Strict):
                                              "between pelvis-to-neck and vertical; null: no limit")
     feet_below_hips: bool = Field(True, description="keep only poses with both feet below the hips")
     head_above_pelvis: bool = Field(True, description="keep only poses with the head above the pelvis")
+    min_hip_height: float | None = Field(UPRIGHT_MIN_HIP_HEIGHT, ge=0, le=2, description="smallest height of "
+                                         "the hips over the lower foot, as a fraction of their standing height "
+                                         "(leaves out crouches); null: no limit")
     sampling: Literal["uniform"] = "uniform"
 
     def keeps_every_pose(self) -> bool:
         return (not self.include and not self.exclude and self.max_torso_tilt_deg is None
-                and not self.feet_below_hips and not self.head_above_pelvis)
+                and not self.feet_below_hips and not self.head_above_pelvis and self.min_hip_height is None)
 
     def describe_bank(self) -> str:
         raise NotImplementedError
@@ -186,6 +192,7 @@ class PoseSource(_Strict):
         limits = [f"the torso within {self.max_torso_tilt_deg:g} deg of vertical"] if self.max_torso_tilt_deg is not None else []
         limits += ["both feet below the hips"] if self.feet_below_hips else []
         limits += ["the head above the pelvis"] if self.head_above_pelvis else []
+        limits += [f"the hips at least {self.min_hip_height:g} of their standing height"] if self.min_hip_height is not None else []
         words = [self.describe_bank()]
         words += [f"only {_listed(self.include)}"] if self.include else []
         words += [f"poses with {_listed(limits)}"] if limits else []
@@ -280,7 +287,8 @@ def _poses_section(value: object) -> object:
                          "with `name`, or `kind: file` with `path` (see the recipe reference in README.md)")
     # Old recipes drew from every pose of the bank.
     rest = {key: item for key, item in value.items() if key != "source"}
-    rest.update(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False, head_above_pelvis=False)
+    rest.update(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False, head_above_pelvis=False,
+                min_hip_height=None)
     if value["source"] == LEGACY_BUILTIN_BANK:
         return {"kind": "builtin", "name": LEGACY_BUILTIN_BANK, **rest}
     return {"kind": "file", "path": value["source"], **rest}

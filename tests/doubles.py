@@ -161,3 +161,26 @@ class PidRecordingStages:
 
         return BuildStages(conditions=PidRecordingRenderer(self.folder), estimator=DoubleEstimator(),
                            generator=BatchSensitiveGenerator())
+
+
+def _check_threads(expected: int, who: str) -> None:
+    """Fail (so the build fails) unless this worker runs ``expected`` threads in torch and OpenMP."""
+    import os
+
+    import torch
+
+    seen = (torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS"))
+    if seen != (expected, str(expected)):
+        raise RuntimeError(f"{who} runs torch threads / OMP_NUM_THREADS {seen}, not the {expected} CPU(s) it reserves")
+
+
+def stages_checking_threads(expected: int):
+    """``double_stages`` made in a worker that must run ``expected`` threads."""
+    _check_threads(expected, "shard worker")
+    return double_stages()
+
+
+def generator_checking_threads(expected: int):
+    """A ``DoubleGenerator`` made in a generation actor that must run ``expected`` threads."""
+    _check_threads(expected, "generation actor")
+    return DoubleGenerator()

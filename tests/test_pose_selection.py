@@ -14,7 +14,7 @@ from posedive.cli import app
 from posedive.conditions import posebank as pb
 from posedive.errors import RecipeError
 from posedive.geometry.rotations import SMPL_JOINTS, smpl_skeleton
-from posedive.recipe import UPRIGHT_TORSO_TILT_DEG, parse_recipe
+from posedive.recipe import UPRIGHT_MIN_HIP_HEIGHT, UPRIGHT_TORSO_TILT_DEG, parse_recipe
 
 J = {name: i for i, name in enumerate(SMPL_JOINTS)}
 MINIMAL = {"name": "sel", "version": "1.0.0", "source": {"format": "folder", "root": "src"},
@@ -35,6 +35,27 @@ def _tilt_and_head(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     spine = joints[:, J["neck"]] - joints[:, J["pelvis"]]
     tilt = np.degrees(np.arccos(spine[:, 1] / np.linalg.norm(spine, axis=1)))
     return tilt, joints[:, J["head"], 1] - joints[:, J["pelvis"], 1]
+
+
+def _feet_and_hips(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How far the highest foot joint lies below the lower hip, and the hips' height over the lowest
+    foot joint as a fraction of standing: a crouch is well below 1."""
+    feet = [J[name] for name in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
+    hips = [J["left_hip"], J["right_hip"]]
+    joints = smpl_skeleton(np.asarray(poses, dtype=np.float64))
+    standing = smpl_skeleton(np.zeros((1, 72)))[0]
+    margin = joints[:, hips, 1].min(axis=1) - joints[:, feet, 1].max(axis=1)
+    height = joints[:, hips, 1].mean(axis=1) - joints[:, feet, 1].min(axis=1)
+    return margin, height / (standing[hips, 1].mean() - standing[feet, 1].min())
+
+
+def _assert_pedestrian_poses(poses: np.ndarray) -> None:
+    tilt, head = _tilt_and_head(poses)
+    margin, hips = _feet_and_hips(poses)
+    assert (tilt <= UPRIGHT_TORSO_TILT_DEG + 1e-3).all(), f"torso tilts up to {tilt.max():.1f} deg"
+    assert (head > 0).all(), "a head below the pelvis"
+    assert (margin > 0).all(), "a foot at or above the hips"
+    assert (hips >= UPRIGHT_MIN_HIP_HEIGHT - 1e-6).all(), f"a crouch: hips at {hips.min():.2f} of standing"
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +136,10 @@ def test_include_exclude_and_limits_select_poses():
         return pb.select_poses(bank, selection).ids.tolist()
 
     assert kept() == ["d0", "w0"]  # the default keeps upright poses
+    assert kept(max_torso_tilt_deg=None, feet_below_hips=False, min_hip_height=None) == ["d0", "k0", "w0"]
     assert kept(max_torso_tilt_deg=None, feet_below_hips=False) == ["d0", "k0", "w0"]  # and leaves out floor poses
-    assert kept(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False) == ["d0", "f0", "k0", "w0"]
+    assert kept(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False, min_hip_height=None) == ["d0", "f0", "k0", "w0"]
+    assert kept(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False) == ["d0", "k0", "w0"]  # lying is low
     assert kept(include=["walk", "martial"], feet_below_hips=False) == ["k0", "w0"]
     assert kept(include=["dance_a"]) == ["d0"]  # a clip name
     assert kept(exclude=["dance"]) == ["w0"]
@@ -134,8 +157,8 @@ def test_selection_is_part_of_the_recipe_hash():
     assert (base.poses.kind, base.poses.name, base.poses.exclude) == ("builtin", "pedestrian", ["acrobatics", "floor"])
     hashes = {parse_recipe({**MINIMAL, "poses": poses}).hash for poses in (
         {}, {"include": ["walk"]}, {"exclude": ["dance"]}, {"max_torso_tilt_deg": 20}, {"feet_below_hips": False},
-        {"head_above_pelvis": False}, {"name": "deepmimic"})}
-    assert len(hashes) == 7 and base.hash in hashes
+        {"head_above_pelvis": False}, {"min_hip_height": 0.7}, {"name": "deepmimic"})}
+    assert len(hashes) == 8 and base.hash in hashes
 
 
 def test_default_recipe_never_draws_a_tilted_or_upside_down_pose(tmp_path, cache):
@@ -149,16 +172,19 @@ def test_default_recipe_never_draws_a_tilted_or_upside_down_pose(tmp_path, cache
     spec = renderer_spec(recipe, cache_root=cache)
     full = pb.PoseBank.load(spec.bank_path)
     allowed = BodyConditionRenderer(spec).pose_ids()
-    tilt, head = _tilt_and_head(np.stack([full.pose(p) for p in allowed]))
-    assert len(allowed) > 300 and (tilt <= UPRIGHT_TORSO_TILT_DEG + 1e-3).all() and (head > 0).all()
+    assert len(allowed) > 300
+    _assert_pedestrian_poses(np.stack([full.pose(p) for p in allowed]))
     tilt_all, head_all = _tilt_and_head(full.poses)
     upright = (tilt_all <= UPRIGHT_TORSO_TILT_DEG) & (head_all > 0)
     assert len(allowed) < upright.sum() + 1 and len(allowed) < len(full)  # the bank holds poses that are left out
+    # ... among them crouches with an upright torso (a jump's take-off), which the default leaves out too.
+    _, hips_all = _feet_and_hips(full.poses)
+    assert ((hips_all < UPRIGHT_MIN_HIP_HEIGHT) & upright).sum() >= 10
     plan = make_plan(recipe.model_copy(update={"images_per_pid": 40}), read_source(recipe.source, recipe.base_dir),
                      allowed)
     drawn = sorted({a.pose_id for u in plan.units for a in u.attempts})
-    tilt, head = _tilt_and_head(np.stack([full.pose(p) for p in drawn]))
-    assert len(drawn) > 100 and (tilt <= UPRIGHT_TORSO_TILT_DEG + 1e-3).all() and (head > 0).all()
+    assert len(drawn) > 100
+    _assert_pedestrian_poses(np.stack([full.pose(p) for p in drawn]))
 
 
 def test_posebank_info_shows_tags_and_what_a_recipe_keeps(tmp_path, cache):

@@ -252,6 +252,19 @@ def test_a_real_cpu_generator_gives_the_same_pixels_in_ray_workers(cluster, tmp_
     assert manifest_of(remote) == manifest_of(local)
 
 
+def test_each_worker_runs_as_many_threads_as_the_cpus_it_reserves(cluster, tmp_path, monkeypatch):
+    """The driver's own thread settings do not leak into the actors: a shard worker (1 CPU) and a
+    generation actor (``generator_num_cpus``) each run their reservation's threads."""
+    from doubles import generator_checking_threads, stages_checking_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the driver's: workers must not take it
+    engine = RayEngine(stages_factory=functools.partial(stages_checking_threads, 1), shard_workers=1,
+                       generator_factory=functools.partial(generator_checking_threads, 1), generator_num_cpus=1.0,
+                       actor_restarts=0)
+    recipe = frame_recipe(tmp_path)
+    assert build_release(recipe, stages=double_stages(), engine=engine, show_progress=False).manifest.samples > 0
+
+
 def test_thread_settings_follow_the_driver(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("MKL_NUM_THREADS", "3")

@@ -75,3 +75,25 @@ def test_simulated_cluster_figures_are_the_benchmarks():
     assert all(run["identical_to_local_build"] for run in result["runs"])
     killed = [run for run in result["runs"] if "node_kill" in run]
     assert killed and f"killing one of {killed[0]['gpus']} GPU nodes" in simulated
+
+
+def test_every_release_the_readme_names_has_the_version_its_recipe_builds():
+    """A local release folder (``releases/NAME/VERSION``) and a Hub revision (``org/NAME``, ``v<VERSION>``)
+    name the version that ``recipes/*.yaml`` with that name builds."""
+    import yaml
+
+    versions = {}
+    for path in sorted((REPO / "recipes").glob("*.yaml")):
+        recipe = yaml.safe_load(path.read_text())
+        versions[recipe["name"]] = str(recipe["version"])
+    folders = re.findall(r"releases/([\w.-]+)/(\d+\.\d+\.\d+)", README)
+    revisions = re.findall(r'"org/([\w.-]+)", revision="v(\d+\.\d+\.\d+)"', README)
+    assert folders and revisions
+    for name, version in folders + revisions:
+        assert versions.get(name) == version, f"README names {name} {version}; its recipe builds {versions.get(name)}"
+    # The loading example reads one release from its folder and from the Hub.
+    loading = README[README.index("Loading:"):]
+    loading = loading[:loading.index("```", loading.index("```") + 3)]
+    (local,) = re.findall(r'load_dataset\("releases/([\w.-]+)/([\d.]+)"', loading)
+    (hub,) = re.findall(r'load_dataset\("org/([\w.-]+)", revision="v([\d.]+)"', loading)
+    assert local == hub

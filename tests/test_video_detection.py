@@ -18,9 +18,9 @@ from posedive.video.detection import (
 )
 from posedive.video.evaluation import matched_boxes, recall
 
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-LABELS = Path(__file__).parent / "fixtures" / "vtest_market" / "hand_labelled_boxes.json"
-needs_video = pytest.mark.skipif(not VTEST.is_file(), reason="needs Debian's opencv-doc (vtest.avi)")
+FIXTURES = Path(__file__).parent / "fixtures"
+VTEST = FIXTURES / "vtest_clip" / "vtest_frames_000-260.mp4"  # frames 0-260 of vtest.avi (see its README)
+LABELS = FIXTURES / "vtest_market" / "hand_labelled_boxes.json"
 
 
 def test_box_iou_and_matching():
@@ -42,16 +42,19 @@ def test_missing_video_is_named(tmp_path):
         video_info(tmp_path / "nothing.avi")
 
 
-@needs_video
 def test_background_subtraction_recall_on_hand_labelled_boxes():
     """Background subtraction finds most labelled pedestrians with tight boxes, unlike HOG's loose ones.
 
-    Measured here: recall at IoU >= 0.5 of 18/26 (0.69) for background subtraction against 8/26
-    (0.31) for OpenCV's HOG people detector (2x upscaled frames). Its misses are people standing
-    still (learnt into the background) and walkers merged into one blob.
+    Measured on the committed clip (the labelled frames 120 and 250 it holds, 14 boxes): recall at
+    IoU >= 0.5 of 9/14 (0.64) for background subtraction against 4/14 (0.29) for OpenCV's HOG people
+    detector (2x upscaled frames), the same boxes as on the full vtest.avi (which gives 18/26 and
+    8/26 over all five labelled frames). Its misses are people standing still (learnt into the
+    background) and walkers merged into one blob.
     """
-    labels = {int(frame): boxes for frame, boxes in json.loads(LABELS.read_text())["frames"].items()}
-    assert sum(len(b) for b in labels.values()) >= 24
+    frames = video_info(VTEST)[0]
+    labels = {int(frame): boxes for frame, boxes in json.loads(LABELS.read_text())["frames"].items()
+              if int(frame) < frames}
+    assert sum(len(b) for b in labels.values()) >= 14
     detector = BackgroundSubtractionDetector.for_video(VTEST)
     predicted, hog = {}, {}
     for index, frame in iter_frames(VTEST):
@@ -63,7 +66,7 @@ def test_background_subtraction_recall_on_hand_labelled_boxes():
             break
     subtraction_recall, _, _ = recall(predicted, labels, 0.5)
     hog_recall, _, _ = recall(hog, labels, 0.5)
-    assert subtraction_recall >= 0.65
+    assert subtraction_recall >= 0.6
     assert subtraction_recall > hog_recall
     # The boxes it returns are mostly people: few land on nobody.
     false = sum(int((box_iou(np.array(p), np.array(labels[f])).max(axis=1) < 0.3).sum()) for f, p in predicted.items() if p)

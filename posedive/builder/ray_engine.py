@@ -32,13 +32,10 @@ splitting the GPUs between rounds that are mostly idle after the first. Building
 keeps the generator's batches exactly those of the local engine (the same units, in the same order,
 ``generator.batch_size`` at a time), so batch-dependent numerics cannot make the two engines differ.
 
-Numerics: CPU inference gives bit-identical results only with the same thread settings, and Ray
-sets ``OMP_NUM_THREADS`` to each actor's CPU count; every worker therefore takes the driver's
-``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` (or their absence) before it loads a stage
-(``ThreadLimits.of_this_process()``), so it computes as a local build on that machine would.
-(Measured: the tiny CPU generator with 1 thread instead of 2 changes a few pixels by 1-2 levels.)
-To use fewer threads per worker, set them for the driver: both engines then agree again. On GPUs the
-generator's numerics do not depend on these settings.
+Threads: each worker runs as many threads as the CPUs it reserves (``posedive.parallel``'s
+policy): one per shard worker, ``generator_num_cpus`` per generation actor. The numerics do not
+depend on those numbers (workers take the driver's ``MKL_CBWR``, and a CPU generator computes on
+one thread), so a Ray build equals a local one with any thread settings.
 
 Faults: generation actors restart when they die and the call in flight is retried (generation is a
 pure function of the request and its seed); shard workers restart too, and their chunk is rebuilt.
@@ -286,12 +283,12 @@ class RayEngine:
             gpus = int(resources.get("GPU", 0))
             count = self.generators or max(gpus, 1)
             stages_factory, generator_factory = self._factories(recipe)
-            threads = ThreadLimits.of_this_process()
             suffix = os.urandom(4).hex()
             names = [f"{ACTOR_NAME_PREFIX}-{plan.hash[:8]}-{suffix}-{index}" for index in range(count)]
             services = RayServices(functools.partial(GenerationService, generator_factory), names,
                                    cpus=self.generator_num_cpus, gpus=1 if gpus else 0,
-                                   max_restarts=self.actor_restarts, threads=threads)
+                                   max_restarts=self.actor_restarts,
+                                   threads=ThreadLimits.for_cpus(self.generator_num_cpus))
             with services as generation:
                 try:
                     generator_info = generation.call("info")
@@ -305,7 +302,8 @@ class RayEngine:
                 workers = min(self.shard_workers or max(spare_cpus, 1), chunks)
                 logger.info("ray engine: %d shard(s) in %d chunk(s) on %d shard worker(s) and %d generation actor(s)%s",
                             len(shards), chunks, workers, count, " (one GPU each)" if gpus else " (CPU)")
-                backend = RayBackend(workers, cpus_per_worker=1.0, max_restarts=self.actor_restarts, threads=threads)
+                backend = RayBackend(workers, cpus_per_worker=1.0, max_restarts=self.actor_restarts,
+                                     threads=ThreadLimits.for_cpus(1.0))
                 factory = RayShardWorker(recipe=recipe, source=source, plan_hash=plan.hash,
                                          stages_factory=stages_factory, generation=generation,
                                          generator_info=generator_info, store=store,

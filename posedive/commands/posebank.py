@@ -95,7 +95,8 @@ def info(
         bank = load_recipe_bank(recipe.poses, recipe.resolve)
         summary = selection_summary(bank, recipe.poses)
     selection = recipe.poses.model_dump(mode="json", include={"include", "exclude", "max_torso_tilt_deg",
-                                                              "feet_below_hips", "head_above_pelvis"})
+                                                              "feet_below_hips", "head_above_pelvis",
+                                                              "min_hip_height"})
     typer.echo(json.dumps({**bank.summary(), "selection": {**selection, **summary.model_dump()}}, indent=2))
 
 

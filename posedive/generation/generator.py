@@ -125,6 +125,7 @@ class DiffusionGenerator:
         from tqdm.auto import tqdm
 
         from .condition_forms import condition_maps
+        from .numerics import thread_independent_numerics
         from .pipeline import conditions_to_tensor
 
         config = self.config
@@ -136,15 +137,16 @@ class DiffusionGenerator:
             maps = [condition_maps(r.conditions, self.contract) for r in chunk]
             conditions = conditions_to_tensor(maps, config.height, config.width, self.contract)
             generators = [torch.Generator("cpu").manual_seed(int(r.seed)) for r in chunk]
-            output = self.pipeline(
-                reference_images=[r.reference for r in chunk],
-                conditions=conditions,
-                generator=generators,
-                height=config.height,
-                width=config.width,
-                num_inference_steps=config.steps,
-                guidance_scale=config.guidance_scale,
-            )
+            with thread_independent_numerics(self.pipeline.device):  # a release must not depend on threads
+                output = self.pipeline(
+                    reference_images=[r.reference for r in chunk],
+                    conditions=conditions,
+                    generator=generators,
+                    height=config.height,
+                    width=config.width,
+                    num_inference_steps=config.steps,
+                    guidance_scale=config.guidance_scale,
+                )
             images.extend(output.images[: len(wanted)])
         return images
 

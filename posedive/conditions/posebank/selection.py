@@ -2,7 +2,8 @@
 
 A pose is kept when it matches one of ``poses.include`` (its clip name or one of its tags; an empty
 list includes every pose), matches none of ``poses.exclude``, and its posed skeleton stays within
-the limits (``max_torso_tilt_deg``, ``feet_below_hips``, ``head_above_pelvis``; see ``tags``).
+the limits (``max_torso_tilt_deg``, ``feet_below_hips``, ``head_above_pelvis``, ``min_hip_height``;
+see ``tags``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ...errors import RecipeError
 from .format import PoseBank
-from .tags import ACTIVITY_TAGS, FEET, GEOMETRIC_TAGS, HEAD, TILT, tag_counts
+from .tags import ACTIVITY_TAGS, FEET, GEOMETRIC_TAGS, HEAD, TILT, hip_height_ratio, tag_counts
 
 
 class TagCount(BaseModel):
@@ -64,6 +65,8 @@ def selection_mask(bank: PoseBank, selection) -> np.ndarray:
         keep &= bank.geometry[:, FEET] > 0
     if selection.head_above_pelvis:
         keep &= bank.geometry[:, HEAD] > 0
+    if selection.min_hip_height is not None and keep.any():
+        keep[keep] = hip_height_ratio(bank.poses[keep]) >= selection.min_hip_height
     return keep
 
 

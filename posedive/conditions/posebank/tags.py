@@ -9,6 +9,9 @@ in posedive's y-up world (``GEOMETRY``):
   when a foot is at or above hip height);
 * ``head_above_pelvis_m``: the height of the head joint over the pelvis.
 
+A fourth, ``hip_height_ratio`` (the hips' height over the lower foot as a fraction of the rest
+pose's), is measured when a selection asks for it: it tells a crouch from standing.
+
 The geometric tags follow from those measurements, for every bank: ``upright`` (torso within
 ``UPRIGHT_TORSO_TILT_DEG`` of vertical, both feet below the hips, head above the pelvis), ``leaning``,
 ``horizontal`` and ``upside_down`` by torso tilt, ``foot_raised`` and ``head_below_pelvis``.
@@ -54,6 +57,15 @@ def pose_geometry(poses: np.ndarray) -> np.ndarray:
     feet = joints[:, _HIPS, 1].min(axis=1) - joints[:, _FEET, 1].max(axis=1)
     head = joints[:, _J["head"], 1] - joints[:, _J["pelvis"], 1]
     return np.stack([tilt, feet, head], axis=1).astype(np.float32)
+
+
+def hip_height_ratio(poses: np.ndarray) -> np.ndarray:
+    """(N, 72) poses -> (N,) height of the mean hip joint over the lowest ankle or toe, as a fraction of
+    the same height in the rest pose (1: standing straight; a crouch is well below)."""
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 72)
+    joints = smpl_skeleton(np.concatenate([np.zeros((1, 72)), poses]))
+    heights = joints[:, _HIPS, 1].mean(axis=1) - joints[:, _FEET, 1].min(axis=1)
+    return heights[1:] / heights[0]
 
 
 def geometric_tags(measured: np.ndarray) -> list[list[str]]:

@@ -1,0 +1,33 @@
+"""A release does not depend on how many threads built it (the thread policy of ``posedive.parallel``)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+
+
+def _build(folder: Path, threads: int) -> tuple[int, str, str]:
+    """Build the small test recipe (tiny diffusion generator on CPU) in a fresh process that runs
+    ``threads`` threads, as a worker reserving that many CPUs does."""
+    environment = {key: value for key, value in os.environ.items() if key not in ("MKL_CBWR", "OMP_NUM_THREADS")}
+    environment["PYTHONPATH"] = os.pathsep.join([str(TESTS.parent), environment.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, str(TESTS / "thread_builds.py"), str(folder), str(threads)],
+                          capture_output=True, text=True, env=environment, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = re.search(r"threads=(\d+) shards=(\w+) manifest=(\w+)", done.stdout)
+    assert found, done.stdout
+    return int(found.group(1)), found.group(2), found.group(3)
+
+
+def test_releases_are_byte_identical_with_one_and_two_threads(tmp_path):
+    pytest.importorskip("diffusers")
+    one = _build(tmp_path, 1)
+    two = _build(tmp_path, 2)
+    assert one[0] == 1 and two[0] == 2  # each build ran as many torch threads as it reserved CPUs
+    assert one[1] == two[1], "the shards differ between 1 and 2 threads"
+    assert one[2] == two[2], "the manifests differ between 1 and 2 threads"
