@@ -35,7 +35,6 @@ import functools
 import json
 import logging
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -49,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 sys.path[:0] = [str(TESTS), str(ROOT)]
 
+from _results import machine, write_result  # noqa: E402
 from doubles import DoubleGenerator, double_stages  # noqa: E402
 from layouts import make_market  # noqa: E402
 
@@ -323,12 +323,9 @@ def main() -> None:
         "wall_s": round(time.perf_counter() - started, 1),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "machine": {"cpus": os.cpu_count(), "processor": platform.machine(), "python": platform.python_version(),
-                    "ray": ray.__version__},
+        "machine": machine(ray=ray.__version__),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    logger.info("%s", json.dumps(result, indent=2))
+    write_result(args.out, result, logger)
 
 
 if __name__ == "__main__":

@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 sys.path[:0] = [str(TESTS), str(ROOT), str(Path(__file__).resolve().parent)]
 
+from _results import machine, write_result  # noqa: E402
 from doubles import DoubleEstimator, DoubleGenerator, DoubleRenderer  # noqa: E402
 from layouts import make_market  # noqa: E402
 
@@ -186,12 +185,9 @@ def main() -> None:
         "runs": rows,
         "identical_manifests": identical,
         "load_average_before": [round(x, 2) for x in load_before],
-        "machine": {"cpus": os.cpu_count(), "processor": platform.machine(), "python": platform.python_version(),
-                    "ray": ray.__version__},
+        "machine": machine(ray=ray.__version__),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    logger.info("%s", json.dumps(result, indent=2))
+    write_result(args.out, result, logger)
 
 
 if __name__ == "__main__":
