@@ -323,6 +323,47 @@ def test_init_from_starts_stage_2_from_a_generator_folder(pairs, released, tmp_p
     assert meta["training"]["init"] == {"path": path, "revision": None, "weights_sha256": weights_sha256(released)}
 
 
+def test_init_from_a_converted_release_trains_through_its_identity_encoder(pairs, tmp_path):
+    """A folder ``convert-generator`` made from Moore-AnimateAnyone holds its CLIP tower as the
+    ``identity_encoder`` component (no ``image_encoder``): training reads references through it, keeps it
+    frozen, and the trained folder holds it again."""
+    from test_generation_conversion import CASES
+
+    from posedive.generation import load_generator
+    from posedive.recipe import GeneratorConfig
+    from posedive.generation.identity import ClipIdentityEncoder
+
+    released = tmp_path / "animate-anyone"
+    CASES["animate-anyone"].convert(released)
+    assert json.loads((released / "model_index.json").read_text())["image_encoder"] == [None, None]
+    # the training pairs hold no DWPose drawing (it is drawn from keypoints): the guider reads the rendered
+    # skeleton instead, a map of the same three channels; the identity side is what this test is about
+    guider_config = released / "pose_guider" / "config.json"
+    guider = json.loads(guider_config.read_text())
+    guider["conditions"]["maps"] = [dict(name="skeleton", encoding="openpose18-rgb", channels=3)]
+    guider_config.write_text(json.dumps(guider))
+    result = _cli(str(_write_config(pairs, tmp_path)), "--init-from", str(released), "--max-steps", "1")
+    assert result.exit_code == 0, result.output
+    trained = tmp_path / "stage2" / "generator"
+    index = json.loads((trained / "model_index.json").read_text())
+    assert index["identity_encoder"] == ["posedive.generation.identity.clip", "ClipIdentityEncoder"]
+    assert index["image_encoder"] == [None, None] and index["feature_extractor"] == [None, None]
+    source, pipe = PoseDivePipeline.from_pretrained(released), PoseDivePipeline.from_pretrained(trained)
+    assert isinstance(pipe.identity_encoder, ClipIdentityEncoder)
+    assert pipe.identity_encoder.config.preprocessing == "squash"  # the release's resize, not the old crop
+    for name in ("vae", "identity_encoder"):  # frozen: saved as they were loaded
+        assert all(torch.equal(a, b.to(a.dtype)) for a, b in zip(getattr(pipe, name).state_dict().values(),
+                                                                  getattr(source, name).state_dict().values())), name
+    moved = max(float(torch.dist(a, b.to(a.dtype))) for a, b in zip(pipe.denoising_unet.state_dict().values(),
+                                                                     source.denoising_unet.state_dict().values()))
+    assert moved > 0  # the U-Net trained
+    generator = load_generator(GeneratorConfig(weights=str(trained), family="animate-anyone", steps=2, width=WIDTH,
+                                               height=HEIGHT), tmp_path)
+    assert generator.identity_encoder == "clip-image-embedding"
+    images = generator.generate([request(0)])
+    assert [image.size for image in images] == [(WIDTH, HEIGHT)]
+
+
 def test_init_from_refuses_a_folder_with_components_it_cannot_carry(pairs, released, tmp_path):
     index = json.loads((released / "model_index.json").read_text())
     index["extra_encoder"] = ["diffusers", "AutoencoderKL"]
