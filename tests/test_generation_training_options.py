@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from diffusers import DDPMScheduler
 from generation_tiny import (
     HEIGHT,
     IMAGE_ENCODER,
@@ -323,45 +324,84 @@ def test_init_from_starts_stage_2_from_a_generator_folder(pairs, released, tmp_p
     assert meta["training"]["init"] == {"path": path, "revision": None, "weights_sha256": weights_sha256(released)}
 
 
-def test_init_from_a_converted_release_trains_through_its_identity_encoder(pairs, tmp_path):
-    """A folder ``convert-generator`` made from Moore-AnimateAnyone holds its CLIP tower as the
-    ``identity_encoder`` component (no ``image_encoder``): training reads references through it, keeps it
-    frozen, and the trained folder holds it again."""
+# family -> (the identity encoder its converted folder holds, the skeleton the training pairs can give it)
+CONVERTED_IDENTITY = {
+    # the pairs hold no DWPose drawing (it is drawn from keypoints): the guider reads the rendered skeleton
+    # instead, a map of the same three channels; the identity side is what these runs are about
+    "animate-anyone": (("posedive.generation.identity.clip", "ClipIdentityEncoder"), "openpose18-rgb"),
+    "pose2id": (("posedive.generation.identity.transreid_ifr", "TransReIDIdentityEncoder"), None),
+}
+
+
+@pytest.mark.parametrize("family", sorted(CONVERTED_IDENTITY))
+def test_init_from_a_converted_release_trains_through_its_identity_encoder(pairs, tmp_path, family):
+    """A folder ``convert-generator`` made from a release holds its identity encoder as the
+    ``identity_encoder`` component (no ``image_encoder``): training reads references through it (its own
+    preprocessing), keeps it frozen, and the trained folder holds it again."""
     from test_generation_conversion import CASES
 
     from posedive.generation import load_generator
     from posedive.recipe import GeneratorConfig
-    from posedive.generation.identity import ClipIdentityEncoder
 
-    released = tmp_path / "animate-anyone"
-    CASES["animate-anyone"].convert(released)
+    component, skeleton = CONVERTED_IDENTITY[family]
+    released = tmp_path / family
+    CASES[family].convert(released)
     assert json.loads((released / "model_index.json").read_text())["image_encoder"] == [None, None]
-    # the training pairs hold no DWPose drawing (it is drawn from keypoints): the guider reads the rendered
-    # skeleton instead, a map of the same three channels; the identity side is what this test is about
-    guider_config = released / "pose_guider" / "config.json"
-    guider = json.loads(guider_config.read_text())
-    guider["conditions"]["maps"] = [dict(name="skeleton", encoding="openpose18-rgb", channels=3)]
-    guider_config.write_text(json.dumps(guider))
+    if skeleton is not None:
+        guider_config = released / "pose_guider" / "config.json"
+        guider = json.loads(guider_config.read_text())
+        guider["conditions"]["maps"] = [dict(name="skeleton", encoding=skeleton, channels=3)]
+        guider_config.write_text(json.dumps(guider))
     result = _cli(str(_write_config(pairs, tmp_path)), "--init-from", str(released), "--max-steps", "1")
     assert result.exit_code == 0, result.output
     trained = tmp_path / "stage2" / "generator"
     index = json.loads((trained / "model_index.json").read_text())
-    assert index["identity_encoder"] == ["posedive.generation.identity.clip", "ClipIdentityEncoder"]
+    assert index["identity_encoder"] == list(component)
     assert index["image_encoder"] == [None, None] and index["feature_extractor"] == [None, None]
     source, pipe = PoseDivePipeline.from_pretrained(released), PoseDivePipeline.from_pretrained(trained)
-    assert isinstance(pipe.identity_encoder, ClipIdentityEncoder)
-    assert pipe.identity_encoder.config.preprocessing == "squash"  # the release's resize, not the old crop
+    # the same encoder, preprocessing included (Moore-AnimateAnyone's squash, not the old CLIP centre crop)
+    assert pipe.identity_encoder.spec() == source.identity_encoder.spec()
     for name in ("vae", "identity_encoder"):  # frozen: saved as they were loaded
         assert all(torch.equal(a, b.to(a.dtype)) for a, b in zip(getattr(pipe, name).state_dict().values(),
                                                                   getattr(source, name).state_dict().values())), name
     moved = max(float(torch.dist(a, b.to(a.dtype))) for a, b in zip(pipe.denoising_unet.state_dict().values(),
                                                                      source.denoising_unet.state_dict().values()))
     assert moved > 0  # the U-Net trained
-    generator = load_generator(GeneratorConfig(weights=str(trained), family="animate-anyone", steps=2, width=WIDTH,
+    generator = load_generator(GeneratorConfig(weights=str(trained), family=family, steps=2, width=WIDTH,
                                                height=HEIGHT), tmp_path)
-    assert generator.identity_encoder == "clip-image-embedding"
-    images = generator.generate([request(0)])
-    assert [image.size for image in images] == [(WIDTH, HEIGHT)]
+    assert generator.identity_encoder == source.identity_encoder.kind
+    assert [image.size for image in generator.generate([request(0)])] == [(WIDTH, HEIGHT)]
+
+
+def test_reference_dropout_trains_the_encoders_unconditional_tokens():
+    """Rows whose reference is dropped read the identity encoder's unconditional tokens (Pose2ID's are
+    the tokens of a blank image, not zeros), the tokens classifier-free guidance samples with."""
+    from posedive.generation.models.two_branch import TwoBranchModel
+    from posedive.generation.training.loss import diffusion_loss
+
+    pipe = make_pipeline(seed=3)
+    net = TwoBranchModel(pipe.reference_unet, pipe.denoising_unet, pipe.pose_guider).eval()
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(2, 4, HEIGHT // 8, WIDTH // 8, generator=generator)
+    width = UNET["cross_attention_dim"]
+    encoded = dict(
+        latents=latents,
+        reference_latents=torch.randn(latents.shape, generator=generator),
+        image_embeds=torch.randn(2, 1, width, generator=generator),
+        unconditional_embeds=torch.randn(2, 1, width, generator=generator),
+        conditions=torch.rand(2, POSE_GUIDER["conditioning_channels"], HEIGHT, WIDTH, generator=generator),
+    )
+    noise, timesteps = torch.randn(latents.shape, generator=generator), torch.tensor([10, 500])
+    scheduler = DDPMScheduler()
+    keep = torch.tensor([False, True])
+    with torch.no_grad():
+        dropped = diffusion_loss(net, scheduler, encoded, noise, timesteps, keep)
+        other_reference = torch.stack([torch.randn(1, width, generator=generator), encoded["image_embeds"][1]])
+        unread = diffusion_loss(net, scheduler, encoded | dict(image_embeds=other_reference), noise, timesteps, keep)
+        zeros = diffusion_loss(net, scheduler, encoded | dict(unconditional_embeds=torch.zeros(2, 1, width)), noise,
+                               timesteps, keep)
+    assert torch.equal(dropped, unread)  # the dropped row reads no reference tokens
+    assert not torch.allclose(dropped, zeros)  # but the unconditional ones
 
 
 def test_init_from_refuses_a_folder_with_components_it_cannot_carry(pairs, released, tmp_path):
