@@ -21,6 +21,7 @@ from generation_tiny import (
     VAE,
     WIDTH,
     make_pairs,
+    random_image,
     make_pipeline,
     one_torch_thread,
     request,
@@ -371,6 +372,25 @@ def test_init_from_a_converted_release_trains_through_its_identity_encoder(pairs
                                                height=HEIGHT), tmp_path)
     assert generator.identity_encoder == source.identity_encoder.kind
     assert [image.size for image in generator.generate([request(0)])] == [(WIDTH, HEIGHT)]
+
+
+def test_a_wrapped_clip_tower_reads_references_as_its_feature_extractor_does():
+    """Scratch, SD image-variations and pre-identity-encoder generators keep their CLIP tower and feature
+    extractor; wrapped as an identity encoder, the tower sees exactly the extractor's pixels (centre crop)."""
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from posedive.generation.training.components import wrapped_clip
+
+    tower = CLIPVisionModelWithProjection(CLIPVisionConfig(**IMAGE_ENCODER)).eval()
+    size = tower.config.image_size
+    extractor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+                                      image_mean=[0.5, 0.4, 0.3], image_std=[0.2, 0.25, 0.3])
+    encoder = wrapped_clip(tower, extractor)
+    images = [random_image(0), random_image(1, width=90, height=30)]  # tall and wide: the crop matters
+    pixels = extractor(images=images, return_tensors="pt").pixel_values
+    assert torch.equal(encoder.preprocessor(images), pixels)
+    with torch.no_grad():
+        assert torch.equal(encoder.encode(pixels), tower(pixels).image_embeds[:, None])
 
 
 def test_reference_dropout_trains_the_encoders_unconditional_tokens():
