@@ -21,9 +21,9 @@ from generation_tiny import (
     VAE,
     WIDTH,
     make_pairs,
-    random_image,
     make_pipeline,
     one_torch_thread,
+    random_image,
     request,
     training_config,
 )
