@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from diffusers import DDPMScheduler
 from generation_tiny import (
     HEIGHT,
     IMAGE_ENCODER,
@@ -22,6 +23,7 @@ from generation_tiny import (
     make_pairs,
     make_pipeline,
     one_torch_thread,
+    random_image,
     request,
     training_config,
 )
@@ -321,6 +323,105 @@ def test_init_from_starts_stage_2_from_a_generator_folder(pairs, released, tmp_p
     path = str(released.resolve())
     assert meta["training"]["config"]["model"] == {"kind": "generator", "path": path, "revision": None}
     assert meta["training"]["init"] == {"path": path, "revision": None, "weights_sha256": weights_sha256(released)}
+
+
+# family -> (the identity encoder its converted folder holds, the skeleton the training pairs can give it)
+CONVERTED_IDENTITY = {
+    # the pairs hold no DWPose drawing (it is drawn from keypoints): the guider reads the rendered skeleton
+    # instead, a map of the same three channels; the identity side is what these runs are about
+    "animate-anyone": (("posedive.generation.identity.clip", "ClipIdentityEncoder"), "openpose18-rgb"),
+    "pose2id": (("posedive.generation.identity.transreid_ifr", "TransReIDIdentityEncoder"), None),
+}
+
+
+@pytest.mark.parametrize("family", sorted(CONVERTED_IDENTITY))
+def test_init_from_a_converted_release_trains_through_its_identity_encoder(pairs, tmp_path, family):
+    """A folder ``convert-generator`` made from a release holds its identity encoder as the
+    ``identity_encoder`` component (no ``image_encoder``): training reads references through it (its own
+    preprocessing), keeps it frozen, and the trained folder holds it again."""
+    from test_generation_conversion import CASES
+
+    from posedive.generation import load_generator
+    from posedive.recipe import GeneratorConfig
+
+    component, skeleton = CONVERTED_IDENTITY[family]
+    released = tmp_path / family
+    CASES[family].convert(released)
+    assert json.loads((released / "model_index.json").read_text())["image_encoder"] == [None, None]
+    if skeleton is not None:
+        guider_config = released / "pose_guider" / "config.json"
+        guider = json.loads(guider_config.read_text())
+        guider["conditions"]["maps"] = [dict(name="skeleton", encoding=skeleton, channels=3)]
+        guider_config.write_text(json.dumps(guider))
+    result = _cli(str(_write_config(pairs, tmp_path)), "--init-from", str(released), "--max-steps", "1")
+    assert result.exit_code == 0, result.output
+    trained = tmp_path / "stage2" / "generator"
+    index = json.loads((trained / "model_index.json").read_text())
+    assert index["identity_encoder"] == list(component)
+    assert index["image_encoder"] == [None, None] and index["feature_extractor"] == [None, None]
+    source, pipe = PoseDivePipeline.from_pretrained(released), PoseDivePipeline.from_pretrained(trained)
+    # the same encoder, preprocessing included (Moore-AnimateAnyone's squash, not the old CLIP centre crop)
+    assert pipe.identity_encoder.spec() == source.identity_encoder.spec()
+    for name in ("vae", "identity_encoder"):  # frozen: saved as they were loaded
+        assert all(torch.equal(a, b.to(a.dtype)) for a, b in zip(getattr(pipe, name).state_dict().values(),
+                                                                  getattr(source, name).state_dict().values())), name
+    moved = max(float(torch.dist(a, b.to(a.dtype))) for a, b in zip(pipe.denoising_unet.state_dict().values(),
+                                                                     source.denoising_unet.state_dict().values()))
+    assert moved > 0  # the U-Net trained
+    generator = load_generator(GeneratorConfig(weights=str(trained), family=family, steps=2, width=WIDTH,
+                                               height=HEIGHT), tmp_path)
+    assert generator.identity_encoder == source.identity_encoder.kind
+    assert [image.size for image in generator.generate([request(0)])] == [(WIDTH, HEIGHT)]
+
+
+def test_a_wrapped_clip_tower_reads_references_as_its_feature_extractor_does():
+    """Scratch, SD image-variations and pre-identity-encoder generators keep their CLIP tower and feature
+    extractor; wrapped as an identity encoder, the tower sees exactly the extractor's pixels (centre crop)."""
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from posedive.generation.training.components import wrapped_clip
+
+    tower = CLIPVisionModelWithProjection(CLIPVisionConfig(**IMAGE_ENCODER)).eval()
+    size = tower.config.image_size
+    extractor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+                                      image_mean=[0.5, 0.4, 0.3], image_std=[0.2, 0.25, 0.3])
+    encoder = wrapped_clip(tower, extractor)
+    images = [random_image(0), random_image(1, width=90, height=30)]  # tall and wide: the crop matters
+    pixels = extractor(images=images, return_tensors="pt").pixel_values
+    assert torch.equal(encoder.preprocessor(images), pixels)
+    with torch.no_grad():
+        assert torch.equal(encoder.encode(pixels), tower(pixels).image_embeds[:, None])
+
+
+def test_reference_dropout_trains_the_encoders_unconditional_tokens():
+    """Rows whose reference is dropped read the identity encoder's unconditional tokens (Pose2ID's are
+    the tokens of a blank image, not zeros), the tokens classifier-free guidance samples with."""
+    from posedive.generation.models.two_branch import TwoBranchModel
+    from posedive.generation.training.loss import diffusion_loss
+
+    pipe = make_pipeline(seed=3)
+    net = TwoBranchModel(pipe.reference_unet, pipe.denoising_unet, pipe.pose_guider).eval()
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(2, 4, HEIGHT // 8, WIDTH // 8, generator=generator)
+    width = UNET["cross_attention_dim"]
+    encoded = dict(
+        latents=latents,
+        reference_latents=torch.randn(latents.shape, generator=generator),
+        image_embeds=torch.randn(2, 1, width, generator=generator),
+        unconditional_embeds=torch.randn(2, 1, width, generator=generator),
+        conditions=torch.rand(2, POSE_GUIDER["conditioning_channels"], HEIGHT, WIDTH, generator=generator),
+    )
+    noise, timesteps = torch.randn(latents.shape, generator=generator), torch.tensor([10, 500])
+    scheduler = DDPMScheduler()
+    keep = torch.tensor([False, True])
+    with torch.no_grad():
+        dropped = diffusion_loss(net, scheduler, encoded, noise, timesteps, keep)
+        other_reference = torch.stack([torch.randn(1, width, generator=generator), encoded["image_embeds"][1]])
+        unread = diffusion_loss(net, scheduler, encoded | dict(image_embeds=other_reference), noise, timesteps, keep)
+        zeros = diffusion_loss(net, scheduler, encoded | dict(unconditional_embeds=torch.zeros(2, 1, width)), noise,
+                               timesteps, keep)
+    assert torch.equal(dropped, unread)  # the dropped row reads no reference tokens
+    assert not torch.allclose(dropped, zeros)  # but the unconditional ones
 
 
 def test_init_from_refuses_a_folder_with_components_it_cannot_carry(pairs, released, tmp_path):

@@ -109,8 +109,11 @@ class TwoBranchModel(nn.Module):
         image_embeds: torch.Tensor,
         conditions: torch.Tensor,
         keep_reference: torch.Tensor | None = None,
+        unconditional_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """One training prediction: reference pass, pose features and denoising in one call."""
+        """One training prediction: reference pass, pose features and denoising in one call; dropped
+        rows read ``unconditional_embeds`` (see :meth:`predict_noise`)."""
         self.encode_reference(bank, reference_latents, image_embeds)
         pose_features = self.encode_conditions(conditions)
-        return self.predict_noise(bank, noisy_latents, timesteps, image_embeds, pose_features, keep_reference)
+        return self.predict_noise(bank, noisy_latents, timesteps, image_embeds, pose_features, keep_reference,
+                                  unconditional_embeds)

@@ -1,4 +1,11 @@
-"""The parts a training run starts from: built from scratch, loaded from pre-trained weights, adapted."""
+"""The parts a training run starts from: built from scratch, loaded from pre-trained weights, adapted.
+
+The reference is read by one identity encoder (:class:`~posedive.generation.identity.IdentityEncoder`),
+whatever the start: a generator folder's ``identity_encoder`` (a converted release), or a CLIP tower
+wrapped as a :class:`~posedive.generation.identity.ClipIdentityEncoder` (scratch, SD image-variations,
+and generators saved before identity encoders existed). A wrapped tower keeps the resize its feature
+extractor applies (``crop``), and the trained generator is saved in the form it started from.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ from typing import TypeVar
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from ...errors import CheckpointError
+from ..identity import ClipIdentityEncoder, IdentityEncoder
 from ..models.pose_guider import PoseGuider
 from ..pipeline import PoseDivePipeline
 from ..training_config import (
@@ -29,12 +38,14 @@ ModelT = TypeVar("ModelT", AutoencoderKL, UNet2DConditionModel)
 @dataclass
 class Components:
     vae: AutoencoderKL
-    image_encoder: CLIPVisionModelWithProjection
-    feature_extractor: CLIPImageProcessorPil
+    identity_encoder: IdentityEncoder
     reference_unet: UNet2DConditionModel
     denoising_unet: UNet2DConditionModel
     pose_guider: PoseGuider
     noise_scheduler: DDPMScheduler
+    # set when the encoder is a wrapped CLIP tower that the trained generator stores, as its start did,
+    # as ``image_encoder`` + ``feature_extractor`` (the form generators before identity encoders load from)
+    feature_extractor: CLIPImageProcessorPil | None = None
 
     @property
     def vae_scale_factor(self) -> int:
@@ -49,6 +60,12 @@ def new_pose_guider(spec: PoseGuiderSpec, denoising_unet: UNet2DConditionModel, 
         conditioning_embedding_channels=denoising_unet.config.block_out_channels[0],
         conditions=spec.conditions.contract(width, height).to_config(),
     )
+
+
+def wrapped_clip(image_encoder: CLIPVisionModelWithProjection, feature_extractor: CLIPImageProcessorPil) -> ClipIdentityEncoder:
+    """A CLIP tower and its feature extractor as an identity encoder that reads references as the
+    extractor does: shortest side to the tower's size, then the centre square."""
+    return ClipIdentityEncoder.from_clip(image_encoder, feature_extractor, preprocessing="crop")
 
 
 def _local_or_hub(config: TrainingConfig, name: str) -> str:
@@ -68,10 +85,12 @@ def _pretrained(config: TrainingConfig, init: PretrainedInit) -> Components:
     denoising_unet = _from_source(config, init.unet, UNet2DConditionModel)
     vae = (AutoencoderKL.from_pretrained(base, subfolder="vae", revision=rev) if init.vae is None
            else _from_source(config, init.vae, AutoencoderKL))
+    feature_extractor = CLIPImageProcessorPil.from_pretrained(encoder, subfolder="feature_extractor", revision=enc_rev)
+    tower = CLIPVisionModelWithProjection.from_pretrained(encoder, subfolder="image_encoder", revision=enc_rev)
     return Components(
         vae=vae,
-        image_encoder=CLIPVisionModelWithProjection.from_pretrained(encoder, subfolder="image_encoder", revision=enc_rev),
-        feature_extractor=CLIPImageProcessorPil.from_pretrained(encoder, subfolder="feature_extractor", revision=enc_rev),
+        identity_encoder=wrapped_clip(tower, feature_extractor),
+        feature_extractor=feature_extractor,
         reference_unet=reference_unet,
         denoising_unet=denoising_unet,
         pose_guider=new_pose_guider(init.pose_guider, denoising_unet, config.data.width, config.data.height),
@@ -81,10 +100,18 @@ def _pretrained(config: TrainingConfig, init: PretrainedInit) -> Components:
 
 def _continued(config: TrainingConfig, init: GeneratorInit) -> Components:
     pipe = load_continued(config, init)
+    feature_extractor = None
+    if pipe.identity_encoder is not None:
+        encoder: IdentityEncoder = pipe.identity_encoder
+    elif pipe.image_encoder is not None and pipe.feature_extractor is not None:
+        encoder, feature_extractor = wrapped_clip(pipe.image_encoder, pipe.feature_extractor), pipe.feature_extractor
+    else:  # the pipeline refuses such a folder when it loads; this names the option that pointed at it
+        raise CheckpointError(f"model.path: generator {init.path} has no identity encoder (identity_encoder, or "
+                              "image_encoder with feature_extractor)")
     return Components(
         vae=pipe.vae,
-        image_encoder=pipe.image_encoder,
-        feature_extractor=pipe.feature_extractor,
+        identity_encoder=encoder,
+        feature_extractor=feature_extractor,
         reference_unet=pipe.reference_unet,
         denoising_unet=pipe.denoising_unet,
         pose_guider=pipe.pose_guider,
@@ -101,10 +128,11 @@ def _scratch(config: TrainingConfig, init: ScratchInit, output_dir: Path) -> Com
     vae = AutoencoderKL(**init.vae)
     if (output_dir / PRETRAINED_VAE).is_dir():
         vae = AutoencoderKL.from_pretrained(output_dir / PRETRAINED_VAE)
+    feature_extractor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
     return Components(
         vae=vae,
-        image_encoder=CLIPVisionModelWithProjection(vision),
-        feature_extractor=CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size}),
+        identity_encoder=wrapped_clip(CLIPVisionModelWithProjection(vision), feature_extractor),
+        feature_extractor=feature_extractor,
         reference_unet=reference_unet,
         denoising_unet=denoising_unet,
         pose_guider=new_pose_guider(init.pose_guider, denoising_unet, config.data.width, config.data.height),
@@ -141,12 +169,16 @@ def apply_lora(components: Components, lora: LoraSpec) -> None:
 
 def assemble_pipeline(components: Components, reference_unet: UNet2DConditionModel,
                       denoising_unet: UNet2DConditionModel, pose_guider: PoseGuider) -> PoseDivePipeline:
-    """The inference pipeline of trained parts: the frozen encoders, the trained model, a DDIM scheduler
-    of the training noise schedule."""
+    """The inference pipeline of trained parts: the frozen encoders (the identity encoder in the form
+    the run started from), the trained model, a DDIM scheduler of the training noise schedule."""
+    encoder = components.identity_encoder
+    if components.feature_extractor is not None and isinstance(encoder, ClipIdentityEncoder):
+        identity = dict(image_encoder=encoder.vision, feature_extractor=components.feature_extractor)
+    else:
+        identity = dict(identity_encoder=encoder, image_encoder=None, feature_extractor=None)
     return PoseDivePipeline(
         vae=components.vae,
-        image_encoder=components.image_encoder,
-        feature_extractor=components.feature_extractor,
+        **identity,
         reference_unet=reference_unet,
         denoising_unet=denoising_unet,
         pose_guider=pose_guider,

@@ -8,30 +8,31 @@ import torch
 from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 from tqdm.auto import tqdm
-from transformers import CLIPImageProcessorPil
 
 from ..contract import ConditionContract
 from ..data import PairsIndex, TrainingPair
+from ..identity.preprocessing import ImagePreprocessing
 from ..pipeline import conditions_to_tensor
 from .components import Components
 
 
 class PairsTorchDataset:
     """Turns :class:`~posedive.generation.data.TrainingPair` into the tensors a step needs, with the
-    same preprocessing the pipeline applies at inference (VAE image processor, CLIP image processor,
-    :func:`~posedive.generation.pipeline.conditions_to_tensor` in the pose guider's contract)."""
+    same preprocessing the pipeline applies at inference (VAE image processor, the identity encoder's
+    ``preprocessor``, :func:`~posedive.generation.pipeline.conditions_to_tensor` in the pose guider's
+    contract). The preprocessor is a small Pydantic model, so data-loader workers get no weights."""
 
     def __init__(
         self,
         index: PairsIndex,
-        feature_extractor: CLIPImageProcessorPil,
+        identity_preprocessor: ImagePreprocessing,
         vae_scale_factor: int,
         width: int,
         height: int,
         contract: ConditionContract,
     ) -> None:
         self.index = index
-        self.feature_extractor = feature_extractor
+        self.identity_preprocessor = identity_preprocessor
         self.image_processor = VaeImageProcessor(vae_scale_factor=vae_scale_factor)
         self.width = width
         self.height = height
@@ -51,13 +52,13 @@ class PairsTorchDataset:
         return {
             "target": self.image_processor.preprocess(target, **size)[0],
             "reference": self.image_processor.preprocess(reference, **size)[0],
-            "clip": self.feature_extractor(images=[reference], return_tensors="pt").pixel_values[0],
+            "identity_pixels": self.identity_preprocessor([reference])[0],
             "conditions": conditions_to_tensor([maps], self.height, self.width, self.contract)[0],
         }
 
 
 class EncodedDataset:
-    """Pairs already encoded by the frozen VAE and CLIP (``data.cache_latents``)."""
+    """Pairs already encoded by the frozen VAE and identity encoder (``data.cache_latents``)."""
 
     def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
         self.tensors = tensors
@@ -70,16 +71,20 @@ class EncodedDataset:
 
 
 def encode_batch(components: Components, batch: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """A batch of :class:`PairsTorchDataset` items -> the model's inputs (latents and image embeddings)."""
+    """A batch of :class:`PairsTorchDataset` items -> the model's inputs: latents, the identity tokens and
+    the tokens reference dropout replaces them with (the encoder's unconditional tokens)."""
     with torch.no_grad():
         vae, scale = components.vae, components.vae.config.scaling_factor
         target = vae.encode(batch["target"].to(vae.dtype)).latent_dist.mean * scale
         reference = vae.encode(batch["reference"].to(vae.dtype)).latent_dist.mean * scale
-        embeds = components.image_encoder(batch["clip"].to(components.image_encoder.dtype)).image_embeds[:, None]
+        encoder = components.identity_encoder
+        embeds = encoder.encode(batch["identity_pixels"])
+        unconditional = encoder.unconditional_tokens(embeds.shape[0])
     return {
         "latents": target.to(dtype),
         "reference_latents": reference.to(dtype),
         "image_embeds": embeds.to(dtype),
+        "unconditional_embeds": unconditional.to(dtype),
         "conditions": batch["conditions"].to(dtype),
     }
 

@@ -58,6 +58,7 @@ def diffusion_loss(
             encoded["image_embeds"],
             encoded["conditions"],
             keep_reference,
+            encoded.get("unconditional_embeds"),
         )
         target = training_target(scheduler, encoded["latents"], noise, timesteps)
         loss = weighted_mse(prediction, target, weights)

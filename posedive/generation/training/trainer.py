@@ -108,8 +108,8 @@ class Trainer:
 
     def _pairs(self, width: int, height: int) -> PairsTorchDataset:
         components = self.components
-        return PairsTorchDataset(self.index, components.feature_extractor, components.vae_scale_factor, width, height,
-                                 components.pose_guider.contract)
+        return PairsTorchDataset(self.index, components.identity_encoder.preprocessor, components.vae_scale_factor,
+                                 width, height, components.pose_guider.contract)
 
     def _pretrain_vae(self) -> None:
         """Scratch models only: pre-train the VAE once, on the main process; the others load its result."""
@@ -131,9 +131,9 @@ class Trainer:
     def _freeze_encoders(self) -> None:
         components, device = self.components, self.accelerator.device
         components.vae.requires_grad_(False).eval()
-        components.image_encoder.requires_grad_(False).eval()
+        components.identity_encoder.requires_grad_(False).eval()
         components.vae.to(device, dtype=self.weight_dtype)
-        components.image_encoder.to(device, dtype=self.weight_dtype)
+        components.identity_encoder.to(device, dtype=self.weight_dtype)
 
     def _build_model(self) -> None:
         config, components = self.config, self.components
