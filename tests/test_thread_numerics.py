@@ -31,3 +31,31 @@ def test_releases_are_byte_identical_with_one_and_two_threads(tmp_path):
     assert one[0] == 1 and two[0] == 2  # each build ran as many torch threads as it reserved CPUs
     assert one[1] == two[1], "the shards differ between 1 and 2 threads"
     assert one[2] == two[2], "the manifests differ between 1 and 2 threads"
+
+
+def test_identity_features_do_not_depend_on_threads(tmp_path):
+    """The identity similarity of each sample (provenance, the manifest's quality section) comes from
+    the generator's identity encoder: its features are the same bits at 1 and 2 threads."""
+    pytest.importorskip("diffusers")
+    import numpy as np
+    import torch
+    from frame_helpers import frame_recipe
+    from generation_tiny import make_pipeline
+    from PIL import Image
+
+    from posedive.builder.stages import load_generator
+
+    weights = tmp_path / "tiny-generator"
+    make_pipeline(seed=0).save_pretrained(weights)
+    generator = load_generator(frame_recipe(tmp_path / "release", generator={"weights": str(weights)}))
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (128, 64, 3), dtype=np.uint8)) for _ in range(8)]
+    threads = torch.get_num_threads()
+    try:
+        features = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            features.append(generator.identity_features(images))
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(features[0], features[1]), np.abs(features[0] - features[1]).max()

@@ -108,17 +108,19 @@ class DiffusionGenerator:
         before it the CLIP image embedding."""
         import torch
 
-        family_encoder = getattr(self.pipeline, "identity_encoder", None)
-        if family_encoder is not None:
-            with torch.no_grad():
+        from .numerics import thread_independent_numerics
+
+        # The features land in provenance and the manifest: like the images, they must not depend on threads.
+        with torch.no_grad(), thread_independent_numerics(self.pipeline.device):
+            family_encoder = getattr(self.pipeline, "identity_encoder", None)
+            if family_encoder is not None:
                 tokens = family_encoder.encode_images([image.convert("RGB") for image in images])
-            return tokens.reshape(tokens.shape[0], -1).float().cpu().numpy()
-        encoder = self.pipeline.image_encoder
-        with torch.no_grad():
+                return tokens.reshape(tokens.shape[0], -1).float().cpu().numpy()
+            encoder = self.pipeline.image_encoder
             pixels = self.pipeline.feature_extractor(images=[image.convert("RGB") for image in images],
                                                      return_tensors="pt").pixel_values
             embeds = encoder(pixels.to(device=encoder.device, dtype=encoder.dtype)).image_embeds
-        return embeds.float().cpu().numpy()
+            return embeds.float().cpu().numpy()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list["Image.Image"]:
         import torch
