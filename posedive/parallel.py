@@ -110,7 +110,13 @@ def threads_for_cpus(cpus: float) -> int:
 
 def use_reproducible_cpu_numerics() -> None:
     """Ask for ``REPRODUCIBLE_CPU_NUMERICS`` in this process (a value the user set wins); run it before
-    torch loads."""
+    torch loads.
+
+    Once torch is loaded, the variables no longer change this process's numerics, but workers take them
+    from its environment (``_numerics_of_this_process``): setting them then would make workers compute
+    unlike their caller, so nothing is set."""
+    if "torch" in sys.modules:
+        return
     for name, value in REPRODUCIBLE_CPU_NUMERICS.items():
         os.environ.setdefault(name, value)
 

@@ -59,3 +59,17 @@ def test_identity_features_do_not_depend_on_threads(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert np.array_equal(features[0], features[1]), np.abs(features[0] - features[1]).max()
+
+
+def test_numerics_are_not_asked_for_once_torch_is_loaded(monkeypatch):
+    """A command run inside a process that already loaded torch (a notebook, a test runner) must not
+    set ``MKL_CBWR``: it would no longer change this process, only the workers it starts, and their
+    images would then differ from its own."""
+    import torch  # noqa: F401
+
+    from posedive.parallel import REPRODUCIBLE_CPU_NUMERICS, use_reproducible_cpu_numerics
+
+    for name in REPRODUCIBLE_CPU_NUMERICS:
+        monkeypatch.delenv(name, raising=False)
+    use_reproducible_cpu_numerics()
+    assert all(name not in os.environ for name in REPRODUCIBLE_CPU_NUMERICS)
