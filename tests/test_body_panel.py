@@ -129,9 +129,8 @@ def test_the_release_pose_plot_colours_samples_by_their_recorded_tags(built, mon
               for i, r in enumerate(records)]
     captured = {}
     monkeypatch.setattr(coverage, "plot_poses", lambda coords, groups, path: captured.setdefault("groups", groups))
-    monkeypatch.setattr(plots, "iter_provenance", lambda shards: iter(tagged))
     monkeypatch.setattr(plots, "plot_samples", lambda *args: None)
     monkeypatch.setattr(plots, "write_body_panel", lambda *args: None)
-    plots.write_release_plots(recipe, tmp_path, shard_files[:1])
+    plots.write_release_plots(recipe, tmp_path, tagged, {r["key"]: shard_files[0] for r in tagged})
     assert captured["groups"] == ["walk" if i % 2 else "dance" for i in range(len(records))]
     assert json.dumps(captured["groups"])  # plain strings, as the legend shows them

@@ -67,8 +67,6 @@ class ShardAssembler:
 
     def add(self, result: ShardResult) -> ShardResult | None:
         """The assembled shard when ``result`` (a chunk's) completes it, else ``None``."""
-        if result.chunks == 1:
-            return result
         parts = self._waiting.setdefault(result.shard, {})
         parts[result.chunk] = result  # a retried chunk's result replaces the first: the same bytes
         if len(parts) < result.chunks:

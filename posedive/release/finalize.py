@@ -17,12 +17,11 @@ from .. import paths
 from ..errors import ReleaseError
 from ..plan import Plan
 from ..recipe import Recipe
-from ..shards import iter_provenance
 from ..sources import SourceIndex
 from ..storage import Store, open_store
 from .card import render_card
 from .manifest import FileEntry, Manifest, ShardEntry, SourceSummary, StageTotals, write_manifest
-from .plots import QUALITY_PLOT, ReleaseCoverage, plot_quality, write_release_plots
+from .plots import QUALITY_PLOT, ReleaseCoverage, plot_quality, read_release_records, write_release_plots
 from .quality import ReleaseQuality, read_rejected, release_quality
 from .shard_check import ShardCheck, ShardChecker, ShardStages, agreed_stages
 
@@ -56,13 +55,13 @@ def check_all_shards(recipe: Recipe, plan: Plan) -> dict[int, ShardCheck]:
     return {shard: checker.check(shard) for shard in range(plan.num_shards)}
 
 
-def _write_plots(recipe: Recipe, store: Store, shard_files: list,
+def _write_plots(recipe: Recipe, store: Store, records: list[dict], shard_of: dict,
                  quality: ReleaseQuality) -> tuple[ReleaseCoverage, list[str]]:
     """Draw the release's plots into its folder; a remote release's are drawn into a temporary local
     folder first (matplotlib writes files) and then stored, each atomically."""
 
     def draw(folder: Path) -> tuple[ReleaseCoverage, list[str]]:
-        coverage = write_release_plots(recipe, folder, shard_files)
+        coverage = write_release_plots(recipe, folder, records, shard_of)
         plot_quality(quality, folder / QUALITY_PLOT)
         return coverage, [*coverage.plots, QUALITY_PLOT]
 
@@ -104,9 +103,10 @@ def finalize_release(recipe: Recipe, plan: Plan, source: SourceIndex,
         shards.append(ShardEntry(path=paths.shard_name(shard), samples=check.scan.samples, sha256=check.scan.sha256,
                                  bytes=check.scan.bytes))
 
-    quality = release_quality(list(iter_provenance(shard_files)), read_rejected(store, range(plan.num_shards)), totals,
+    records, shard_of = read_release_records(shard_files)  # read once: the quality report and the plots
+    quality = release_quality(records, read_rejected(store, range(plan.num_shards)), totals,
                               stages.generator.id, stages.generator.sha256)
-    coverage, plots = _write_plots(recipe, store, shard_files, quality)
+    coverage, plots = _write_plots(recipe, store, records, shard_of, quality)
     manifest = Manifest(
         name=recipe.name,
         version=recipe.version,

@@ -46,7 +46,19 @@ def _pose_group(body: dict) -> str:
     return "-".join(part for part in pose_id.split("-") if not part.isdigit() and part != "mirror") or pose_id
 
 
-def write_release_plots(recipe: Recipe, root: Path, shard_paths: list[Path]) -> ReleaseCoverage:
+def read_release_records(shard_paths: list[Path]) -> tuple[list[dict], dict[str, Path]]:
+    """Every sample's provenance, in shard order, and the shard that holds each sample's key."""
+    shard_of: dict[str, Path] = {}
+    records = []
+    for shard in shard_paths:
+        for record in iter_provenance([shard]):
+            shard_of[record["key"]] = shard
+            records.append(record)
+    return records, shard_of
+
+
+def write_release_plots(recipe: Recipe, root: Path, records: list[dict], shard_of: dict[str, Path]) -> ReleaseCoverage:
+    """The release's plots from its samples' provenance ``records`` (``read_release_records``)."""
     from ..conditions.coverage import (
         normalised_entropy,
         plot_poses,
@@ -55,12 +67,6 @@ def write_release_plots(recipe: Recipe, root: Path, shard_paths: list[Path]) -> 
         viewpoint_histogram,
     )
 
-    shard_of: dict[str, Path] = {}
-    records = []
-    for shard in shard_paths:
-        for record in iter_provenance([shard]):
-            shard_of[record["key"]] = shard
-            records.append(record)
     if not records:
         return ReleaseCoverage(plots=[], viewpoint_entropy=0.0)
     elevation = np.array([r["camera"]["elevation_deg"] for r in records])
