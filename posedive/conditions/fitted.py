@@ -1,13 +1,14 @@
 """Condition maps of a fitted body, aligned with the image it was fitted to, and overlays to look at.
 
 The maps are drawn by the conditions stage's own pieces (body model forward pass, ``MeshRasterizer``,
-``encode_depth``, ``draw_skeleton``), from the fitted camera instead of a sampled one, so a training
-pair's target maps are exactly what generation-time conditions look like.
+``encode_depth``, ``draw_skeleton``, and ``forms.render_forms`` for the maps in other families' forms),
+from the fitted camera instead of a sampled one, so a training pair's target maps are exactly what
+generation-time conditions look like.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -23,6 +24,8 @@ class FitMaps:
     skeleton: np.ndarray  # (H, W, 3) uint8, OpenPose-18 drawing
     keypoints_2d: np.ndarray  # (18, 3) x, y, in-image flag
     mask: np.ndarray  # (H, W) bool
+    # The maps rendered on request (``forms.FORM_RENDERERS``: Champ's depth, the semantic map), (H, W, 3) uint8.
+    forms: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class FitRenderer:
@@ -31,6 +34,7 @@ class FitRenderer:
     def __init__(self, body) -> None:
         self.body = body
         self._rasterizers: dict[tuple[int, int], object] = {}
+        self._face_parts: np.ndarray | None = None
 
     def _rasterizer(self, width: int, height: int):
         from .render import MeshRasterizer
@@ -40,17 +44,29 @@ class FitRenderer:
             self._rasterizers[key] = MeshRasterizer(width, height)
         return self._rasterizers[key]
 
-    def render(self, fits: Sequence[FitResult]) -> list[FitMaps]:
+    def face_parts(self, faces: np.ndarray) -> np.ndarray:
+        """(F,) SMPL part of each face: the same for every pose, so worked out once."""
+        if self._face_parts is None or len(self._face_parts) != len(faces):
+            from ..body.parts import face_parts
+
+            self._face_parts = face_parts(faces, self.body.vertex_parts())
+        return self._face_parts
+
+    def render(self, fits: Sequence[FitResult], forms: Sequence[str] = ()) -> list[FitMaps]:
+        """The maps of each fit; ``forms``: the maps rendered on request to draw too (``forms.FORM_RENDERERS``)."""
         from ..geometry.cameras import project
+        from .forms import check_forms, render_forms
         from .render import draw_skeleton, encode_depth
 
+        check_forms(forms)
         if not fits:
             return []
         bodies = self.body.forward(np.array([fit.pose for fit in fits]))
         out = []
         for index, fit in enumerate(fits):
             camera = fit.camera
-            maps = self._rasterizer(camera.width, camera.height).render(bodies.vertices[index], bodies.faces, camera)
+            rasterizer = self._rasterizer(camera.width, camera.height)
+            maps = rasterizer.render(bodies.vertices[index], bodies.faces, camera)
             projected = project(bodies.keypoints[index], camera)
             inside = (
                 (projected[:, 0] >= 0)
@@ -67,6 +83,8 @@ class FitRenderer:
                     skeleton=draw_skeleton(keypoints, camera.width, camera.height),
                     keypoints_2d=keypoints,
                     mask=maps.mask,
+                    forms=render_forms(forms, rasterizer, bodies.vertices[index], bodies.faces, camera, maps,
+                                       self.face_parts),
                 )
             )
         return out

@@ -3,7 +3,7 @@
 Each request poses the recipe's body model in a pose from the bank, places a camera at the
 requested viewpoint (``cameras.camera_for``) and renders depth, normals and the skeleton
 (``render``), plus the maps in other families' forms that the spec's ``forms`` name (Champ's depth
-and semantic map, ``champ_maps``): only those, since a posedive generator reads none of them.
+and semantic map, drawn by ``forms``): only those, since a posedive generator reads none of them.
 Results go through a content-addressed cache (``ConditionCache``) keyed by everything that decides
 the pixels: renderer version, body model and shape, pose id and values, viewpoint, field of view,
 image size and the extra forms. The same condition is therefore rendered once per machine,
@@ -23,7 +23,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -34,8 +34,8 @@ from ..recipe import PoseSource
 from ..schema import BodyParams, Camera, ConditionRequest, ConditionSet
 from .posebank import PoseBank, recipe_bank_path, select_poses
 from ..body.parts import face_parts
-from .champ_maps import encode_depth_champ, render_champ_semantic_map
-from .render import RENDERER_VERSION, MeshRasterizer, RenderedMaps, draw_skeleton, encode_depth
+from .forms import FORM_RENDERERS, check_forms, render_forms
+from .render import RENDERER_VERSION, MeshRasterizer, draw_skeleton, encode_depth
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +61,7 @@ class RendererSpec:
     forms: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.forms) - set(FORM_RENDERERS))
-        if unknown:
-            raise ValueError(f"conditions cannot render the maps {unknown}; known: {', '.join(FORM_RENDERERS)}")
+        check_forms(self.forms)
 
 
 class ConditionCache:
@@ -270,7 +268,7 @@ class BodyConditionRenderer:
             margin=spec.margin,
         )
         maps = self.rasterizer.render(vertices, faces, camera)
-        forms = {name: FORM_RENDERERS[name](self, vertices, faces, camera, maps) for name in spec.forms}
+        forms = render_forms(spec.forms, self.rasterizer, vertices, faces, camera, maps, self.face_parts)
         projected = project(keypoints_3d, camera)
         inside = (
             (projected[:, 0] >= 0)
@@ -298,17 +296,7 @@ class BodyConditionRenderer:
         )
 
 
-def _semantic_map(renderer: BodyConditionRenderer, vertices, faces, camera: Camera, maps: RenderedMaps) -> np.ndarray:
-    return render_champ_semantic_map(renderer.rasterizer, vertices, faces, renderer.face_parts(faces), camera)
-
-
-def _champ_depth(renderer: BodyConditionRenderer, vertices, faces, camera: Camera, maps: RenderedMaps) -> np.ndarray:
-    return encode_depth_champ(maps.depth_m)
-
-
-# How each map rendered on request is made (keys: ``posedive.generation.contract.RENDERED_ON_REQUEST``,
-# which lies above this layer and is checked against these names by the tests).
-FORM_RENDERERS: dict[str, Callable[..., np.ndarray]] = {"semantic_map": _semantic_map, "depth_champ": _champ_depth}
+# Cached forms are stored beside posedive's maps under these prefixed names.
 FORM_PREFIX = "form_"
 
 

@@ -1,37 +1,54 @@
-"""The maps a condition contract reads from one condition set: the rendered maps it names, the forms the
-conditions stage rendered on request (Champ's depth and semantic map, ``ConditionSet.forms``), plus the
-forms drawn on demand from the set's projected keypoints (DWPose's skeleton), so a default build
-renders and stores nothing more than posedive's own maps."""
+"""The maps a condition contract reads beyond the three posedive renders: the forms the conditions stage
+rendered on request (Champ's depth and semantic map, ``ConditionSet.forms``, drawn by
+``posedive.conditions.forms``), plus the forms drawn on demand from projected keypoints (DWPose's
+skeleton), so a default build renders and stores nothing more than posedive's own maps.
+
+One code path serves generation (:func:`condition_maps`, from a condition set) and training pairs
+(:func:`contract_forms`, from the maps of a fitted body, ``posedive pairs --family``): a generator reads
+the same pixels in both.
+"""
 
 from __future__ import annotations
+
+from typing import Mapping
 
 import numpy as np
 
 from ..conditions.render import draw_dwpose_skeleton
 from ..errors import InputError
 from ..schema import ConditionSet
-from .contract import DWPOSE_SOURCE, RENDERED_ON_REQUEST, ConditionContract
+from .contract import DWPOSE_SOURCE, RENDERED_ON_REQUEST, ConditionContract, extra_forms
+
+
+def contract_forms(contract: ConditionContract, *, keypoints_2d: np.ndarray, size: tuple[int, int],
+                   rendered: Mapping[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    """The maps beyond posedive's own that ``contract`` reads (``extra_forms``), keyed by form: DWPose's
+    skeleton drawn from ``keypoints_2d`` (18, 3) at ``size`` (width, height), the others taken from
+    ``rendered`` (the forms rendered on request), an ``InputError`` naming ``where`` when one is missing."""
+    maps: dict[str, np.ndarray] = {}
+    for key in extra_forms(contract):
+        if key == DWPOSE_SOURCE:
+            maps[key] = draw_dwpose_skeleton(keypoints_2d, *size)
+        elif key in RENDERED_ON_REQUEST:
+            if key not in rendered:
+                labels = ", ".join(m.label for m in contract.maps if m.form is not None and (m.form.source or m.name) == key)
+                raise InputError(
+                    f"{where} has no {key!r} map, which {labels} is read from",
+                    hint="render the conditions for this generator's contract (posedive.conditions.renderer_spec "
+                         "with forms=posedive.generation.contract.forms_to_render(contract))",
+                )
+            maps[key] = rendered[key]
+    return maps
 
 
 def condition_maps(conditions: ConditionSet, contract: ConditionContract) -> dict[str, np.ndarray]:
     """Every array ``conditions_to_tensor`` needs for ``contract``, keyed as the contract's forms read them."""
-    maps: dict[str, np.ndarray] = {}
-    for item in contract.maps:
-        form = item.form
-        if form is None:
-            continue  # conditions_to_tensor names the map this posedive cannot make
-        key = form.source or item.name
-        if key == DWPOSE_SOURCE:
-            height, width = conditions.skeleton.shape[:2]
-            maps[key] = draw_dwpose_skeleton(conditions.keypoints_2d, width, height)
-        elif key in RENDERED_ON_REQUEST:
-            if key not in conditions.forms:
-                raise InputError(
-                    f"condition set {conditions.condition_id} has no {key!r} map, which {item.label} is read from",
-                    hint="render the conditions for this generator's contract (posedive.conditions.renderer_spec "
-                         "with forms=posedive.generation.contract.forms_to_render(contract))",
-                )
-            maps[key] = conditions.forms[key]
-        else:
-            maps[key] = getattr(conditions, item.name)
+    height, width = conditions.skeleton.shape[:2]
+    maps: dict[str, np.ndarray] = {
+        item.name: getattr(conditions, item.name)
+        for item in contract.maps
+        if item.form is not None and item.form.source is None and item.name not in RENDERED_ON_REQUEST
+    }
+    maps.update(contract_forms(contract, keypoints_2d=conditions.keypoints_2d, size=(width, height),
+                               rendered=conditions.forms, where=f"condition set {conditions.condition_id}"))
     return maps

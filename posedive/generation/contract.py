@@ -65,6 +65,9 @@ DWPOSE_SOURCE = "skeleton_dwpose"
 CHAMP_DEPTH_SOURCE = "depth_champ"
 SEMANTIC_MAP = "semantic_map"
 RENDERED_ON_REQUEST: tuple[str, ...] = (CHAMP_DEPTH_SOURCE, SEMANTIC_MAP)
+# Every map a contract can read beyond posedive's own three (depth, normal, skeleton): what a training pair
+# stores, under these names, for a generator of another family (``posedive.generation.data.PAIR_FORMS``).
+EXTRA_FORMS: tuple[str, ...] = (*RENDERED_ON_REQUEST, DWPOSE_SOURCE)
 
 
 def _encodings(*items: MapEncoding) -> dict[tuple[str, str], MapEncoding]:
@@ -206,6 +209,13 @@ def forms_to_render(contract: ConditionContract) -> tuple[str, ...]:
     what the conditions stage must render beyond posedive's own maps for this generator."""
     keys = [(m.form.source or m.name) for m in contract.maps if m.form is not None]
     return tuple(key for key in keys if key in RENDERED_ON_REQUEST)
+
+
+def extra_forms(contract: ConditionContract) -> tuple[str, ...]:
+    """The maps of ``EXTRA_FORMS`` that ``contract``'s maps are read from, in contract order: what a
+    training pair must hold beyond posedive's own maps for this generator."""
+    keys = [(m.form.source or m.name) for m in contract.maps if m.form is not None]
+    return tuple(dict.fromkeys(key for key in keys if key in EXTRA_FORMS))
 
 
 def implied_contract(conditioning_channels: int, resolution: Sequence[int] | None, source: str) -> ConditionContract:

@@ -18,13 +18,20 @@ basename). Every sample holds exactly these members:
 ``KEY.skeleton.png``   the target's OpenPose-18 skeleton drawing: 8-bit RGB ``W x H``, black background
 ``KEY.json``           metadata: ``{"format_version": 1, "pid": str, "frames": [ref, target],
                        "provenance": {...}}``; ``frames`` are whatever locates the two images in their
-                       source (frame numbers of a video, file names of a dataset)
+                       source (frame numbers of a video, file names of a dataset); optionally
+                       ``"contract"``: the condition contract the pair's maps were written for (as a
+                       generator folder saves it, ``ConditionContract.to_config``)
 ==================  ==========================================================================
 
 A sample may also hold the target's maps in other families' forms, for a generator whose condition
-contract reads them (``PAIR_FORMS``; each 8-bit RGB ``W x H``, as ``posedive.conditions.champ_maps``
-draws it): ``KEY.depth_champ.png`` (Champ's depth) and ``KEY.semantic_map.png`` (Champ's semantic map).
-Training reads the maps its pose guider's contract names and fails naming a missing one.
+contract reads them (``PAIR_FORMS`` = ``posedive.generation.contract.EXTRA_FORMS``; each 8-bit RGB
+``W x H``, drawn by the code that draws them for generation, ``posedive.generation.condition_forms``):
+``KEY.depth_champ.png`` (Champ's depth), ``KEY.semantic_map.png`` (Champ's semantic map) and
+``KEY.skeleton_dwpose.png`` (DWPose's skeleton drawing, as Moore-AnimateAnyone and Champ read it). They
+are stored in RGB; a contract that reads a map in BGR (``dwpose-bgr``) reorders the channels when the
+map becomes a tensor, in training as in generation. ``posedive pairs ... --family FAMILY`` writes the
+forms a family reads. Training reads the maps its pose guider's contract names and refuses, before it
+starts, pairs that lack one. Shards written before these members existed read as pairs without them.
 
 The three condition maps are those of the *target* (the body fitted to the target image), drawn
 exactly as the conditions stage draws them for generation (see ``posedive.schema.ConditionSet``), and
@@ -48,13 +55,14 @@ from PIL import Image
 
 from .. import formats
 from ..errors import FormatError, PathNotFound
+from .contract import EXTRA_FORMS, ConditionContract
 
 logger = logging.getLogger(__name__)
 
 PAIRS_FORMAT_VERSION = formats.TRAINING_PAIRS.version
 PAIR_FIELDS: tuple[str, ...] = ("reference.jpg", "target.jpg", "depth.png", "normal.png", "skeleton.png", "json")
-# Optional members: maps in other families' forms (``posedive.generation.contract.RENDERED_ON_REQUEST``).
-PAIR_FORMS: tuple[str, ...] = ("depth_champ", "semantic_map")
+# Optional members: the maps in other families' forms, each KEY.<form>.png.
+PAIR_FORMS: tuple[str, ...] = EXTRA_FORMS
 SHARD_PATTERN = "pairs-%06d.tar"
 _KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -74,6 +82,8 @@ class TrainingPair:
     provenance: dict[str, Any] = field(default_factory=dict)
     # The target's maps in other families' forms (``PAIR_FORMS``), (H, W, 3) uint8 each.
     forms: dict[str, np.ndarray] = field(default_factory=dict)
+    # The condition contract the maps were written for; None in pairs that do not say.
+    contract: ConditionContract | None = None
 
     def maps(self) -> dict[str, np.ndarray]:
         """Every condition map of the pair, keyed as ``posedive.generation.condition_forms`` keys them."""
@@ -114,12 +124,15 @@ class TrainingPair:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return {
+        meta: dict[str, Any] = {
             "format_version": PAIRS_FORMAT_VERSION,
             "pid": self.pid,
             "frames": list(self.frames),
             "provenance": dict(self.provenance),
         }
+        if self.contract is not None:
+            meta["contract"] = self.contract.to_config()
+        return meta
 
 
 def _encode(array: np.ndarray, fmt: str) -> bytes:
@@ -170,6 +183,7 @@ def decode_pair(key: str, members: dict[str, bytes], shard: Path | str | None = 
         frames=list(meta.get("frames", [])),
         provenance=dict(meta.get("provenance", {})),
         forms={name: image(f"{name}.png", "RGB") for name in PAIR_FORMS if f"{name}.png" in members},
+        contract=ConditionContract.from_config(meta["contract"], f"{where}: contract") if "contract" in meta else None,
     )
 
 
@@ -196,10 +210,12 @@ class PairWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def write(self, pair: TrainingPair) -> None:
+    def write(self, pair: TrainingPair, keep: dict[str, bytes] | None = None) -> None:
+        """Write ``pair``; ``keep``: members written as these bytes instead of encoded again (a copied
+        pair's JPEG images, which a second encoding would degrade)."""
         if pair.key in self._keys:
             raise ValueError(f"pair key {pair.key!r} written twice")
-        members = encode_pair(pair)
+        members = encode_pair(pair) | (keep or {})
         if self._tar is None or self.count % self.pairs_per_shard == 0:
             self._open_next()
         assert self._tar is not None
@@ -309,12 +325,21 @@ class PairsIndex:
         return len(self._entries)
 
     def __getitem__(self, index: int) -> TrainingPair:
+        shard_id, key, _ = self._entries[index]
+        return decode_pair(key, self.members(index), self.shards[shard_id])
+
+    def shard_of(self, index: int) -> Path:
+        """The shard file holding the ``index``-th pair."""
+        return self.shards[self._entries[index][0]]
+
+    def members(self, index: int) -> dict[str, bytes]:
+        """The encoded members of the ``index``-th pair, by extension (``reference.jpg``, ..., ``json``)."""
         import os
 
         if self._pid != os.getpid():
             self._handles = {}
             self._pid = os.getpid()
-        shard_id, key, members = self._entries[index]
+        shard_id, _, members = self._entries[index]
         handle = self._handles.get(shard_id)
         if handle is None:
             handle = self._handles[shard_id] = open(self.shards[shard_id], "rb")
@@ -322,7 +347,15 @@ class PairsIndex:
         for ext, (offset, size) in members.items():
             handle.seek(offset)
             data[ext] = handle.read(size)
-        return decode_pair(key, data, self.shards[shard_id])
+        return data
+
+    def lacking(self, forms: Sequence[str]) -> Iterator[tuple[Path, str, list[str]]]:
+        """``(shard, key, missing)`` of every pair that lacks one of the map ``forms`` (names of
+        ``PAIR_FORMS`` or posedive's own maps), read from the member names alone."""
+        for shard_id, key, members in self._entries:
+            missing = [name for name in forms if f"{name}.png" not in members]
+            if missing:
+                yield self.shards[shard_id], key, missing
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

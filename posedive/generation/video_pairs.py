@@ -7,7 +7,8 @@ as a sequence, with temporal smoothness) and its depth / normal / skeleton maps 
 fitted camera, so they lie on the person in the target image. Targets whose fit is rejected are
 skipped. The reference is the crop of the same track, at least ``min_gap`` frames away, whose fitted
 body orientation differs most from the target's, so pairs teach a change of pose and viewpoint
-rather than copying. Pairs are written with ``posedive.generation.data.PairWriter``.
+rather than copying. Pairs are written with ``posedive.generation.data.PairWriter``, holding the
+maps the condition contract of ``PairConfig.family`` reads (``family_pairs.target_maps``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..video.crops import CropConfig, CropRef, aspect_box, extract_crops
@@ -35,6 +36,16 @@ class PairConfig(BaseModel):
     max_pairs_per_track: int = Field(60, ge=1)
     min_gap: int = Field(15, ge=1, description="fewest frames between reference and target")
     pairs_per_shard: int = Field(500, ge=1)
+    family: str = Field("posedive", description="the generator family whose condition contract the maps follow")
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, v: str) -> str:
+        from ..schema import GENERATOR_FAMILIES
+
+        if v not in GENERATOR_FAMILIES:
+            raise ValueError(f"generator family {v!r} is not one of {', '.join(GENERATOR_FAMILIES)}")
+        return v
 
 
 @dataclass(frozen=True)
@@ -80,9 +91,13 @@ def write_video_pairs(
     from ..fitting import Skeleton, fit_observations, observe
     from ..pose.blazepose import BlazePoseEstimator
     from .data import PairWriter, TrainingPair
+    from .families.registry import family_contract
+    from .contract import forms_to_render
+    from .family_pairs import target_maps
 
     crop = crop or CropConfig()
     config = config or PairConfig()
+    contract = family_contract(config.family)
     skeleton = Skeleton.from_body(body)
     refs = {
         track_id: [CropRef(track_id, d, aspect_box(d.box, crop.aspect, crop.margin)) for d in clean]
@@ -116,18 +131,17 @@ def write_video_pairs(
             targets = sorted(good)[:: config.target_stride][: config.max_pairs_per_track]
             chosen = [(t, choose_reference(t, azimuths, config.min_gap)) for t in targets]
             chosen = [(t, r) for t, r in chosen if r is not None]
-            maps = renderer.render([good[t] for t, _ in chosen])
-            for (target, reference), target_maps in zip(chosen, maps):
+            maps = renderer.render([good[t] for t, _ in chosen], forms=forms_to_render(contract))
+            for (target, reference), fit_maps in zip(chosen, maps):
                 fit = good[target]
                 errors.append(fit.error_2d_px)
+                key = f"{video_key}-t{track_id:04d}-f{target:06d}-r{reference:06d}"
                 writer.write(
                     TrainingPair(
-                        key=f"{video_key}-t{track_id:04d}-f{target:06d}-r{reference:06d}",
+                        key=key,
                         reference=images[reference],
                         target=images[target],
-                        depth=target_maps.depth,
-                        normal=target_maps.normal,
-                        skeleton=target_maps.skeleton,
+                        **target_maps(contract, fit_maps, f"pair {key}"),
                         pid=f"{video_key}-t{track_id:04d}",
                         frames=[reference, target],
                         provenance={

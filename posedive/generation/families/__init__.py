@@ -7,7 +7,7 @@ family (``posedive``) is trained with ``posedive train-generator`` and has nothi
 """
 
 from .base import GeneratorFamily
-from .registry import FAMILIES, generator_family
+from .registry import FAMILIES, family_contract, generator_family
 
 
 def convert_generator(*args, **kwargs):  # noqa: ANN002, ANN003 - forwards to .convert (torch loads there)
@@ -16,4 +16,4 @@ def convert_generator(*args, **kwargs):  # noqa: ANN002, ANN003 - forwards to .c
     return convert(*args, **kwargs)
 
 
-__all__ = ["FAMILIES", "GeneratorFamily", "convert_generator", "generator_family"]
+__all__ = ["FAMILIES", "GeneratorFamily", "convert_generator", "family_contract", "generator_family"]
