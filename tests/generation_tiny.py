@@ -142,10 +142,12 @@ def request(seed: int) -> GenerationRequest:
     return GenerationRequest(reference=random_image(seed), conditions=condition_set(seed), seed=seed)
 
 
-def make_pairs(out_dir: Path, count: int) -> list[Path]:
-    """Pairs whose target is a smooth colour field (learnable by a tiny model), keyed pair-000..."""
+def make_pairs(out_dir: Path, count: int, forms: tuple[str, ...] = ()) -> list[Path]:
+    """Pairs whose target is a smooth colour field (learnable by a tiny model), keyed pair-000...;
+    ``forms``: maps in other families' forms to add (random RGB, as the other maps)."""
     pairs = []
     for i in range(count):
+        rng_forms = np.random.default_rng(2000 + i)
         rng = np.random.default_rng(i)
         ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH] / np.array([HEIGHT, WIDTH])[:, None, None]
         colour = rng.uniform(0, 1, 3)
@@ -159,6 +161,7 @@ def make_pairs(out_dir: Path, count: int) -> list[Path]:
                 pid=str(i),
                 frames=[0, 1],
                 provenance={"source": "synthetic test pattern"},
+                forms={name: rng_forms.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8) for name in forms},
                 **maps,
             )
         )

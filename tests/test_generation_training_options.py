@@ -325,17 +325,25 @@ def test_init_from_starts_stage_2_from_a_generator_folder(pairs, released, tmp_p
     assert meta["training"]["init"] == {"path": path, "revision": None, "weights_sha256": weights_sha256(released)}
 
 
-# family -> (the identity encoder its converted folder holds, the skeleton the training pairs can give it)
+# family -> the identity encoder its converted folder holds
 CONVERTED_IDENTITY = {
-    # the pairs hold no DWPose drawing (it is drawn from keypoints): the guider reads the rendered skeleton
-    # instead, a map of the same three channels; the identity side is what these runs are about
-    "animate-anyone": (("posedive.generation.identity.clip", "ClipIdentityEncoder"), "openpose18-rgb"),
-    "pose2id": (("posedive.generation.identity.transreid_ifr", "TransReIDIdentityEncoder"), None),
+    "animate-anyone": ("posedive.generation.identity.clip", "ClipIdentityEncoder"),
+    "pose2id": ("posedive.generation.identity.transreid_ifr", "TransReIDIdentityEncoder"),
 }
 
 
+@pytest.fixture(scope="module")
+def pairs_of_every_family(tmp_path_factory):
+    """Pairs holding every map any family's contract reads (Moore-AnimateAnyone's DWPose skeleton among them)."""
+    from posedive.generation.data import PAIR_FORMS
+
+    folder = tmp_path_factory.mktemp("family-pairs")
+    make_pairs(folder, 4, forms=PAIR_FORMS)
+    return folder
+
+
 @pytest.mark.parametrize("family", sorted(CONVERTED_IDENTITY))
-def test_init_from_a_converted_release_trains_through_its_identity_encoder(pairs, tmp_path, family):
+def test_init_from_a_converted_release_trains_through_its_identity_encoder(pairs_of_every_family, tmp_path, family):
     """A folder ``convert-generator`` made from a release holds its identity encoder as the
     ``identity_encoder`` component (no ``image_encoder``): training reads references through it (its own
     preprocessing), keeps it frozen, and the trained folder holds it again."""
@@ -344,15 +352,11 @@ def test_init_from_a_converted_release_trains_through_its_identity_encoder(pairs
     from posedive.generation import load_generator
     from posedive.recipe import GeneratorConfig
 
-    component, skeleton = CONVERTED_IDENTITY[family]
+    component = CONVERTED_IDENTITY[family]
     released = tmp_path / family
     CASES[family].convert(released)
     assert json.loads((released / "model_index.json").read_text())["image_encoder"] == [None, None]
-    if skeleton is not None:
-        guider_config = released / "pose_guider" / "config.json"
-        guider = json.loads(guider_config.read_text())
-        guider["conditions"]["maps"] = [dict(name="skeleton", encoding=skeleton, channels=3)]
-        guider_config.write_text(json.dumps(guider))
+    pairs = pairs_of_every_family
     result = _cli(str(_write_config(pairs, tmp_path)), "--init-from", str(released), "--max-steps", "1")
     assert result.exit_code == 0, result.output
     trained = tmp_path / "stage2" / "generator"

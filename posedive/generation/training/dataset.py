@@ -9,11 +9,30 @@ from diffusers.image_processor import VaeImageProcessor
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..contract import ConditionContract
+from ...errors import FormatError
+from ..contract import ConditionContract, extra_forms
 from ..data import PairsIndex, TrainingPair
 from ..identity.preprocessing import ImagePreprocessing
 from ..pipeline import conditions_to_tensor
 from .components import Components
+
+
+def check_pairs_hold(index: PairsIndex, contract: ConditionContract) -> None:
+    """A ``FormatError`` naming the first pair shard, pair and map when some pair lacks a map beyond
+    posedive's own that ``contract`` reads (pairs written for another family): refused before training,
+    not at the batch that meets it."""
+    needed = extra_forms(contract)
+    lacking = list(index.lacking(needed))
+    if not lacking:
+        return
+    shard, key, missing = lacking[0]
+    labels = ", ".join(m.label for m in contract.maps if m.form is not None and (m.form.source or m.name) in missing)
+    raise FormatError(
+        f"{shard}: pair {key} has no {', '.join(repr(name) for name in missing)} map, which the generator's "
+        f"condition contract reads ({labels}); {len(lacking)} of {len(index)} pairs lack maps it reads",
+        hint=f"write the pairs for this generator: `posedive pairs VIDEO --out DIR --family {contract.family}`, or "
+             f"draw existing pairs again: `posedive pairs PAIRS_DIR --out NEW_DIR --family {contract.family}`",
+    )
 
 
 class PairsTorchDataset:
@@ -31,6 +50,7 @@ class PairsTorchDataset:
         height: int,
         contract: ConditionContract,
     ) -> None:
+        check_pairs_hold(index, contract)
         self.index = index
         self.identity_preprocessor = identity_preprocessor
         self.image_processor = VaeImageProcessor(vae_scale_factor=vae_scale_factor)
