@@ -83,6 +83,39 @@ def test_pairs_hold_every_map_any_family_reads_and_old_shards_still_load(tmp_pat
 
 
 # --------------------------------------------------------------------------------- posedive pairs --family
+def test_a_fitted_body_gets_the_maps_the_conditions_stage_draws(tmp_path):
+    """A pair's target maps come from the code the build's conditions stage draws with: the same body and
+    camera give the same pixels, every family's forms included."""
+    from posedive.conditions.fitted import FitRenderer
+    from posedive.conditions.posebank import PoseBank
+    from posedive.conditions.renderer import BodyConditionRenderer, RendererSpec
+    from posedive.fitting.result import FitResult
+    from posedive.generation.condition_forms import condition_maps, contract_forms
+    from posedive.schema import ConditionRequest
+
+    pose = 0.15 * np.random.default_rng(3).standard_normal(72) * (np.arange(72) >= 3)
+    PoseBank.from_arrays(pose[None], ["walk"], ["test"], ["walk"], [0], ["test"]).save(tmp_path / "bank.npz")
+    champ = family_contract("champ")
+    spec = RendererSpec(bank_path=tmp_path / "bank.npz", width=48, height=96, forms=("depth_champ", "semantic_map"))
+    with BodyConditionRenderer(spec) as stage:
+        (conditions,) = stage.render([ConditionRequest(pose_id="walk", elevation_deg=10.0, azimuth_deg=40.0)])
+        body = stage.body
+    fit = FitResult(model=body.name, pose=list(conditions.body.pose), orientation=[0.0, 0.0, 0.0],
+                    camera=conditions.camera, error_2d_px=0.0, error_3d_mm=0.0, visible=18, success=True)
+    with FitRenderer(body) as renderer:
+        (fitted,) = renderer.render([fit], forms=spec.forms)
+    for name in ("depth", "normal", "skeleton"):
+        assert np.array_equal(getattr(fitted, name), getattr(conditions, name)), name
+    assert sorted(fitted.forms) == sorted(conditions.forms)
+    for name, array in conditions.forms.items():
+        assert np.array_equal(fitted.forms[name], array), name
+    generation = condition_maps(conditions, champ)
+    pair = contract_forms(champ, keypoints_2d=fitted.keypoints_2d, size=(48, 96), rendered=fitted.forms, where="pair")
+    assert sorted(pair) == sorted(EXTRA_FORMS)
+    for name, array in pair.items():
+        assert np.array_equal(generation[name], array), name
+
+
 def test_pairs_family_draws_the_maps_its_contract_reads_from_the_stored_fits(source_pairs, drawn):
     before = {p.key: p for p in iter_pairs(source_pairs)}
     raw_before = _members(source_pairs)
