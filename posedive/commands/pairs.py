@@ -57,7 +57,7 @@ def pairs(
     with user_errors():
         if family not in GENERATOR_FAMILIES:
             raise InputError(f"--family must be one of {', '.join(GENERATOR_FAMILIES)}, got {family!r}")
-        if pairs_too:
+        if pairs_too or video.is_dir():
             check_body_options(body_model, smpl_model_dir)
         if video.is_dir():
             redraw(video, out, family, body_model, smpl_model_dir, market_layout)

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..schema import GENERATOR_FAMILIES
 from ..video.crops import CropConfig, CropRef, aspect_box, extract_crops
 from ..video.extract import VideoTracks
 
@@ -41,8 +42,6 @@ class PairConfig(BaseModel):
     @field_validator("family")
     @classmethod
     def _known_family(cls, v: str) -> str:
-        from ..schema import GENERATOR_FAMILIES
-
         if v not in GENERATOR_FAMILIES:
             raise ValueError(f"generator family {v!r} is not one of {', '.join(GENERATOR_FAMILIES)}")
         return v
@@ -90,9 +89,9 @@ def write_video_pairs(
     from ..conditions.fitted import FitRenderer
     from ..fitting import Skeleton, fit_observations, observe
     from ..pose.blazepose import BlazePoseEstimator
+    from .contract import forms_to_render
     from .data import PairWriter, TrainingPair
     from .families.registry import family_contract
-    from .contract import forms_to_render
     from .family_pairs import target_maps
 
     crop = crop or CropConfig()

@@ -26,13 +26,25 @@ def check_pairs_hold(index: PairsIndex, contract: ConditionContract) -> None:
     if not lacking:
         return
     shard, key, missing = lacking[0]
+    family = _family_drawing(contract, needed)
     labels = ", ".join(m.label for m in contract.maps if m.form is not None and (m.form.source or m.name) in missing)
     raise FormatError(
         f"{shard}: pair {key} has no {', '.join(repr(name) for name in missing)} map, which the generator's "
         f"condition contract reads ({labels}); {len(lacking)} of {len(index)} pairs lack maps it reads",
-        hint=f"write the pairs for this generator: `posedive pairs VIDEO --out DIR --family {contract.family}`, or "
-             f"draw existing pairs again: `posedive pairs PAIRS_DIR --out NEW_DIR --family {contract.family}`",
+        hint=f"write the pairs for this generator: `posedive pairs VIDEO --out DIR --family {family}`, or "
+             f"draw existing pairs again: `posedive pairs PAIRS_DIR --out NEW_DIR --family {family}`",
     )
+
+
+def _family_drawing(contract: ConditionContract, forms: tuple[str, ...]) -> str:
+    """The family whose pairs hold ``forms``: the generator's own, else the first that does (a posedive
+    generator may be trained on another family's maps)."""
+    from ..families.registry import family_contract
+    from ...schema import GENERATOR_FAMILIES
+
+    candidates = [contract.family, *(name for name in GENERATOR_FAMILIES if name != contract.family)]
+    return next((name for name in candidates if set(forms) <= set(extra_forms(family_contract(name)))),
+                contract.family)
 
 
 class PairsTorchDataset:
