@@ -285,7 +285,7 @@ def test_the_conditions_stage_renders_and_caches_only_the_forms_asked_for(tmp_pa
 def test_training_pairs_carry_champ_forms_and_training_reads_the_contracts_maps():
     from posedive.generation.data import PAIR_FORMS, TrainingPair, decode_pair, encode_pair
 
-    assert set(PAIR_FORMS) == set(RENDERED_ON_REQUEST)
+    assert set(PAIR_FORMS) == {*RENDERED_ON_REQUEST, "skeleton_dwpose"}  # and DWPose's skeleton drawing
     rng = np.random.default_rng(0)
     image = lambda *shape: rng.integers(0, 256, (H, W, *shape), dtype=np.uint8)  # noqa: E731
     forms = {"depth_champ": image(3), "semantic_map": image(3)}
