@@ -17,9 +17,9 @@ from posedive.errors import InputError
 from posedive.generation.condition_forms import condition_maps
 from posedive.generation.contract import (
     POSEDIVE_CONTRACT,
+    RENDERED_ON_REQUEST,
     ConditionContract,
     ConditionMap,
-    RENDERED_ON_REQUEST,
     contract_problems,
     forms_to_render,
 )

@@ -28,13 +28,13 @@ from typing import Sequence
 import numpy as np
 
 from ..body.models import ANNY_GENDER, BodyModel, load_body_model
+from ..body.parts import face_parts
 from ..geometry.cameras import DEFAULT_MARGIN, camera_for, project
 from ..paths import CONDITIONS_CACHE, cache_dir, cache_entry
 from ..recipe import PoseSource
 from ..schema import BodyParams, Camera, ConditionRequest, ConditionSet
-from .posebank import PoseBank, recipe_bank_path, select_poses
-from ..body.parts import face_parts
 from .forms import FORM_RENDERERS, check_forms, render_forms
+from .posebank import PoseBank, recipe_bank_path, select_poses
 from .render import RENDERER_VERSION, MeshRasterizer, draw_skeleton, encode_depth
 
 logger = logging.getLogger(__name__)

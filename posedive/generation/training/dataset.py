@@ -39,8 +39,8 @@ def check_pairs_hold(index: PairsIndex, contract: ConditionContract) -> None:
 def _family_drawing(contract: ConditionContract, forms: tuple[str, ...]) -> str:
     """The family whose pairs hold ``forms``: the generator's own, else the first that does (a posedive
     generator may be trained on another family's maps)."""
-    from ..families.registry import family_contract
     from ...schema import GENERATOR_FAMILIES
+    from ..families.registry import family_contract
 
     candidates = [contract.family, *(name for name in GENERATOR_FAMILIES if name != contract.family)]
     return next((name for name in candidates if set(forms) <= set(extra_forms(family_contract(name)))),
