@@ -210,6 +210,13 @@ def test_init_from_a_converted_release_trains_on_pairs_drawn_for_its_family(fami
     images = generator.generate([GenerationRequest(reference=random_image(0), conditions=conditions, seed=0)])
     assert [image.size for image in images] == [(WIDTH, HEIGHT)]
     assert PoseDivePipeline.from_pretrained(trained).pose_guider.contract.family == family
+    # and a recipe of its family, at the size it was trained at, validates against it
+    from test_released_generators_cli import write_recipe
+
+    recipe = write_recipe(tmp_path / "recipe", family, trained, {"width": WIDTH, "height": HEIGHT})
+    checked = CliRunner().invoke(app, ["validate", str(recipe)])
+    assert checked.exit_code == 0, checked.output
+    assert f"{family} family" in " ".join(checked.output.split())
 
 
 def _conditions_of(pair: TrainingPair):
