@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("schema",),
     ("provenance",),
     ("parallel",),
+    ("native_output",),  # other libraries' native chatter on fd 2, filtered
     ("geometry", "pose"),  # rotations and cameras; pose estimation
     ("body",),  # parametric body models
     ("fitting",),  # body fitting to estimated 2D poses
