@@ -21,7 +21,7 @@ CROPS = REPO / "tests" / "fixtures" / "vtest_market"
 IDENTITIES = ("0001", "0002", "0003")
 
 # What the libraries printed before: TF-Lite, absl/glog (MediaPipe), Warp's banner and driver probe,
-# diffusers' loading bar, INFO lines of datasets and anny.
+# diffusers' and transformers' loading bars, INFO lines of datasets and anny.
 CHATTER = {
     "tf-lite": r"Created TensorFlow Lite XNNPACK delegate",
     "absl": r"absl::InitializeLog",
@@ -30,6 +30,7 @@ CHATTER = {
     "warp driver": r"Warp CUDA warning",
     "warp modules": r"Module anny\.\S+ \w+ load on device",
     "diffusers bar": r"Loading pipeline components",
+    "transformers bar": r"Loading weights",
     "datasets": r"INFO datasets",
     "anny": r"INFO anny",
 }
