@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
+    from ..generation.contract import ConditionContract
+
 
 def close_stage(stage: object) -> None:
     """Release what a stage holds (GL context, estimator graph, model), if it has anything to release."""
@@ -101,19 +103,29 @@ def load_conditions(recipe: Recipe) -> ConditionRenderer:
     return load_condition_renderer(recipe, forms=contract_forms(recipe))
 
 
-def contract_forms(recipe: Recipe) -> tuple[str, ...]:
-    """The maps beyond posedive's own that the recipe's generator reads: from its contract (config files
-    only), or its family's when the contract cannot be read before the weights load."""
+def recipe_contract(recipe: Recipe) -> "ConditionContract | None":
+    """The condition contract of the recipe's generator: its own (config files only), or its family's when
+    it cannot be read before the weights load; ``None`` without the generation stage."""
     try:
         from ..generation.checkpoint import check_generator
-        from ..generation.contract import POSEDIVE_CONTRACT, forms_to_render
+        from ..generation.contract import POSEDIVE_CONTRACT
         from ..generation.families.registry import FAMILIES
     except ImportError:
-        return ()  # no generation stage: a build stops at load_generator, saying why
+        return None  # no generation stage: a build stops at load_generator, saying why
     contract = check_generator(recipe.generator, recipe.base_dir).contract
     if contract is None:
         family = FAMILIES.get(recipe.generator.family)
         contract = family.contract if family is not None else POSEDIVE_CONTRACT
+    return contract
+
+
+def contract_forms(recipe: Recipe) -> tuple[str, ...]:
+    """The maps beyond posedive's own that the recipe's generator reads (see :func:`recipe_contract`)."""
+    contract = recipe_contract(recipe)
+    if contract is None:
+        return ()
+    from ..generation.contract import forms_to_render
+
     return forms_to_render(contract)
 
 
