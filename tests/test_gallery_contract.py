@@ -36,13 +36,13 @@ def test_a_champ_gallery_caches_what_the_build_reads_and_shows_its_four_maps(pro
     assert recipe_contract(recipe) == CHAMP.contract
     sheet = project / "sheet.png"
     result = _invoke("gallery", str(project / "recipe.yaml"), "-j", "1", "--contact-sheet", str(sheet))
-    assert CHAMP.contract.describe() in " ".join(result.output.split())
 
     # the build's renderer (its spec names Champ's depth and semantic map) finds every set in the cache
     build_spec = renderer_spec(recipe, forms=contract_forms(recipe))
     renderer = BodyConditionRenderer(build_spec)
     requests = recipe_requests(recipe, renderer.pose_ids(), None)
     assert requests and all(renderer.cache.has(renderer.condition_id(r)) for r in requests)
+    assert CHAMP.contract.describe() in " ".join(result.output.split())  # the sheet says whose maps it shows
 
     conditions = load_gallery(build_spec, requests[:2])
     views = guider_views(conditions[0], CHAMP.contract)
