@@ -154,3 +154,14 @@ def test_a_missing_or_empty_reid_encoder_fails_naming_the_field(tmp_path):
     assert any(p.startswith("quality.reid_encoder:") for p in recipe.check_paths())
     with pytest.raises(Exception, match="quality.reid_encoder"):
         parse_recipe({**json.loads(frame_recipe(tmp_path).model_dump_json()), "quality": {"reid_encoder": "x@"}})
+
+
+def test_the_release_verifies_and_loads_with_the_reid_column_typed(built):
+    import datasets
+
+    recipe, _ = built
+    root = recipe.release_dir
+    assert Release.open(root).verify() == []
+    rows = datasets.load_dataset(str(root), split="train", cache_dir=str(root.parent / "hf-cache"))
+    reid = rows[0]["json"]["reid_identity"]
+    assert reid["encoder"] == "transreid from ./transreid" and -1 <= reid["cosine"] <= 1
