@@ -165,3 +165,42 @@ def test_the_release_verifies_and_loads_with_the_reid_column_typed(built):
     rows = datasets.load_dataset(str(root), split="train", cache_dir=str(root.parent / "hf-cache"))
     reid = rows[0]["json"]["reid_identity"]
     assert reid["encoder"] == "transreid from ./transreid" and -1 <= reid["cosine"] <= 1
+
+
+def test_a_hub_encoder_is_read_at_its_pinned_revision(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub_constants
+    from hub_server import Entry, HubServer, Repo
+
+    def folder_files(vit: TransReIDViT) -> dict[str, Entry]:
+        vit.save_pretrained(tmp_path / "saved")
+        files = {p.name: p.read_bytes() for p in sorted((tmp_path / "saved").iterdir())}
+        return {name: Entry(size=len(data), content=data) for name, data in files.items()} | {
+            "README.md": Entry(size=5, content=b"model")}
+
+    first, second = tiny_vit(), tiny_vit()
+    for parameter in second.parameters():
+        parameter.data.add_(0.5)
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (128, 64, 3), dtype=np.uint8))
+    server = HubServer().start()
+    try:
+        with server.state.lock:
+            repo = server.state.repos.setdefault(("model", "lab/transreid"),
+                                                 Repo(repo_id="lab/transreid", repo_type="model", private=False))
+            pinned = server.state.commit(repo, "main", folder_files(first), "first").oid
+            server.state.commit(repo, "main", folder_files(second), "second")
+        # the client reads its endpoint when imported; point this process's at the test Hub
+        monkeypatch.setattr(hub_constants, "ENDPOINT", server.url)
+        monkeypatch.setattr(hub_constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+        monkeypatch.setattr(hub_constants, "HF_HUB_DISABLE_XET", True)
+        encoder = load_reid_encoder(f"lab/transreid@{pinned}", tmp_path)
+        with torch.no_grad():
+            expected = first(ReidPreprocessing()([image])).numpy()
+        np.testing.assert_allclose(encoder.features([image]), expected, rtol=0, atol=1e-6)
+        assert encoder.name == f"transreid from lab/transreid@{pinned}"
+        latest = load_reid_encoder("lab/transreid", tmp_path)
+        assert np.abs(latest.features([image]) - expected).max() > 1e-3
+        with pytest.raises(CheckpointError, match="cannot be fetched from the Hub"):
+            load_reid_encoder("lab/no-such-encoder@main", tmp_path)
+    finally:
+        server.stop()
