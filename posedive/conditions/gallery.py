@@ -3,8 +3,9 @@
 ``gallery_requests`` samples (pose, elevation, azimuth) triples uniformly from a recipe's pose bank
 and viewpoint ranges, seeded by the recipe; ``render_gallery`` renders requests into the
 content-addressed cache in parallel worker processes (``posedive.parallel``: one body model and one
-GL context each, one thread each), skipping what is cached; ``contact_sheet`` lays condition sets out in one PNG for people to check (posedive's own maps, or
-the maps a generator's contract reads, as the caller's ``views`` give them).
+GL context each, one thread each), skipping what is cached; ``contact_sheet`` lays condition sets out
+in one PNG for people to check (posedive's own maps, or the maps a generator's contract reads, as the
+caller's ``views`` give them).
 """
 
 from __future__ import annotations
