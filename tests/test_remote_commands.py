@@ -132,14 +132,19 @@ def test_push_of_an_s3_release_gives_the_repo_a_local_push_gives(twins, tmp_path
         for repo in pushes:
             files = server.tree(repo, "v1.0.0")
             trees[repo] = {rel: hashlib.sha256(server.read(repo, "v1.0.0", rel)).hexdigest() for rel in files}
-        assert trees[f"{user}/from-s3"] == trees[f"{user}/from-folder"]
-        assert set(trees[f"{user}/from-s3"]) - {".gitattributes"} == set(Release.open(local).files())
+        # The repo holds exactly the remote release's files; they are the local twin's, but for the recipe's
+        # output.dir (a folder, a URL) and so the manifest's hash of the recipe.
+        from_s3, from_folder = trees[f"{user}/from-s3"], trees[f"{user}/from-folder"]
+        assert from_s3 == {".gitattributes": from_folder[".gitattributes"],
+                           **{rel: entry.sha256 for rel, entry in Release.open(url).files().items()}}
+        differing = {rel for rel in from_folder if from_s3.get(rel) != from_folder[rel]}
+        assert differing == {paths.RECIPE, paths.MANIFEST}
         assert "0 uploaded" in pushes[f"{user}/from-s3"][1]
     finally:
         server.stop()
     # The staged copy lies in posedive's cache, named after the URL, and was reused by the second push.
     folder = tmp_path / "cache" / "remote-releases" / "s3" / BUCKET / "commands" / "frame-test" / "1.0.0"
-    assert tree(folder) == {rel: (local / rel).read_bytes() for rel in Release.open(local).files()}
+    assert tree(folder) == {rel: remote_fs().cat_file(f"{url}/{rel}") for rel in Release.open(url).files()}
     assert {path: path.stat().st_mtime_ns for path in staged} == staged
     # The push is recorded beside the remote manifest, as beside a local one.
     record = json.loads(remote_fs().cat_file(f"{url}/{paths.HUB_RECORD}"))
