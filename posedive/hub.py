@@ -325,7 +325,7 @@ def push_release(
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     from .release import Release
-    from .release.remote import staged_copy
+    from .release.staging import staged_copy
 
     if repo_id is not None and (repo_id.count("/") != 1 or not all(repo_id.split("/"))):
         raise InputError(f"repo id {repo_id!r} must be ORG/NAME", hint="e.g. --repo my-lab/market1501-posedive")

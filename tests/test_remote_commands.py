@@ -111,8 +111,8 @@ def test_reid_training_with_an_s3_release_equals_training_with_its_local_copy(tw
 
 # ---------------------------------------------------------------------------------------------- push
 def test_push_of_an_s3_release_gives_the_repo_a_local_push_gives(twins, tmp_path):
-    from hub_server import HubServer, client_env
     from fsspec.config import conf
+    from hub_server import HubServer, client_env
 
     _, local, url = twins
     token, user = "hf_posedive_remote_token_9a2c", "posedive-lab"

@@ -22,8 +22,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import formats, paths
-from ..storage import is_url
 from ..pose.cache import PoseCache, PoseRecord
+from ..storage import is_url
 from .embedding import EMBEDDING_DIM, PosePCA, fit_pca, pose_embedding
 from .images import ImageItem, analyse_items, estimator_settings
 from .inputs import StatsInput

@@ -40,10 +40,10 @@ from ..sources import SourceIndex, read_source
 from ..storage import Store, is_url
 from .claims import ShardClaim, claim_shards
 from .engine import LocalEngine, ShardEngine, release_store
-from .store_claims import StoreShardClaim, claim_store_shards
 from .progress import BuildProgress
 from .receipt import ShardReceipt
 from .stages import BuildStages, load_conditions, load_stages
+from .store_claims import StoreShardClaim, claim_store_shards
 
 logger = logging.getLogger(__name__)
 

@@ -1,38 +1,21 @@
-"""A release at an fsspec URL (``s3://bucket/releases/<name>/<version>``): opening it with errors that
-say what is wrong, and the local copy of it the few readers that need files on disk work on.
+"""A release at an fsspec URL (``s3://bucket/releases/<name>/<version>``), opened with errors that say
+what is wrong.
 
-Opening reads through fsspec. Its file systems answer "no such file" for any failure of a probe
-(``isfile`` is ``False`` for a missing key, missing credentials and a refused connection alike), so
-when the manifest is not found the location is asked once more, and the failure is named: no
-credentials, credentials refused, an endpoint that cannot be reached, a bucket that does not exist,
-or a location that holds no finished release.
-
-Most commands read a remote release straight from the store (``Release.store``). Publishing it to the
-Hub needs local files (``huggingface_hub`` uploads files by path), so ``staged_copy`` copies the
-release into ``<posedive cache>/remote-releases/<url>/``: outside the user's data, named after the
-URL, and reused: a file already there with the manifest's size and sha256 is not fetched again, and
-every file fetched is checked against the manifest.
+fsspec's file systems answer "no such file" for any failed probe (``isfile`` is ``False`` for a
+missing key, missing credentials and a refused connection alike), so when the manifest is not found
+the location is asked once more and the failure is named: no credentials, credentials refused, an
+endpoint that cannot be reached, a bucket that does not exist, or a location that holds no finished
+release.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import re
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import paths
 from ..errors import MissingDependency, PathNotFound, PosediveError, ReleaseError, StorageAccessError
-from ..files import sha256_file, temporary_path
 from ..storage import Store, open_store
 
-if TYPE_CHECKING:
-    from .manifest import Release
-
-logger = logging.getLogger(__name__)
-
-STAGING_FOLDER = "remote-releases"
 OPTIONS_HINT = ("the endpoint and credentials come from fsspec's configuration: for S3, FSSPEC_S3_ENDPOINT_URL, "
                 "FSSPEC_S3_KEY and FSSPEC_S3_SECRET (or AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY "
                 "and ~/.aws)")
@@ -90,38 +73,3 @@ def open_release_store(url: str) -> Store:
     raise ReleaseError(f"{url}: {what}; not a finished posedive release",
                        hint="give the URL of a release (<output.dir>/<name>/<version>); an unfinished build "
                             "resumes with `posedive build RECIPE`")
-
-
-def staging_dir(url: str) -> Path:
-    """The local folder a remote release is copied to: under posedive's cache, named after its URL."""
-    protocol, _, rest = url.partition("://")
-    parts = [re.sub(r"[^A-Za-z0-9._-]", "_", part) for part in [protocol, *rest.strip("/").split("/")] if part]
-    return paths.cache_dir() / STAGING_FOLDER / Path(*parts)
-
-
-def staged_copy(release: "Release") -> Path:
-    """A local copy of a remote release's files (every file the manifest lists), each checked against
-    the manifest; files already staged with the right hash are kept. Returns the copy's folder."""
-    store = release.store
-    folder = staging_dir(store.location)
-    fetched = 0
-    for relpath, entry in release.files().items():
-        target = folder / relpath
-        if target.is_file() and target.stat().st_size == entry.bytes and sha256_file(target) == entry.sha256:
-            continue
-        # Streamed to a temporary name and renamed once checked: a shard is never held in memory whole.
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = temporary_path(target)
-        try:
-            store.fs.get_file(store.path(relpath), str(partial))
-        except FileNotFoundError:
-            raise PathNotFound(f"{store.url(relpath)}: listed in {store.url(paths.MANIFEST)} but missing",
-                               hint="rebuild the release with `posedive build RECIPE`") from None
-        if partial.stat().st_size != entry.bytes or sha256_file(partial) != entry.sha256:
-            partial.unlink()
-            raise ReleaseError(f"{store.url(relpath)}: content differs from the manifest; the release was modified "
-                               f"after it was built", hint="rebuild it with `posedive build RECIPE`")
-        os.replace(partial, target)
-        fetched += 1
-    logger.info("%s: staged in %s (%d file(s) fetched, the others already there)", store.location, folder, fetched)
-    return folder
