@@ -188,5 +188,9 @@ def test_missing_credentials_and_an_unreachable_endpoint_are_named_with_a_hint(t
         assert result.exit_code == 2, result.output
         assert "cannot be reached" in result.output and url in result.output
         assert "FSSPEC_S3_ENDPOINT_URL" in result.output
+        build = frame_recipe(tmp_path, output={"dir": f"s3://{BUCKET}/unreachable"})
+        with pytest.raises(StorageAccessError, match="cannot be reached") as unreachable:
+            build_release(build, stages=double_stages(), show_progress=False)
+        assert build.release_location in str(unreachable.value)
     finally:
         conf["s3"] = saved

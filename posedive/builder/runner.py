@@ -34,6 +34,7 @@ from ..plan import Plan, make_plan, part_shards
 from ..recipe import Recipe
 from ..release import Manifest, ReleaseError, read_manifest
 from ..release.finalize import finalize_release
+from ..release.remote import check_store_access
 from ..release.shard_check import ShardCheck, ShardChecker, ShardRejection, ShardStages, agreed_stages, move_aside
 from ..schema import ConditionRenderer
 from ..sources import SourceIndex, read_source
@@ -104,6 +105,7 @@ def check_release_folder(recipe: Recipe) -> Manifest | None:
     """Refuse to mix recipes in one release folder, and to build in a folder that is not a release;
     return the manifest of a finished release."""
     store = release_store(recipe)
+    check_store_access(store)  # a remote location's probes below would read a refused request as "no file"
     release_dir = store.url("")
     if store.is_file(paths.MANIFEST):
         manifest = read_manifest(store.file(paths.MANIFEST))

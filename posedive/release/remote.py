@@ -73,3 +73,17 @@ def open_release_store(url: str) -> Store:
     raise ReleaseError(f"{url}: {what}; not a finished posedive release",
                        hint="give the URL of a release (<output.dir>/<name>/<version>); an unfinished build "
                             "resumes with `posedive build RECIPE`")
+
+
+def check_store_access(store: Store) -> None:
+    """Raise the posedive error of ``access_error`` when the remote location cannot be listed (no
+    credentials, an unreachable endpoint, no such bucket); an empty location is fine (a new release)."""
+    if store.local:
+        return
+    try:
+        store.fs.ls(store.root, detail=False)
+    except FileNotFoundError as error:
+        if "bucket" in str(error).lower():
+            raise access_error(store.location, error) from None
+    except Exception as error:  # noqa: BLE001 - whatever the file system raises is named for the user
+        raise access_error(store.location, error) from None
