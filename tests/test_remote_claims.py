@@ -128,3 +128,17 @@ def test_claims_and_a_lock_of_builds_that_are_gone_are_taken_over_with_a_message
     assert any(f"taking over the claim of pid {int(dead.stdout)}" in m and "no longer running" in m for m in messages)
     assert_same_files(local_release.release_dir, url)
     assert claim_keys(url) == []
+
+
+def test_a_running_builds_claim_is_renewed_so_it_never_looks_stale(s3_endpoint, tmp_path):
+    from posedive.builder.store_claims import claim_store_shards
+    from posedive.storage import open_store
+
+    store = open_store(f"s3://{BUCKET}/renewed/frame-test/1.0.0")
+    ttl_s = 1.0
+    with claim_store_shards(store, [0, 1], part="1/2", ttl_s=ttl_s):
+        time.sleep(3 * ttl_s)  # three lifetimes of an unrenewed claim
+        with pytest.raises(LockError, match=r"shards \[1\] of this release are being built by pid"):
+            claim_store_shards(store, [1, 2])
+    with claim_store_shards(store, [1, 2]) as later:  # given back on exit
+        assert later.alone
