@@ -142,3 +142,22 @@ def test_a_running_builds_claim_is_renewed_so_it_never_looks_stale(s3_endpoint, 
             claim_store_shards(store, [1, 2])
     with claim_store_shards(store, [1, 2]) as later:  # given back on exit
         assert later.alone
+
+
+def test_without_exclusive_create_the_lock_is_written_then_read_back(monkeypatch):
+    from posedive.builder import store_claims
+    from posedive.storage import open_store
+
+    store = open_store("memory://no-exclusive-create/frame-test/1.0.0")
+    real_open = store.fs.open
+
+    def open_without_x(path, mode="rb", **kwargs):
+        if "x" in mode:
+            raise ValueError(f"mode {mode!r} not supported")
+        return real_open(path, mode, **kwargs)
+
+    monkeypatch.setattr(store.fs, "open", open_without_x)
+    monkeypatch.setattr(store_claims, "SETTLE_S", 0.01)
+    assert store_claims._create_exclusive(store, paths.BUILD_LOCK, b"first")
+    assert not store_claims._create_exclusive(store, paths.BUILD_LOCK, b"second")
+    assert store.read_bytes(paths.BUILD_LOCK) == b"first"
