@@ -519,8 +519,9 @@ class Recipe(_Strict):
 
     @property
     def release_dir(self) -> Path:
-        """The release's local folder; for a remote release (``output.dir`` a URL), the local folder
-        that holds the driver's own build state for it (claims), under the recipe's folder."""
+        """The release's local folder; for a remote release (``output.dir`` a URL), a local folder under
+        the recipe's folder for what the driver keeps here (coverage reports); its build state (lock,
+        claims) lives in the store beside the release."""
         if is_url(self.output.dir):
             return self._base_dir / ".posedive-remote" / _url_folder(str(self.output.dir)) / self.name / self.version
         return self.resolve(self.output.dir) / self.name / self.version
