@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("schema",),
     ("provenance",),
     ("parallel",),
+    ("seed_draws",),  # numpy's seeded draws for many seeds at once
     ("geometry", "pose"),  # rotations and cameras; pose estimation
     ("body",),  # parametric body models
     ("fitting",),  # body fitting to estimated 2D poses

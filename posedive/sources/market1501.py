@@ -25,7 +25,7 @@ def parse_market_name(path: Path) -> tuple[int, int]:
 
 def scan_market_folders(root: Path, dataset: str) -> tuple[list[SourceRecord], int]:
     """Every record, from the file names alone (a million names take seconds: the relative path is
-    joined as a string, not derived from the full path)."""
+    joined as a string, and no record's full path is made until it is asked for)."""
     records: list[SourceRecord] = []
     junk = 0
     for folder, split in MARKET_FOLDERS.items():
@@ -41,8 +41,7 @@ def scan_market_folders(root: Path, dataset: str) -> tuple[list[SourceRecord], i
                 continue
             if pid == 0 and split != "gallery":
                 raise SourceError(f"{directory / name}: distractor pid 0 outside the gallery")
-            records.append(SourceRecord(path=directory / name, relpath=f"{folder}/{name}", pid=pid, camid=camid,
-                                        split=split))
+            records.append(SourceRecord(root=root, relpath=f"{folder}/{name}", pid=pid, camid=camid, split=split))
     return records, junk
 
 
