@@ -7,23 +7,17 @@ below is that path, kept here as the reference the vectorised plan must equal by
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from posedive.plan import (
-    Attempt,
-    WorkUnit,
-    attempt_seeds,
-    derive_seed,
-    make_plan,
-    round_each,
-    unit_key,
-)
+from posedive.plan import Attempt, WorkUnit, attempt_seeds, derive_seed, make_plan, round_each, unit_key
 from posedive.recipe import load_recipe, parse_recipe
 from posedive.seed_draws import Integers, Uniform, _draw_vectorised, draw_each, draw_one
 from posedive.sources import read_source
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def per_attempt_plan(recipe, source, pose_ids) -> str:
@@ -155,3 +149,15 @@ def test_random_plans_equal_the_per_attempt_plan(tmp_path, case):
     pose_ids = [f"clip{i:03d}/{i * 7 % 101:05d}" for i in range(int(rng.choice([1, 2, 3, 500, 1024, 1025])))]
     plan = make_plan(recipe, source, pose_ids)
     assert plan.to_jsonl() == per_attempt_plan(recipe, source, pose_ids)
+
+
+def test_planned_models_are_the_validated_models(tmp_path):
+    """Units and attempts are built without validation: they must be what validating their JSON gives."""
+    recipe = load_recipe(ROOT / "recipes" / "demo.yaml")
+    plan = make_plan(recipe, read_source(recipe.source, recipe.base_dir), ["a", "b", "c"])
+    for unit, line in zip(plan.units, plan.to_jsonl().splitlines(), strict=True):
+        validated = WorkUnit.model_validate_json(line)
+        assert unit == validated and unit.model_fields_set == validated.model_fields_set
+        assert unit.attempts[0].model_copy(update={"seed": 3}).seed == 3 and unit.attempts[0].seed != 3
+        with pytest.raises(Exception, match="frozen"):
+            unit.attempts[0].seed = 3
