@@ -198,8 +198,10 @@ def _draw_vectorised(seeds: np.ndarray, draws: Sequence[Draw]) -> tuple[list[np.
     values: list[np.ndarray] = []
     for draw in draws:
         if isinstance(draw, Uniform):
+            width = draw.high - draw.low
+            exact &= bool(np.isfinite(width) and width >= 0)  # else numpy raises, and so does draw_one
             unit = (outputs[position, lanes] >> _U64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
-            values.append(draw.low + (draw.high - draw.low) * unit)
+            values.append(draw.low + width * unit)
             position += 1
             continue
         span = np.broadcast_to(np.asarray(draw.high, dtype=np.int64) - 1 - draw.low, (count,))

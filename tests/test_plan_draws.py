@@ -94,9 +94,13 @@ def test_a_lane_numpy_rejects_is_drawn_by_numpy():
         assert [int(values[0][lane]), int(values[1][lane])] == draw_one(int(seeds[lane]), draws)
 
 
-def test_empty_range_raises_as_numpy_does():
+def test_bad_ranges_raise_as_numpy_does():
     with pytest.raises(ValueError, match="high"):
         draw_each(np.array([5], dtype=np.uint64), [Integers(0)])
+    with pytest.raises(ValueError, match="high - low"):
+        draw_each(np.array([5], dtype=np.uint64), [Uniform(2.0, 1.0)])
+    with pytest.raises(OverflowError):
+        draw_each(np.array([5], dtype=np.uint64), [Uniform(-1e308, 1e308)])
 
 
 def test_attempt_seeds_are_derive_seed():
