@@ -1,7 +1,8 @@
 """The maps a condition contract reads beyond the three posedive renders: the forms the conditions stage
 rendered on request (Champ's depth and semantic map, ``ConditionSet.forms``, drawn by
 ``posedive.conditions.forms``), plus the forms drawn on demand from projected keypoints (DWPose's
-skeleton), so a default build renders and stores nothing more than posedive's own maps.
+skeleton), so a default build renders and stores nothing more than posedive's own maps; and those maps
+as images, as a pose guider reads them (``guider_views``, for contact sheets).
 
 One code path serves generation (:func:`condition_maps`, from a condition set) and training pairs
 (:func:`contract_forms`, from the maps of a fitted body, ``posedive pairs --family``): a generator reads
@@ -52,3 +53,22 @@ def condition_maps(conditions: ConditionSet, contract: ConditionContract) -> dic
     maps.update(contract_forms(contract, keypoints_2d=conditions.keypoints_2d, size=(width, height),
                                rendered=conditions.forms, where=f"condition set {conditions.condition_id}"))
     return maps
+
+
+def guider_views(conditions: ConditionSet, contract: ConditionContract) -> list[tuple[str, np.ndarray]]:
+    """Each map of ``contract`` as its pose guider reads it, as ``(label, (H, W, 3) uint8)`` in channel
+    order: the form's channels in the contract's order (a BGR skeleton shows with red and blue swapped, as
+    the guider sees it) and one-channel maps as grey. A map this posedive cannot make raises ``InputError``."""
+    maps = condition_maps(conditions, contract)
+    views = []
+    for item in contract.maps:
+        form = item.form
+        if form is None:
+            raise InputError(f"the condition contract reads {item.label}, which this posedive cannot make",
+                             hint="upgrade posedive, or use a generator whose maps it makes")
+        array = np.asarray(maps[form.source or item.name])
+        array = array[:, :, None] if array.ndim == 2 else array
+        if form.channel_order is not None:
+            array = array[:, :, list(form.channel_order)]
+        views.append((item.label, np.ascontiguousarray(np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array)))
+    return views
