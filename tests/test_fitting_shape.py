@@ -13,6 +13,10 @@ short, heavy   +0.28   +0.05   +0.11   gender 0.25, height 0.22, weight 0.95
 tall, thin     -0.06   -0.02   -0.12   gender 0.75, height 0.55, weight 0.10
 =============  ======  ======  ======  =====================================
 
+The renders are bare bodies, so they are fitted with ``clothing="none"``; the real crops of dressed
+people with the default street calibration (``posedive.fitting.clothing``), which takes off the
+width clothes and the mask's bleed add.
+
 Weight is what silhouettes show best; height only through proportions, since a crop has no metric
 scale; gender through shoulders, chest and hips, the least certain of the three. Muscle,
 proportions and age are not estimated by default and stay at the population mean.
