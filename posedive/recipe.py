@@ -156,6 +156,14 @@ UPRIGHT_TORSO_TILT_DEG = 30.0
 # Hips lower than this fraction of their standing height over the lower foot are a crouch (a jump's
 # take-off, a fighting stance); running bends the knees to ~0.82, walking to ~0.94.
 UPRIGHT_MIN_HIP_HEIGHT = 0.8
+# Legs, by the angle from straight down of the thigh (hip to knee) and of the shin (knee to ankle).
+# Walking swings the thigh to ~30 deg (the built-in walk clips: 31 deg at most) and, just after
+# toe-off, the shin back to ~60-70 deg (68 deg in the walk clips); standing needs 15 deg at most.
+# Running's swing folds the shin up behind the knee, past horizontal (98-125 deg in the run clips),
+# and kicks, punches and high knees lift the thigh to 45-58 deg: seen from the front or the back,
+# both read as a knee raised high, which no surveillance camera sees a pedestrian do.
+UPRIGHT_MAX_THIGH_LIFT_DEG = 45.0
+UPRIGHT_MAX_SHIN_LIFT_DEG = 75.0
 # Upright frames of flips, cartwheels, rolls, crawls and get-ups are crouches and leaps mid-stunt:
 # nothing a pedestrian does, so they are left out unless a recipe says otherwise.
 DEFAULT_EXCLUDED_TAGS = ("acrobatics", "floor")
@@ -177,11 +185,17 @@ class PoseSource(_Strict):
     min_hip_height: float | None = Field(UPRIGHT_MIN_HIP_HEIGHT, ge=0, le=2, description="smallest height of "
                                          "the hips over the lower foot, as a fraction of their standing height "
                                          "(leaves out crouches); null: no limit")
+    max_thigh_lift_deg: float | None = Field(UPRIGHT_MAX_THIGH_LIFT_DEG, ge=0, le=180, description="largest angle "
+                                             "of either thigh (hip to knee) from straight down; null: no limit")
+    max_shin_lift_deg: float | None = Field(UPRIGHT_MAX_SHIN_LIFT_DEG, ge=0, le=180, description="largest angle "
+                                            "of either shin (knee to ankle) from straight down (a foot folded up "
+                                            "behind the knee); null: no limit")
     sampling: Literal["uniform"] = "uniform"
 
     def keeps_every_pose(self) -> bool:
         return (not self.include and not self.exclude and self.max_torso_tilt_deg is None
-                and not self.feet_below_hips and not self.head_above_pelvis and self.min_hip_height is None)
+                and not self.feet_below_hips and not self.head_above_pelvis and self.min_hip_height is None
+                and self.max_thigh_lift_deg is None and self.max_shin_lift_deg is None)
 
     def describe_bank(self) -> str:
         raise NotImplementedError
@@ -194,6 +208,8 @@ class PoseSource(_Strict):
         limits += ["both feet below the hips"] if self.feet_below_hips else []
         limits += ["the head above the pelvis"] if self.head_above_pelvis else []
         limits += [f"the hips at least {self.min_hip_height:g} of their standing height"] if self.min_hip_height is not None else []
+        limits += [f"the thighs within {self.max_thigh_lift_deg:g} deg of straight down"] if self.max_thigh_lift_deg is not None else []
+        limits += [f"the shins within {self.max_shin_lift_deg:g} deg of straight down"] if self.max_shin_lift_deg is not None else []
         words = [self.describe_bank()]
         words += [f"only {_listed(self.include)}"] if self.include else []
         words += [f"poses with {_listed(limits)}"] if limits else []
@@ -289,7 +305,7 @@ def _poses_section(value: object) -> object:
     # Old recipes drew from every pose of the bank.
     rest = {key: item for key, item in value.items() if key != "source"}
     rest.update(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False, head_above_pelvis=False,
-                min_hip_height=None)
+                min_hip_height=None, max_thigh_lift_deg=None, max_shin_lift_deg=None)
     if value["source"] == LEGACY_BUILTIN_BANK:
         return {"kind": "builtin", "name": LEGACY_BUILTIN_BANK, **rest}
     return {"kind": "file", "path": value["source"], **rest}

@@ -14,7 +14,13 @@ from posedive.cli import app
 from posedive.conditions import posebank as pb
 from posedive.errors import RecipeError
 from posedive.geometry.rotations import SMPL_JOINTS, smpl_skeleton
-from posedive.recipe import UPRIGHT_MIN_HIP_HEIGHT, UPRIGHT_TORSO_TILT_DEG, parse_recipe
+from posedive.recipe import (
+    UPRIGHT_MAX_SHIN_LIFT_DEG,
+    UPRIGHT_MAX_THIGH_LIFT_DEG,
+    UPRIGHT_MIN_HIP_HEIGHT,
+    UPRIGHT_TORSO_TILT_DEG,
+    parse_recipe,
+)
 
 J = {name: i for i, name in enumerate(SMPL_JOINTS)}
 MINIMAL = {"name": "sel", "version": "1.0.0", "source": {"format": "folder", "root": "src"},
@@ -49,9 +55,26 @@ def _feet_and_hips(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return margin, height / (standing[hips, 1].mean() - standing[feet, 1].min())
 
 
+def _leg_angles(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The largest angle from straight down of a thigh (hip to knee) and of a shin (knee to ankle)."""
+    joints = smpl_skeleton(np.asarray(poses, dtype=np.float64))
+
+    def from_down(upper: str, lower: str) -> np.ndarray:
+        angles = []
+        for side in ("left", "right"):
+            segment = joints[:, J[f"{side}_{lower}"]] - joints[:, J[f"{side}_{upper}"]]
+            angles.append(np.degrees(np.arccos(-segment[:, 1] / np.linalg.norm(segment, axis=1))))
+        return np.max(angles, axis=0)
+
+    return from_down("hip", "knee"), from_down("knee", "ankle")
+
+
 def _assert_pedestrian_poses(poses: np.ndarray) -> None:
     tilt, head = _tilt_and_head(poses)
     margin, hips = _feet_and_hips(poses)
+    thigh, shin = _leg_angles(poses)
+    assert (thigh <= UPRIGHT_MAX_THIGH_LIFT_DEG + 1e-3).all(), f"a knee raised: thigh at {thigh.max():.1f} deg"
+    assert (shin <= UPRIGHT_MAX_SHIN_LIFT_DEG + 1e-3).all(), f"a foot folded up: shin at {shin.max():.1f} deg"
     assert (tilt <= UPRIGHT_TORSO_TILT_DEG + 1e-3).all(), f"torso tilts up to {tilt.max():.1f} deg"
     assert (head > 0).all(), "a head below the pelvis"
     assert (margin > 0).all(), "a foot at or above the hips"
@@ -126,21 +149,32 @@ def test_builtin_bank_tags_its_clips(cache):
 
 
 def test_include_exclude_and_limits_select_poses():
-    # standing, standing, half lying (head above the pelvis), kicking
-    poses = np.stack([_pose(), _pose(), _pose(orient=(1.2, 0, 0)), _pose(left_hip=(-1.9, 0, 0))])
-    bank = pb.PoseBank.from_arrays(poses, ["w0", "d0", "f0", "k0"], ["s"] * 4, ["walk", "dance_a", "crawl", "kick"],
-                                   range(4), ["x"] * 4, ["walk", "dance", "floor", "martial"])
+    # standing, standing, half lying (head above the pelvis), kicking, a knee raised to 60 deg, and
+    # running's swing (the shin folded up to 110 deg behind a thigh 20 deg forward)
+    poses = np.stack([_pose(), _pose(), _pose(orient=(1.2, 0, 0)), _pose(left_hip=(-1.9, 0, 0)),
+                      _pose(left_hip=(-np.radians(60), 0, 0)),
+                      _pose(left_hip=(-np.radians(20), 0, 0), left_knee=(np.radians(130), 0, 0))])
+    bank = pb.PoseBank.from_arrays(poses, ["w0", "d0", "f0", "k0", "h0", "r0"], ["s"] * 6,
+                                   ["walk", "dance_a", "crawl", "kick", "stand", "run"], range(6), ["x"] * 6,
+                                   ["walk", "dance", "floor", "martial", "stand", "run"])
+    thigh, shin = _leg_angles(poses)
+    assert thigh[4] == pytest.approx(60, abs=1) and shin[4] < UPRIGHT_MAX_SHIN_LIFT_DEG
+    assert thigh[5] < UPRIGHT_MAX_THIGH_LIFT_DEG and shin[5] > 100
+    no_legs = dict(max_thigh_lift_deg=None, max_shin_lift_deg=None)
 
     def kept(**poses_section):
         selection = parse_recipe({**MINIMAL, "poses": {"kind": "file", "path": "b.npz", **poses_section}}).poses
         return pb.select_poses(bank, selection).ids.tolist()
 
-    assert kept() == ["d0", "w0"]  # the default keeps upright poses
-    assert kept(max_torso_tilt_deg=None, feet_below_hips=False, min_hip_height=None) == ["d0", "k0", "w0"]
-    assert kept(max_torso_tilt_deg=None, feet_below_hips=False) == ["d0", "k0", "w0"]  # and leaves out floor poses
-    assert kept(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False, min_hip_height=None) == ["d0", "f0", "k0", "w0"]
-    assert kept(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False) == ["d0", "k0", "w0"]  # lying is low
-    assert kept(include=["walk", "martial"], feet_below_hips=False) == ["k0", "w0"]
+    assert kept() == ["d0", "w0"]  # the default keeps upright poses, legs down
+    assert kept(**no_legs) == ["d0", "h0", "r0", "w0"]
+    assert kept(max_shin_lift_deg=None) == ["d0", "r0", "w0"]  # the raised knee is left out by its thigh
+    assert kept(max_thigh_lift_deg=None) == ["d0", "h0", "w0"]  # running's swing by its shin
+    assert kept(max_torso_tilt_deg=None, feet_below_hips=False, min_hip_height=None, **no_legs) == ["d0", "h0", "k0", "r0", "w0"]
+    assert kept(max_torso_tilt_deg=None, feet_below_hips=False, **no_legs) == ["d0", "h0", "k0", "r0", "w0"]  # no floor poses
+    assert kept(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False, min_hip_height=None, **no_legs) == ["d0", "f0", "h0", "k0", "r0", "w0"]
+    assert kept(exclude=[], max_torso_tilt_deg=None, feet_below_hips=False, **no_legs) == ["d0", "h0", "k0", "r0", "w0"]  # lying is low
+    assert kept(include=["walk", "martial"], feet_below_hips=False, **no_legs) == ["k0", "w0"]
     assert kept(include=["dance_a"]) == ["d0"]  # a clip name
     assert kept(exclude=["dance"]) == ["w0"]
     assert kept(include=["acrobatics", "walk"]) == ["w0"]  # a tag posedive knows, though this bank has none
@@ -157,8 +191,9 @@ def test_selection_is_part_of_the_recipe_hash():
     assert (base.poses.kind, base.poses.name, base.poses.exclude) == ("builtin", "pedestrian", ["acrobatics", "floor"])
     hashes = {parse_recipe({**MINIMAL, "poses": poses}).hash for poses in (
         {}, {"include": ["walk"]}, {"exclude": ["dance"]}, {"max_torso_tilt_deg": 20}, {"feet_below_hips": False},
-        {"head_above_pelvis": False}, {"min_hip_height": 0.7}, {"name": "deepmimic"})}
-    assert len(hashes) == 8 and base.hash in hashes
+        {"head_above_pelvis": False}, {"min_hip_height": 0.7}, {"max_thigh_lift_deg": 60},
+        {"max_shin_lift_deg": 90}, {"name": "deepmimic"})}
+    assert len(hashes) == 10 and base.hash in hashes
 
 
 def test_default_recipe_never_draws_a_tilted_or_upside_down_pose(tmp_path, cache):
@@ -180,6 +215,11 @@ def test_default_recipe_never_draws_a_tilted_or_upside_down_pose(tmp_path, cache
     # ... among them crouches with an upright torso (a jump's take-off), which the default leaves out too.
     _, hips_all = _feet_and_hips(full.poses)
     assert ((hips_all < UPRIGHT_MIN_HIP_HEIGHT) & upright).sum() >= 10
+    # ... and upright standing poses with a knee raised or a foot folded up behind the knee (kicks,
+    # punches, running's swing), which read as a knee lifted high in a picture.
+    thigh_all, shin_all = _leg_angles(full.poses)
+    raised = (thigh_all > UPRIGHT_MAX_THIGH_LIFT_DEG) | (shin_all > UPRIGHT_MAX_SHIN_LIFT_DEG)
+    assert (raised & upright & (hips_all >= UPRIGHT_MIN_HIP_HEIGHT)).sum() >= 10
     plan = make_plan(recipe.model_copy(update={"images_per_pid": 40}), read_source(recipe.source, recipe.base_dir),
                      allowed)
     drawn = sorted({a.pose_id for u in plan.units for a in u.attempts})
@@ -199,6 +239,8 @@ def test_posebank_info_shows_tags_and_what_a_recipe_keeps(tmp_path, cache):
     assert selection["tags"]["dance"]["kept"] == 0 and selection["tags"]["floor"]["kept"] <= info["tags"]["floor"]
     assert selection["tags"]["upright"]["kept"] == selection["kept"] < selection["poses"] == info["poses"]
     assert selection["exclude"] == ["dance"]
+    assert (selection["max_thigh_lift_deg"], selection["max_shin_lift_deg"]) == (UPRIGHT_MAX_THIGH_LIFT_DEG,
+                                                                               UPRIGHT_MAX_SHIN_LIFT_DEG)
 
 
 def test_cached_conditions_take_the_tags_of_their_pose(tmp_path):

@@ -96,7 +96,8 @@ def info(
         summary = selection_summary(bank, recipe.poses)
     selection = recipe.poses.model_dump(mode="json", include={"include", "exclude", "max_torso_tilt_deg",
                                                               "feet_below_hips", "head_above_pelvis",
-                                                              "min_hip_height"})
+                                                              "min_hip_height", "max_thigh_lift_deg",
+                                                              "max_shin_lift_deg"})
     typer.echo(json.dumps({**bank.summary(), "selection": {**selection, **summary.model_dump()}}, indent=2))
 
 

@@ -31,7 +31,7 @@ from ..provenance import BodyShapeRecord
 from ..recipe import BodyConfig
 
 # Part of the fit cache's key: bump when what the fit answers for the same images changes.
-SHAPE_STAGE_VERSION = "1"
+SHAPE_STAGE_VERSION = "2"
 
 
 def identity_seed(recipe_hash: str, pid: int) -> int:

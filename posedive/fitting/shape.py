@@ -9,6 +9,10 @@ residuals in units of ``ShapeFitConfig.noise``, and the population's Gaussian pr
 (``posedive.body.population``, its spread scaled by ``prior_scale``). Values not estimated keep the
 population mean.
 
+A dressed person's mask is wider than the bare body (clothes; on small crops the mask's bleed):
+before fitting, the calibrated excess width of ``ShapeFitConfig.clothing`` (``clothing``; ``none``
+for renders of bare bodies) is taken off every target profile.
+
 Per image, the same linearisation gives the image's own estimate (one Newton step from the joint
 estimate with that image's information alone), its standard deviations and its residual. Images are
 weighted by a Cauchy function of their estimate's distance from the joint one, so a bad image cannot
@@ -42,6 +46,7 @@ from ..body.population import AnnyPopulation, PopulationSpec
 from ..errors import InputError
 from ..geometry.cameras import project
 from ..schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS
+from .clothing import clothing_widths
 from .result import FitResult
 from .shape_profile import body_frame, mask_profile, mesh_profile
 from .shape_result import IdentityShape, ImageShape, ShapeEstimate, ShapeFitConfig
@@ -110,6 +115,7 @@ class ShapeEstimator:
         self.body = body
         self.config = config or ShapeFitConfig()
         self.space = shape_space(body, self.config.population, self.config.parameters)
+        self.clothing = clothing_widths(self.config.clothing, self.config.bins)
 
     def profiles(
         self, fit: FitResult, shapes: np.ndarray, image_keypoints: np.ndarray, width: int, height: int
@@ -140,7 +146,8 @@ class ShapeEstimator:
         target, stature = mask_profile(observation.mask, observation.keypoints, config.bins)
         if not np.isfinite(stature) or np.isfinite(target).sum() < config.bins // 2:
             return "the segmentation does not cover the person", None
-        return None, target
+        # The body model is bare: the width clothes and the mask's bleed add is taken off first.
+        return None, target - self.clothing
 
     def _linearise(self, observation: ShapeObservation, target: np.ndarray, estimate: np.ndarray):
         """Jacobian (P, M) and residual (M,) of one image's profile at ``estimate``, in noise units;

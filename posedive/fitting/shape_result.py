@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..body.population import PopulationSpec
+from .clothing import ClothingCalibration
 
 
 class ShapeFitConfig(BaseModel):
@@ -39,6 +40,12 @@ class ShapeFitConfig(BaseModel):
         "default (anny: gender, weight, height; SMPL: every beta)",
     )
     population: PopulationSpec = Field(default_factory=PopulationSpec)
+    clothing: ClothingCalibration = Field(
+        "street",
+        description="what the masks are of: dressed people in street photographs (their mask is wider than the "
+        "bare body by the calibrated widths of posedive.fitting.clothing, taken off before fitting) or bare "
+        "bodies (none: renders of the body model)",
+    )
     threads: int | None = Field(1, ge=1, description="torch threads while estimating (None keeps torch's setting)")
 
 

@@ -2,8 +2,9 @@
 
 A pose is kept when it matches one of ``poses.include`` (its clip name or one of its tags; an empty
 list includes every pose), matches none of ``poses.exclude``, and its posed skeleton stays within
-the limits (``max_torso_tilt_deg``, ``feet_below_hips``, ``head_above_pelvis``, ``min_hip_height``;
-see ``tags``).
+the limits (``max_torso_tilt_deg``, ``feet_below_hips``, ``head_above_pelvis``, ``min_hip_height``,
+``max_thigh_lift_deg``, ``max_shin_lift_deg``; see ``tags``). The limits are measured on every bank's
+poses alike, built-in or imported.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ...errors import RecipeError
 from .format import PoseBank
-from .tags import ACTIVITY_TAGS, FEET, GEOMETRIC_TAGS, HEAD, TILT, hip_height_ratio, tag_counts
+from .tags import ACTIVITY_TAGS, FEET, GEOMETRIC_TAGS, HEAD, TILT, hip_height_ratio, leg_lift_deg, tag_counts
 
 
 class TagCount(BaseModel):
@@ -67,6 +68,11 @@ def selection_mask(bank: PoseBank, selection) -> np.ndarray:
         keep &= bank.geometry[:, HEAD] > 0
     if selection.min_hip_height is not None and keep.any():
         keep[keep] = hip_height_ratio(bank.poses[keep]) >= selection.min_hip_height
+    thigh_limit, shin_limit = selection.max_thigh_lift_deg, selection.max_shin_lift_deg
+    if (thigh_limit is not None or shin_limit is not None) and keep.any():
+        thigh, shin = leg_lift_deg(bank.poses[keep])
+        keep[keep] = ((thigh <= thigh_limit) if thigh_limit is not None else True) & (
+            (shin <= shin_limit) if shin_limit is not None else True)
     return keep
 
 

@@ -10,7 +10,9 @@ in posedive's y-up world (``GEOMETRY``):
 * ``head_above_pelvis_m``: the height of the head joint over the pelvis.
 
 A fourth, ``hip_height_ratio`` (the hips' height over the lower foot as a fraction of the rest
-pose's), is measured when a selection asks for it: it tells a crouch from standing.
+pose's), is measured when a selection asks for it: it tells a crouch from standing. So are the legs'
+angles from straight down (``leg_lift_deg``): the thigh's (hip to knee; a knee raised) and the
+shin's (knee to ankle; a foot folded up behind the knee, as in running's swing).
 
 The geometric tags follow from those measurements, for every bank: ``upright`` (torso within
 ``UPRIGHT_TORSO_TILT_DEG`` of vertical, both feet below the hips, head above the pelvis), ``leaning``,
@@ -66,6 +68,22 @@ def hip_height_ratio(poses: np.ndarray) -> np.ndarray:
     joints = smpl_skeleton(np.concatenate([np.zeros((1, 72)), poses]))
     heights = joints[:, _HIPS, 1].mean(axis=1) - joints[:, _FEET, 1].min(axis=1)
     return heights[1:] / heights[0]
+
+
+def leg_lift_deg(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 72) poses -> the largest angle from straight down over both legs (degrees, (N,) each) of the
+    thigh (hip to knee) and of the shin (knee to ankle), on the posed rest skeleton in the y-up world."""
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 72)
+    joints = smpl_skeleton(poses) if len(poses) else np.zeros((0, len(SMPL_JOINTS), 3))
+    lifts = []
+    for upper, lower in (("hip", "knee"), ("knee", "ankle")):
+        per_leg = []
+        for side in ("left", "right"):
+            segment = joints[:, _J[f"{side}_{lower}"]] - joints[:, _J[f"{side}_{upper}"]]
+            cosine = -segment[:, 1] / np.maximum(np.linalg.norm(segment, axis=1), 1e-9)
+            per_leg.append(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+        lifts.append(np.max(per_leg, axis=0))
+    return lifts[0], lifts[1]
 
 
 def geometric_tags(measured: np.ndarray) -> list[list[str]]:
