@@ -56,6 +56,7 @@ def _write_samples(handle: BinaryIO, samples: Iterable[Mapping[str, bytes | str]
     writer = TarWriter(handle, encoder=False, mtime=FIXED_MTIME, user="posedive", group="posedive")
     for sample in samples:
         writer.write(dict(sample))
+        del sample  # not held while the next sample is read: a stream of samples holds one at a time
     writer.close()
 
 
@@ -76,7 +77,13 @@ def write_shard(release_dir: Path, shard: int, samples: Iterable[Mapping[str, by
 def write_shard_to(store: Store, shard: int, samples: Iterable[Mapping[str, bytes | str]]) -> Written:
     """Write a shard into a release location (local or remote) with the same protocol and the same
     bytes as ``write_shard``; its sha256 and size are taken from the stream as it is written."""
-    return store.write_with(shard_name(shard), lambda handle: _write_samples(handle, samples))
+    return write_samples_to(store, shard_name(shard), samples)
+
+
+def write_samples_to(store: Store, relpath: str, samples: Iterable[Mapping[str, bytes | str]]) -> Written:
+    """Write samples as a shard-format tar at ``relpath`` of ``store``, atomically; ``samples`` is
+    consumed one sample at a time as it is written, so a stream of them is never held whole."""
+    return store.write_with(relpath, lambda handle: _write_samples(handle, samples))
 
 
 def _open_shard(shard: "Path | str | StoreFile") -> BinaryIO:
@@ -92,6 +99,22 @@ def iter_shard_members(shard: "Path | StoreFile") -> Iterator[tuple[str, str, by
         for member in tar:
             key, _, field = member.name.partition(".")
             yield key, field, tar.extractfile(member).read()
+
+
+def iter_shard_samples(shard: "Path | StoreFile") -> Iterator[dict[str, bytes | str]]:
+    """The samples of a shard-format tar, one at a time and in the order written, each a dict with
+    ``__key__`` and its fields' bytes, as ``write_shard`` takes them: only one sample is held at a time."""
+    sample: dict[str, bytes | str] = {}
+    with _open_shard(shard) as handle, tarfile.open(fileobj=handle, mode="r|") as tar:
+        for member in tar:
+            key, _, field = member.name.partition(".")
+            if sample and sample["__key__"] != key:  # handed on before the next sample's data is read
+                yield sample
+                sample = {}
+            sample.setdefault("__key__", key)
+            sample[field] = tar.extractfile(member).read()
+    if sample:
+        yield sample
 
 
 class ShardScan(NamedTuple):
