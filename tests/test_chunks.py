@@ -180,7 +180,8 @@ def test_a_killed_chunked_build_resumes_keeping_its_finished_chunks(tmp_path):
     deadline = time.time() + 120
     while len(list(chunk_dir.glob("*.json"))) < 2 and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
-    os.kill(process.pid, signal.SIGKILL)
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
     process.wait()
     finished = sorted(chunk_dir.glob("*.json"))
     assert len(finished) >= 2, "the build never finished two chunks"
