@@ -223,3 +223,27 @@ def test_a_chunked_build_is_the_same_release_every_time(tmp_path):
     build_release(second, stages=batch_sensitive_stages(), show_progress=False)
     manifest = (first.release_dir / paths.MANIFEST).read_bytes()
     assert manifest == (second.release_dir / paths.MANIFEST).read_bytes()
+
+
+def test_a_chunk_is_kept_only_if_its_receipt_and_files_match_the_plan(tmp_path):
+    recipe = frame_recipe(tmp_path, output={"units_per_chunk": 2})
+    source = read_source(recipe.source, recipe.base_dir)
+    plan = plan_for(recipe)
+    chunks = _chunk_store(tmp_path, recipe, plan)
+    units = plan.shard_chunks(0)[0]
+    result = ShardBuilder(BuildContext(recipe=recipe, source=source, stages=double_stages(),
+                                       plan_hash=plan.hash)).build(0, units)
+    receipt = chunks.write(0, 0, 2, units, result)
+    rejected, samples, written = paths.chunk_files(0, 0)
+    assert chunks.check(0, 0, units).receipt == receipt
+    assert chunks.check(0, 1, plan.shard_chunks(0)[1]).reason is None  # not built: nothing to move
+    assert ChunkStore(chunks.store, recipe.hash, "other").check(0, 0, units).reason == "other-plan"
+    assert chunks.check(0, 0, units[:1]).reason == "other-plan"
+    chunks.store.write_text(rejected, chunks.store.read_bytes(rejected).decode() + "{}\n")
+    assert chunks.check(0, 0, units).reason == "damaged"
+    assert chunks.kept(plan, [0]) == {}
+    assert chunks.store.listdir(paths.CHUNKS_DIR) == []
+    moved = sorted(chunks.store.listdir(paths.REJECTED_CHUNKS_DIR))
+    assert moved == sorted(f"{name.rsplit('/', 1)[-1]}.damaged" for name in (rejected, samples, written))
+    chunks.store.write_text(written, "{not json")
+    assert chunks.check(0, 0, units).reason == "unreadable"
