@@ -25,7 +25,7 @@ from posedive.builder.shard_job import BuildContext, ShardBuilder, ShardResult, 
 from posedive.plan import make_plan
 from posedive.recipe import parse_recipe
 from posedive.release import ShardStats, StageTotals
-from posedive.shards import iter_shard_samples
+from posedive.shards import inspect_shard
 from posedive.sources import read_source
 from posedive.storage import open_store
 
@@ -109,7 +109,7 @@ def test_chunk_receipts_in_any_order_assemble_each_shard_from_its_files_as_the_w
         for relpath in paths.shard_files(shard):
             assert chunks.store.read_bytes(relpath) == whole.read_bytes(relpath), relpath
         assert receipt.sha256 == whole.sha256(paths.shard_name(shard))
-        assert receipt.samples == len(list(iter_shard_samples(whole.file(paths.shard_name(shard)))))
+        assert receipt.samples == inspect_shard(whole.file(paths.shard_name(shard))).scan.samples
     assert chunks.store.listdir(paths.CHUNKS_DIR) == []
 
 
@@ -126,14 +126,15 @@ def test_a_worker_writes_its_chunk_where_the_release_lives_and_returns_only_a_re
     rejected, samples, written = paths.chunk_files(0, 1)
     assert ChunkReceipt.model_validate_json(chunks.store.read_bytes(written)) == receipt
     assert chunks.store.sha256(samples) == receipt.sha256
-    assert receipt.samples == receipt.stats.totals.accepted == len(list(iter_shard_samples(chunks.store.file(samples))))
+    assert receipt.samples == receipt.stats.totals.accepted == inspect_shard(chunks.store.file(samples)).scan.samples
     assert receipt.samples and receipt.unit_keys == [unit.key for unit in units[2:]]
     assert len(receipt.model_dump_json()) < receipt.bytes / 10  # what travels back is no image
     assert not chunks.store.exists(paths.shard_name(0))
 
 
-def test_assembling_a_shard_streams_its_chunks_one_sample_at_a_time(tmp_path):
-    """Peak memory while a 16 MB shard is assembled from eight chunks stays near one sample's size."""
+def test_assembling_a_shard_streams_its_chunks_and_holds_no_sample(tmp_path):
+    """Peak memory while a 16 MB shard of 1 MB samples is assembled from eight chunks stays below one
+    sample's size, and the shard reads back as all the chunks' samples in order."""
     recipe = frame_recipe(tmp_path)
     plan = plan_for(recipe)
     chunks = _chunk_store(tmp_path, recipe, plan)
@@ -152,7 +153,9 @@ def test_assembling_a_shard_streams_its_chunks_one_sample_at_a_time(tmp_path):
     finally:
         tracemalloc.stop()
     assert receipt.samples == 16 and receipt.bytes > 16 * sample_bytes
-    assert peak < 3 * sample_bytes, f"assembly peaked at {peak / 2**20:.1f} MiB"
+    contents = inspect_shard(chunks.store.file(paths.shard_name(0)))
+    assert list(contents.fields) == [f"s{chunk}{index}" for chunk in range(8) for index in range(2)]
+    assert peak < sample_bytes, f"assembly peaked at {peak / 2**20:.1f} MiB"
 
 
 KILLED_BUILD = textwrap.dedent("""

@@ -7,10 +7,12 @@ gives): its rejected log, its samples as a tar, then its ``ChunkReceipt``, last,
 as done and holds the hashes of the other two. Only the receipt goes back to the driver.
 
 Once every chunk of a shard is there, the shard is assembled by streaming (``ChunkStore.assemble``):
-the chunks' tars are read in plan order, one sample at a time, into the shard's tar; their rejected
-logs are concatenated into the shard's and their stats merged. Chunk ``i`` holds keys before chunk
-``i + 1`` and each chunk is sorted by key, so this gives the bytes of the shard written whole from the
-merged samples. The chunk files are deleted only once the shard is in place (renamed, or copied to its
+the members of the chunks' tars are copied in plan order, a block at a time and never decoded, into
+the shard's tar (``shards.join_archives_to``); their rejected logs are concatenated into the shard's
+and their stats merged. Chunk ``i`` holds keys before chunk ``i + 1``, each chunk is sorted by key and
+a tar member's bytes do not depend on where it lies, so this gives the bytes of the shard written
+whole from the merged samples, and whoever assembles holds no sample (nor loads the tar writer's
+libraries: joining is a byte copy). The chunk files are deleted only once the shard is in place (renamed, or copied to its
 key): they are posedive's own build state, and nothing but those names is ever deleted.
 
 A restarted build keeps every chunk whose receipt is this recipe's and this plan's, names exactly the
@@ -23,14 +25,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO, Sequence
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import paths
 from ..plan import Plan, WorkUnit
 from ..release import ShardStats, StageTotals, UnreadableImage
-from ..shards import iter_shard_samples, write_samples_to, write_shard_to
+from ..shards import archive_end, join_archives_to, write_samples_to
 from ..storage import Store
 from .progress import UnitEvent
 from .receipt import ShardReceipt, rejected_jsonl
@@ -38,7 +40,7 @@ from .shard_job import ShardResult
 
 logger = logging.getLogger(__name__)
 
-COPY_BLOCK = 1 << 20
+COPY_BLOCK = 1 << 18
 
 
 class ChunkReceipt(BaseModel):
@@ -57,6 +59,8 @@ class ChunkReceipt(BaseModel):
     samples: int
     sha256: str
     bytes: int
+    members_bytes: int
+    """The bytes the tar's members take (the tar less its end-of-archive): what assembly copies."""
     rejected: int
     rejected_sha256: str
     rejected_bytes: int
@@ -109,6 +113,7 @@ class ChunkStore:
         receipt = ChunkReceipt(shard=shard, chunk=chunk, chunks=chunks, recipe_hash=self.recipe_hash,
                                plan_hash=self.plan_hash, unit_keys=[unit.key for unit in units],
                                samples=len(result.samples), sha256=samples.sha256, bytes=samples.bytes,
+                               members_bytes=samples.members_bytes,
                                rejected=len(result.rejected), rejected_sha256=rejected.sha256,
                                rejected_bytes=rejected.bytes, stats=result.stats, events=list(result.events))
         self.store.write_text(receipt_name, receipt.model_dump_json() + "\n")
@@ -126,6 +131,8 @@ class ChunkStore:
         if (receipt.recipe_hash, receipt.plan_hash) != (self.recipe_hash, self.plan_hash) \
                 or (receipt.shard, receipt.chunk) != (shard, chunk) or receipt.unit_keys != [u.key for u in units]:
             return ChunkCheck(reason="other-plan")
+        if receipt.bytes != receipt.members_bytes + len(archive_end(receipt.members_bytes)):
+            return ChunkCheck(reason="unreadable")
         for relpath, size, sha256 in ((samples_name, receipt.bytes, receipt.sha256),
                                       (rejected_name, receipt.rejected_bytes, receipt.rejected_sha256)):
             if not self.store.is_file(relpath):
@@ -178,7 +185,8 @@ class ChunkStore:
         self.store.write_with(paths.rejected_name(shard), lambda handle: self._concatenate(handle, [f[0] for f in files]))
         stats = merge_stats([receipt.stats for receipt in receipts])
         self.store.write_text(paths.shard_stats_name(shard), stats.model_dump_json(indent=2) + "\n")
-        written = write_shard_to(self.store, shard, self._samples([f[1] for f in files]))
+        written = join_archives_to(self.store, paths.shard_name(shard),
+                                   [(f[1], receipt.members_bytes) for f, receipt in zip(files, receipts)])
         # The shard is in place: its chunks are no longer needed.
         self.remove(shard, [receipt.chunk for receipt in receipts])
         return ShardReceipt(shard=shard, name=paths.shard_name(shard), samples=sum(r.samples for r in receipts),
@@ -201,10 +209,6 @@ class ChunkStore:
             if count > 1 and any(relpath.rsplit("/", 1)[-1] in present
                                  for chunk in range(count) for relpath in paths.chunk_files(shard, chunk)):
                 self.remove(shard, range(count))
-
-    def _samples(self, relpaths: Sequence[str]) -> Iterator[dict]:
-        for relpath in relpaths:
-            yield from iter_shard_samples(self.store.file(relpath))
 
     def _concatenate(self, handle: BinaryIO, relpaths: Sequence[str]) -> None:
         for relpath in relpaths:
