@@ -18,7 +18,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("release", help="release folder holding manifest.json")
+    parser.add_argument("release", help="release folder holding manifest.json, or its URL (s3://..., any fsspec URL)")
     parser.add_argument("--repo", default=None, help="dataset repo ORG/NAME (default: the recipe's output.hub_repo)")
     parser.add_argument("--public", action="store_true", help="publish publicly (default: private; an existing public repo is refused)")
     parser.add_argument("--revision", default="main", help="branch to commit to")

@@ -65,6 +65,11 @@ class OutputError(PosediveError, OSError):
     permission, a file name whose extension the writer does not know)."""
 
 
+class StorageAccessError(PosediveError, OSError):
+    """A release location at a URL could not be read: no credentials, credentials refused, an endpoint
+    that cannot be reached, or a URL fsspec cannot open."""
+
+
 class FormatError(PosediveError, ValueError):
     """A file on disk was written in a format (or format version) this posedive cannot read."""
 

@@ -116,22 +116,23 @@ def version_tag(version: str) -> str:
 
 
 def read_hub_record(release_dir: Path | str) -> HubRecord | None:
-    """The ``hub.json`` of a release, or ``None`` if it was never pushed."""
-    record_path = Path(release_dir) / HUB_RECORD
-    if not record_path.is_file():
+    """The ``hub.json`` of a release (a folder or an fsspec URL), or ``None`` if it was never pushed."""
+    from .storage import open_store
+
+    store = open_store(release_dir)
+    if not store.is_file(HUB_RECORD):
         return None
-    return formats.read_json(formats.HUB_RECORD, record_path, HubRecord)
+    return formats.read_json(formats.HUB_RECORD, store.file(HUB_RECORD), HubRecord)
 
 
-def _write_hub_record(release: "Release", push: PushRecord) -> Path:
-    from .files import atomic_write_text
-
-    record = read_hub_record(release.root) or HubRecord(name=release.manifest.name, version=release.manifest.version)
+def _write_hub_record(release: "Release", push: PushRecord) -> str:
+    """Record the push in ``hub.json`` beside the manifest (in the store, for a remote release)."""
+    store = release.store
+    record = read_hub_record(store.location) or HubRecord(name=release.manifest.name, version=release.manifest.version)
     kept = [p for p in record.pushes if (p.endpoint, p.repo_id, p.tag) != (push.endpoint, push.repo_id, push.tag)]
     record.pushes = [*kept, push]
-    target = release.root / HUB_RECORD
-    atomic_write_text(target, record.model_dump_json(indent=2) + "\n")
-    return target
+    store.write_text(HUB_RECORD, record.model_dump_json(indent=2) + "\n")
+    return store.url(HUB_RECORD)
 
 
 def _hash_file(path: Path) -> tuple[str, str]:
@@ -145,12 +146,13 @@ def _hash_file(path: Path) -> tuple[str, str]:
     return sha256.hexdigest(), sha1.hexdigest()
 
 
-def _local_files(release: "Release") -> dict[str, _LocalFile]:
+def _local_files(release: "Release", root: Path) -> dict[str, _LocalFile]:
+    """The release's files in the local folder ``root`` (the release's own, or its staged copy)."""
     files: dict[str, _LocalFile] = {}
     for relpath, entry in release.files().items():
-        path = release.root / relpath
+        path = root / relpath
         if not path.is_file():
-            raise PathNotFound(f"{path}: listed in {release.root / paths.MANIFEST} but missing",
+            raise PathNotFound(f"{path}: listed in {root / paths.MANIFEST} but missing",
                                hint="rebuild the release with `posedive build RECIPE`")
         if path.stat().st_size != entry.bytes:
             raise ReleaseError(f"{path}: {path.stat().st_size} bytes but the manifest says {entry.bytes}; the "
@@ -283,7 +285,7 @@ def recipe_hub_repo(release: "Release") -> str | None:
 
     from .recipe import check_hub_repo
 
-    path = release.root / paths.RECIPE
+    path = release.store.file(paths.RECIPE)
     if not path.is_file():
         return None
     try:
@@ -323,6 +325,7 @@ def push_release(
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     from .release import Release
+    from .release.staging import staged_copy
 
     if repo_id is not None and (repo_id.count("/") != 1 or not all(repo_id.split("/"))):
         raise InputError(f"repo id {repo_id!r} must be ORG/NAME", hint="e.g. --repo my-lab/market1501-posedive")
@@ -330,10 +333,11 @@ def push_release(
         raise InputError("max_commit_bytes and max_commit_files must be at least 1",
                          hint="give --commit-mb and --commit-files of 1 or more")
     release = release if isinstance(release, Release) else Release.open(release)
+    location = release.store.url("")
     recipe_repo = recipe_hub_repo(release)
     if repo_id is None:
         if recipe_repo is None:
-            raise InputError(f"{release.root}: no dataset repo to push to (neither --repo nor the recipe's "
+            raise InputError(f"{location}: no dataset repo to push to (neither --repo nor the recipe's "
                              f"output.hub_repo names one)",
                              hint="pass --repo ORG/NAME, or build the release from a recipe that sets "
                              "output.hub_repo: ORG/NAME (its card then names it)")
@@ -343,7 +347,8 @@ def push_release(
                        "%s", repo_id, recipe_repo, recipe_repo)
     manifest = release.manifest
     tag = version_tag(manifest.version)
-    local = _local_files(release)
+    # The Hub client uploads files by path: a remote release is copied (and checked) into posedive's cache first.
+    local = _local_files(release, release.root if release.root is not None else staged_copy(release))
     comparer = _Comparer()
     api = HfApi(endpoint=endpoint, token=token)
     logger.info("pushing %s %s (%d files, %d bytes) to %s/datasets/%s", manifest.name, manifest.version, len(local),
@@ -428,7 +433,7 @@ def push_release(
     # 4. Check what a user of the tag will download.
     problems = _differences(local, _remote_tree(api, repo_id, tag), comparer)
     if problems:
-        raise HubVerificationError(f"{repo_id}@{tag} does not match {release.root / paths.MANIFEST}: "
+        raise HubVerificationError(f"{repo_id}@{tag} does not match {release.store.url(paths.MANIFEST)}: "
                                    f"{'; '.join(problems[:5])}")
     push = PushRecord(
         endpoint=api.endpoint, repo_id=repo_id, branch=branch, tag=tag, commit_sha=head, private=bool(info.private),

@@ -17,13 +17,14 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import PlanError
 from .recipe import Recipe
+from .seed_draws import Draw, Integers, Uniform, draw_each
 from .sources import SourceIndex
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")  # WebDataset splits keys at the first dot: no dots
@@ -117,52 +118,107 @@ def unit_key(pid: int, index: int) -> str:
 # it before any ``model_copy(update=...)`` changes it.
 _ATTEMPT_FIELDS = set(Attempt.model_fields)
 _UNIT_FIELDS = set(WorkUnit.model_fields)
+_ROUND_DIGITS = 4
+_ROUND_SCALE = 10.0**_ROUND_DIGITS
 
 
-def _draw_attempt(recipe: Recipe, key: str, index: int, references: list[str], pose_ids: list[str],
-                  recipe_hash: str | None = None) -> Attempt:
-    # A plan of a million-image source draws millions of attempts: the caller passes the recipe's hash
-    # once, and the attempt is built without re-validating values made right here.
-    rng = np.random.default_rng(derive_seed(recipe_hash or recipe.hash, key, index))
-    elevation = recipe.viewpoint.elevation_deg
-    azimuth = recipe.viewpoint.azimuth_deg
-    return Attempt.model_construct(
-        _fields_set=_ATTEMPT_FIELDS,
-        index=index,
-        reference=references[int(rng.integers(len(references)))],
-        pose_id=pose_ids[int(rng.integers(len(pose_ids)))],
-        # Rounded so that the plan's JSON, the gallery's cache keys and the provenance agree exactly.
-        elevation_deg=round(float(rng.uniform(*elevation)), 4),
-        azimuth_deg=round(float(rng.uniform(*azimuth)) % 360.0, 4),
-        seed=int(rng.integers(0, 2**63 - 1)),
-    )
+def _restorer(model: type[BaseModel], fields_set: set[str]) -> Callable[[dict], BaseModel]:
+    """Builds a ``model`` from a dict of all its fields, made right here (so not validated): the four
+    slots ``model_construct`` sets, set directly. A plan makes millions, and this costs half of what
+    ``model_construct`` does (which looks up defaults and aliases for every field)."""
+    new, set_slot = object.__new__, object.__setattr__
+
+    def restore(values: dict) -> BaseModel:
+        instance = new(model)
+        set_slot(instance, "__dict__", values)
+        set_slot(instance, "__pydantic_fields_set__", fields_set)
+        set_slot(instance, "__pydantic_extra__", None)
+        set_slot(instance, "__pydantic_private__", None)
+        return instance
+
+    return restore
+
+
+def attempt_draws(recipe: Recipe, reference_counts: np.ndarray, pose_count: int) -> list[Draw]:
+    """What each attempt draws from ``default_rng(its seed)``, in order: its reference (one bound per
+    attempt: its identity's image count), its pose, its elevation, its azimuth and its generation seed."""
+    return [Integers(reference_counts), Integers(pose_count), Uniform(*recipe.viewpoint.elevation_deg),
+            Uniform(*recipe.viewpoint.azimuth_deg), Integers(2**63 - 1)]
+
+
+def attempt_seeds(recipe_hash: str, keys: list[str], attempts_per_unit: int) -> np.ndarray:
+    """``derive_seed(recipe_hash, key, k)`` for every key and attempt ``k`` (key-major), hashed from
+    copies of the shared prefix's sha256 state: the same digests, without re-hashing the prefix."""
+    # derive_seed hashes json.dumps([recipe_hash, key, str(k)]): the JSON text, cut where the parts change.
+    prefix = hashlib.sha256(("[" + json.dumps(recipe_hash) + ", ").encode())
+    endings = [(", " + json.dumps(str(k)) + "]").encode() for k in range(attempts_per_unit)]
+    digests = bytearray()
+    for key in keys:
+        unit = prefix.copy()
+        unit.update(json.dumps(key).encode())
+        for ending in endings:
+            attempt = unit.copy()
+            attempt.update(ending)
+            digests += attempt.digest()[:8]
+    return np.frombuffer(bytes(digests), dtype=">u8").astype(np.uint64) >> np.uint64(1)
+
+
+def round_each(values: np.ndarray) -> list[float]:
+    """``[round(v, 4) for v in values]``, exactly, without a Python ``round`` per value.
+
+    Python rounds to the double nearest the correctly rounded decimal. Where ``v * 10**4``, computed in
+    floating point, is not within 1e-6 of a half, its nearest integer ``m`` is the exact value's
+    (the product's error is far below 1e-6 at these magnitudes), and ``m / 10**4``, a division of exact
+    doubles, is correctly rounded too: the same double. The other values go through ``round``."""
+    scaled = values * _ROUND_SCALE
+    result = np.rint(scaled) / _ROUND_SCALE
+    doubtful = (np.abs(scaled - np.floor(scaled) - 0.5) <= 1e-6) | ~(np.abs(scaled) < 2.0**31)
+    rounded = result.tolist()
+    for position in np.flatnonzero(doubtful).tolist():
+        rounded[position] = round(float(values[position]), _ROUND_DIGITS)
+    return rounded
 
 
 def make_plan(recipe: Recipe, source: SourceIndex, pose_ids: Iterable[str]) -> Plan:
     """Every identity of the source's training split gets ``images_per_pid`` units (paper 4.1:
-    for each PID, a random instance paired with a random target condition, the same number per PID)."""
+    for each PID, a random instance paired with a random target condition, the same number per PID).
+
+    Attempt ``k`` of the unit ``key`` draws from ``np.random.default_rng(derive_seed(recipe hash, key,
+    k))``; all attempts are drawn at once (``posedive.seed_draws``), with the values numpy gives."""
     pose_ids = sorted(pose_ids)
     if not pose_ids:
         raise PlanError("the pose bank is empty: nothing to plan")
     by_pid = source.train_by_pid()
     if not by_pid:
         raise PlanError(f"source {source.root} has no training images: nothing to plan")
-    drawn: list[tuple[str, int, list[Attempt]]] = []
-    recipe_hash = recipe.hash
+    references: list[str] = []  # every identity's references, one after the other
+    units: list[tuple[str, int, int, int]] = []  # key, pid, first reference, reference count
     for pid, records in by_pid.items():
-        references = [record.relpath for record in records]
-        for index in range(recipe.images_per_pid):
-            key = unit_key(pid, index)
-            attempts = [_draw_attempt(recipe, key, k, references, pose_ids, recipe_hash)
-                        for k in range(recipe.max_attempts_per_image)]
-            drawn.append((key, pid, attempts))
-    drawn.sort(key=lambda unit: unit[0])
+        first = len(references)
+        references.extend(record.relpath for record in records)
+        units.extend((unit_key(pid, index), pid, first, len(records)) for index in range(recipe.images_per_pid))
+    units.sort(key=lambda unit: unit[0])
+    keys = [unit[0] for unit in units]
+    per_unit = recipe.max_attempts_per_image
+    first_reference = np.repeat(np.array([unit[2] for unit in units], dtype=np.int64), per_unit)
+    reference_counts = np.repeat(np.array([unit[3] for unit in units], dtype=np.int64), per_unit)
+    reference, pose, elevation, azimuth, seed = draw_each(
+        attempt_seeds(recipe.hash, keys, per_unit), attempt_draws(recipe, reference_counts, len(pose_ids)))
+    # Rounded so that the plan's JSON, the gallery's cache keys and the provenance agree exactly.
+    attempts = zip(range(len(seed)), [references[i] for i in (first_reference + reference).tolist()],
+                   [pose_ids[i] for i in pose.tolist()], round_each(elevation),
+                   round_each(np.remainder(azimuth, 360.0)), seed.tolist())
+    attempt = _restorer(Attempt, _ATTEMPT_FIELDS)
+    drawn = [attempt({"index": position % per_unit, "reference": ref, "pose_id": pose_id, "elevation_deg": elev,
+                      "azimuth_deg": azim, "seed": attempt_seed})
+             for position, ref, pose_id, elev, azim, attempt_seed in attempts]
     per_shard = recipe.output.samples_per_shard
-    units = [WorkUnit.model_construct(_fields_set=_UNIT_FIELDS, key=key, pid=pid, shard=position // per_shard,
-                                      attempts=attempts)
-             for position, (key, pid, attempts) in enumerate(drawn)]
-    num_shards = (len(units) + per_shard - 1) // per_shard
-    return Plan(recipe_hash=recipe.hash, num_shards=num_shards, units=units,
+    unit = _restorer(WorkUnit, _UNIT_FIELDS)
+    plan_units = [unit({"key": key, "pid": pid, "shard": position // per_shard,
+                        "attempts": drawn[position * per_unit:(position + 1) * per_unit]})
+                  for position, (key, pid, _, _) in enumerate(units)]
+    num_shards = (len(plan_units) + per_shard - 1) // per_shard
+    return Plan(recipe_hash=recipe.hash, num_shards=num_shards, units=plan_units,
                 units_per_chunk=recipe.output.units_per_chunk)
 
 

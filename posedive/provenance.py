@@ -72,6 +72,8 @@ class SampleProvenance(_Record):
     attempt: int
     filter: FilterRecord
     identity: IdentitySimilarity | None = None  # None: the generator measures none (or built before it was recorded)
+    # The recipe's quality.reid_encoder's similarity (a Re-ID model's view, whatever the generator); None: not asked for.
+    reid_identity: IdentitySimilarity | None = None
     generator: GeneratorInfo
     recipe_hash: str
     plan_hash: str
@@ -97,6 +99,7 @@ def provenance_features():
         "attempt": i64,
         "filter": {"estimator": text, "reference": stage, "target": stage, "generated": stage},
         "identity": {"encoder": text, "cosine": f32},
+        "reid_identity": {"encoder": text, "cosine": f32},
         "generator": {"id": text, "revision": text, "sha256": text, "description": text, "conditions": text,
                       "family": text, "condition_maps": List(text)},
         "recipe_hash": text,

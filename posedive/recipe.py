@@ -35,6 +35,7 @@ FIELDS_ADDED_LATER: dict[tuple[str, str], object] = {
     ("generator", "family"): "posedive",
     ("output", "hub_repo"): None,
     ("output", "units_per_chunk"): None,
+    ("quality", "reid_encoder"): None,
 }
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$")
@@ -413,6 +414,22 @@ class GeneratorConfig(_Strict):
         return candidate.is_absolute() or self.weights.startswith((".", "/")) or (base_dir / candidate).exists()
 
 
+class QualityConfig(_Strict):
+    """What the quality report measures beyond the filter and the generator's own identity encoder."""
+
+    reid_encoder: str | None = Field(
+        None, description="a TransReID encoder (a released transformer_20.pth, a posedive TransReID or identity-encoder "
+        "folder, or a Hub id ORG/NAME@REVISION of one): every sample then also records the cosine of its and its "
+        "reference's Re-ID features; null: none")
+
+    @field_validator("reid_encoder")
+    @classmethod
+    def _source(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or v.startswith("@") or v.endswith("@")):
+            raise ValueError("must be PATH or HUB_ID[@REVISION], e.g. yuanc3/Pose2ID@<commit>")
+        return v
+
+
 class OutputConfig(_Strict):
     # A local folder, or an fsspec URL (``s3://bucket/releases``) that workers write shards to directly.
     dir: Path | str = Path("releases")
@@ -460,6 +477,7 @@ class Recipe(_Strict):
     filter: FilterConfig = Field(default_factory=FilterConfig)
     generator: GeneratorConfig
     output: OutputConfig = Field(default_factory=OutputConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source_file: Path | None = PrivateAttr(default=None)
@@ -501,8 +519,9 @@ class Recipe(_Strict):
 
     @property
     def release_dir(self) -> Path:
-        """The release's local folder; for a remote release (``output.dir`` a URL), the local folder
-        that holds the driver's own build state for it (claims), under the recipe's folder."""
+        """The release's local folder; for a remote release (``output.dir`` a URL), a local folder under
+        the recipe's folder for what the driver keeps here (coverage reports); its build state (lock,
+        claims) lives in the store beside the release."""
         if is_url(self.output.dir):
             return self._base_dir / ".posedive-remote" / _url_folder(str(self.output.dir)) / self.name / self.version
         return self.resolve(self.output.dir) / self.name / self.version
@@ -522,6 +541,8 @@ class Recipe(_Strict):
         for (section, field), default in FIELDS_ADDED_LATER.items():
             if data[section][field] == default:  # a recipe written before the field existed keeps its hash
                 data[section].pop(field)
+        if not data["quality"]:  # a section added later, all at its defaults
+            data.pop("quality")
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -560,6 +581,9 @@ class Recipe(_Strict):
                     problems.append(f"poses.paths[{index}]: {self.resolve(path)} does not exist")
         if self.generator.is_local(self._base_dir) and not self.resolve(self.generator.weights).exists():
             problems.append(f"generator.weights: {self.resolve(self.generator.weights)} does not exist")
+        reid = self.quality.reid_encoder
+        if reid is not None and reid.startswith((".", "/", "~")) and not self.resolve(reid).exists():
+            problems.append(f"quality.reid_encoder: {self.resolve(reid)} does not exist")
         return problems
 
 

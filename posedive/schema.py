@@ -198,7 +198,8 @@ class GeneratorInfo(_Frozen):
 
 
 class IdentitySimilarity(_Frozen):
-    """How much a generated image looks like its reference to the generator's own identity encoder."""
+    """How much a generated image looks like its reference to an identity encoder: the generator's own
+    (provenance ``identity``) or the recipe's Re-ID encoder (``reid_identity``)."""
 
     encoder: str = Field(description="the identity encoder's kind, e.g. clip-image-embedding")
     cosine: float = Field(description="cosine of the encoder's features of the generated image and of its reference")

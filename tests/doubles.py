@@ -131,6 +131,20 @@ class SeedRecordingGenerator(DoubleGenerator):
         return super().generate(requests)
 
 
+class StagesWithRecipeReid:
+    """The doubles plus the Re-ID encoder the recipe names (``quality.reid_encoder``), made in each worker."""
+
+    def __init__(self, recipe) -> None:
+        self.recipe = recipe
+
+    def __call__(self):
+        import dataclasses
+
+        from posedive.builder.stages import load_reid
+
+        return dataclasses.replace(double_stages(), reid=load_reid(self.recipe))
+
+
 class BatchSensitiveGenerator(DoubleGenerator):
     """Like ``DoubleGenerator``, but every image's brightness shifts with the size of the batch it came
     in, as a generator whose last bits depend on the batch would: two builds agree only if they send

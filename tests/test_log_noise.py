@@ -14,7 +14,7 @@ RECIPE = "recipes/demo.yaml"
 
 @pytest.fixture
 def clean_logging(monkeypatch):
-    for name in {**_noise.NATIVE_LOG_VARIABLES, **_noise.PROGRESS_BAR_VARIABLES}:
+    for name in {**_noise.NATIVE_LOG_VARIABLES, **_noise.QUIET_LIBRARY_VARIABLES, **_noise.PROGRESS_BAR_VARIABLES}:
         monkeypatch.delenv(name, raising=False)
     loggers = [logging.getLogger(name) for name in (*_noise.CHATTY_LOGGERS, *_noise.SILENT_LOGGERS)]
     levels = [logger.level for logger in loggers]

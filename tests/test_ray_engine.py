@@ -252,6 +252,27 @@ def test_a_real_cpu_generator_gives_the_same_pixels_in_ray_workers(cluster, tmp_
     assert manifest_of(remote) == manifest_of(local)
 
 
+def test_a_recipes_reid_encoder_gives_the_local_manifest_in_ray_shard_workers(cluster, tmp_path):
+    """The Re-ID features are computed where the shard is built, on one CPU thread: the same numbers in a
+    Ray shard worker (threads as reserved) as in a local build."""
+    pytest.importorskip("diffusers")
+    from doubles import StagesWithRecipeReid
+
+    from posedive.generation.identity import TransReIDViT, convert_transreid
+    from posedive.generation.state_dicts import read_state_dict
+
+    state = read_state_dict(TESTS / "fixtures" / "upstream" / "transreid" / "transformer_20.pth")
+    convert_transreid(state, {"num_heads": 2}).build(TransReIDViT).save_pretrained(tmp_path / "transreid")
+    overrides = {"quality": {"reid_encoder": str(tmp_path / "transreid")}}
+    local = frame_recipe(tmp_path / "local", **overrides)
+    build_release(local, stages=StagesWithRecipeReid(local)(), show_progress=False)
+    assert local.release_dir.joinpath(paths.MANIFEST).read_text().count("transreid from") >= 1
+    remote = frame_recipe(tmp_path / "ray", **overrides)
+    engine = RayEngine(stages_factory=StagesWithRecipeReid(remote))
+    build_release(remote, stages=double_stages(), engine=engine, show_progress=False)
+    assert manifest_of(remote) == manifest_of(local)
+
+
 def test_each_worker_runs_as_many_threads_as_the_cpus_it_reserves(cluster, tmp_path, monkeypatch):
     """The driver's own thread settings do not leak into the actors: a shard worker (1 CPU) and a
     generation actor (``generator_num_cpus``) each run their reservation's threads."""

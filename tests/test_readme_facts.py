@@ -50,6 +50,10 @@ def test_planning_figures_follow_from_their_benchmark():
     assert f"peaks at {planning['peak_rss_gib']:.2f} GiB" in paragraph
     assert f"{round(planning['read_source_s'])} s to read the names" in paragraph
     assert f"{round(planning['make_plan_s'])} s to draw" in paragraph
+    assert f"{planning['read_source_cpu_s']:.1f} s of CPU to read the names" in paragraph
+    assert f"{planning['make_plan_cpu_s']:.1f} s of CPU to draw" in paragraph
+    load = planning["machine"]
+    assert f"load average of {load['load_average_1min_before']:.0f}-{load['load_average_1min_after']:.0f}" in paragraph
 
 
 def _listed(values: list[str]) -> str:

@@ -31,6 +31,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("schema",),
     ("provenance",),
     ("parallel",),
+    ("native_output",),  # other libraries' native chatter on fd 2, filtered
+    ("seed_draws",),  # numpy's seeded draws for many seeds at once
     ("geometry", "pose"),  # rotations and cameras; pose estimation
     ("body",),  # parametric body models
     ("fitting",),  # body fitting to estimated 2D poses

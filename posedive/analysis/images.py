@@ -18,6 +18,7 @@ import contextlib
 import functools
 import io
 import logging
+import tarfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 from ..errors import InputError, ReleaseError
 from ..parallel import Backend, Emit, InProcess, LocalProcesses
 from ..pose.cache import PoseCache, PoseRecord, content_key
+from ..storage import StoreFile
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,22 @@ class TarMember:
     """An image stored as member ``name`` of the tar file ``shard``: its bytes are the ``size`` bytes at
     ``offset`` (``tarfile.TarInfo.offset_data``) of the (decompressed) tar stream."""
 
-    shard: Path
+    shard: "Path | StoreFile"  # a local file, or a remote release's (read through fsspec, with seeks)
     name: str
     offset: int
     size: int
+
+
+@contextlib.contextmanager
+def open_tar(shard: "Path | StoreFile") -> Iterator[tarfile.TarFile]:
+    """A shard opened for random access: a local file by name, a remote one through its store's file
+    object (fsspec reads ahead in blocks, so seeking from header to header costs few requests)."""
+    if isinstance(shard, StoreFile):
+        with shard.open("rb") as handle, tarfile.open(fileobj=handle) as tar:
+            yield tar
+    else:
+        with tarfile.open(shard) as tar:
+            yield tar
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +78,6 @@ class ImageItem:
 def load_images(items: Sequence[ImageItem]) -> list[bytes]:
     """The encoded bytes of ``items``, in order: held bytes as they are, image files read, tar members
     read from their shard (opened once per call, members read in file order)."""
-    import tarfile
-
     data: list[bytes | None] = [item.data for item in items]
     by_shard: dict[Path, list[tuple[int, TarMember]]] = {}
     for i, item in enumerate(items):
@@ -74,7 +86,7 @@ def load_images(items: Sequence[ImageItem]) -> list[bytes]:
         elif item.location is not None:
             data[i] = Path(item.location).read_bytes()
     for shard, members in by_shard.items():
-        with tarfile.open(shard) as tar:
+        with open_tar(shard) as tar:
             stream = tar.fileobj  # the plain file, or the decompressed stream of a compressed tar
             for i, member in sorted(members, key=lambda pair: pair[1].offset):
                 stream.seek(member.offset)

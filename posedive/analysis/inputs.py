@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from ..errors import InputError, PathNotFound, ReleaseError, SourceError
-from .images import ImageItem, TarMember
+from ..storage import StoreFile, is_url
+from .images import ImageItem, TarMember, open_tar
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ SplitChoice = Literal["train", "query", "gallery", "all"]
 class StatsInput:
     name: str
     kind: Literal["source", "release"]
-    location: Path
+    location: Path | str  # a folder, or the URL of a remote release
     items: list[ImageItem]
 
 
@@ -48,8 +49,13 @@ def _source_items(config, base_dir: Path | None, split: SplitChoice) -> tuple[st
     return index.dataset, Path(index.root), items
 
 
-def _shard_paths(folder: Path) -> list[Path]:
+def _shard_paths(folder: "Path | str") -> "list[Path | StoreFile]":
     from ..paths import SHARD_GLOB
+
+    if is_url(folder):  # a remote release: the shards its manifest lists, read from its store
+        from ..release import Release
+
+        return Release.open(str(folder)).shard_paths()
 
     release_shards = sorted(folder.glob(SHARD_GLOB))
     if release_shards:
@@ -85,12 +91,11 @@ def _shard_samples(shard: Path) -> Iterator[dict]:
     ``__*__`` metadata skipped, key = name up to the first dot of its base name, lower-case suffixes):
     the ``json`` field read, every other field a ``TarMember`` whose bytes stay in the shard."""
     import re
-    import tarfile
 
     from webdataset.tariterators import group_by_keys
 
     def members() -> Iterator[dict]:
-        with tarfile.open(shard) as tar:  # random access: iterating reads headers and seeks past data
+        with open_tar(shard) as tar:  # random access: iterating reads headers and seeks past data
             for info in tar:
                 name = info.name
                 if not info.isreg() or re.match(r"__[^/]*__($|/)", name):
@@ -104,7 +109,7 @@ def _shard_samples(shard: Path) -> Iterator[dict]:
     return group_by_keys(members())
 
 
-def release_items(folder: Path) -> list[ImageItem]:
+def release_items(folder: "Path | str") -> list[ImageItem]:
     """Every sample image of the WebDataset shards under ``folder``, in shard and key order; the
     images themselves are not read (each item's ``location`` is its ``TarMember``)."""
     shards = _shard_paths(folder)
@@ -128,8 +133,11 @@ def release_items(folder: Path) -> list[ImageItem]:
     return items
 
 
-def resolve_input(path: Path, format: str | None = None, split: SplitChoice = "train") -> StatsInput:
-    """A recipe, a source folder or a release folder -> the images to analyse."""
+def resolve_input(path: Path | str, format: str | None = None, split: SplitChoice = "train") -> StatsInput:
+    """A recipe, a source folder, a release folder or a release's URL -> the images to analyse."""
+    if is_url(path):
+        url = str(path).rstrip("/")
+        return StatsInput(name=url.rsplit("/", 1)[-1], kind="release", location=url, items=release_items(url))
     path = Path(path)
     if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
         from ..recipe import load_recipe

@@ -15,7 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import formats, paths
 from ..pose.cache import PoseCache, PoseRecord
+from ..storage import is_url
 from .embedding import EMBEDDING_DIM, PosePCA, fit_pca, pose_embedding
 from .images import ImageItem, analyse_items, estimator_settings
 from .inputs import StatsInput
@@ -147,7 +148,10 @@ def embed_records(records: Sequence[PoseRecord]) -> np.ndarray:
 
 def _display_name(stats_input: StatsInput) -> str:
     """A release folder is ``<name>/<version>``; name it by both."""
-    location = Path(stats_input.location).resolve()
+    if is_url(stats_input.location):  # <url>/<name>/<version>
+        location = PurePosixPath(str(stats_input.location).split("://", 1)[1])
+    else:
+        location = Path(stats_input.location).resolve()
     if stats_input.kind == "release" and re.fullmatch(r"\d+\.\d+\.\d+\S*", location.name):
         return f"{location.parent.name} {location.name}"
     return stats_input.name

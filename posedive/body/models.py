@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import PathNotFound, RecipeError, StageUnavailable
 from ..geometry.rotations import SMPL_JOINTS, SMPL_PARENTS, local_to_global, pose_to_local_matrices, rotation_between
+from ..native_output import filtered_native_output, quiet_warp
 from ..schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS
 from .parts import anny_bone_parts, vertex_parts_from_sparse_weights, vertex_parts_from_weights
 from .shape import ANNY_PHENOTYPES, AnnyPhenotype, smpl_beta_labels
@@ -182,13 +183,16 @@ class AnnyBody:
     shape_labels = ANNY_PHENOTYPES
 
     def __init__(self, gender: Gender = "neutral", phenotype: AnnyPhenotype | ShapeValues | None = None) -> None:
-        import anny
         import torch
 
         self._torch = torch
         self.gender = gender
         logger.debug("loading the anny body model (the first use builds anny's cache, about a minute)")
-        self.model = anny.Anny()
+        quiet_warp()
+        with filtered_native_output():  # anny initialises Warp, whose driver probe writes to fd 2
+            import anny
+
+            self.model = anny.Anny()
         self.model.eval()
         if tuple(self.model.phenotype_labels) != ANNY_PHENOTYPES:
             labels = self.model.phenotype_labels

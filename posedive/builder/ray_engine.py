@@ -234,7 +234,7 @@ class RayShardWorker:
         made = self.stages_factory()
         if isinstance(made, BuildStages):
             close_stage(made.generator)  # a generator made here is not used: the generation actors generate
-        stages = BuildStages(conditions=made.conditions, estimator=made.estimator, shapes=made.shapes,
+        stages = BuildStages(conditions=made.conditions, estimator=made.estimator, shapes=made.shapes, reid=made.reid,
                              generator=remote_generator(self.generation, self.generator_info, self.identity_encoder))
         return ShardWorker(BuildContext(recipe=self.recipe, source=self.source, stages=stages, plan_hash=self.plan_hash),
                            self.chunks)

@@ -35,6 +35,7 @@ from ..plan import Plan, make_plan, part_shards
 from ..recipe import Recipe
 from ..release import Manifest, ReleaseError, read_manifest
 from ..release.finalize import finalize_release
+from ..release.remote import check_store_access
 from ..release.shard_check import ShardCheck, ShardChecker, ShardRejection, ShardStages, agreed_stages, move_aside
 from ..schema import ConditionRenderer
 from ..sources import SourceIndex, read_source
@@ -44,6 +45,7 @@ from .engine import LocalEngine, ShardEngine, chunk_store, release_store
 from .progress import BuildProgress
 from .receipt import ShardReceipt
 from .stages import BuildStages, load_conditions, load_stages
+from .store_claims import StoreShardClaim, claim_store_shards
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ def check_release_folder(recipe: Recipe) -> Manifest | None:
     """Refuse to mix recipes in one release folder, and to build in a folder that is not a release;
     return the manifest of a finished release."""
     store = release_store(recipe)
+    check_store_access(store)  # a remote location's probes below would read a refused request as "no file"
     release_dir = store.url("")
     if store.is_file(paths.MANIFEST):
         manifest = read_manifest(store.file(paths.MANIFEST))
@@ -126,7 +129,15 @@ def check_release_folder(recipe: Recipe) -> Manifest | None:
     return None
 
 
-def _prepare_folder(recipe: Recipe, store: Store, plan: Plan, claim: ShardClaim) -> None:
+def _claim(recipe: Recipe, shards: Sequence[int], part: str | None) -> ShardClaim | StoreShardClaim:
+    """Claim the shards this build makes: a local release's claims are files held with ``flock``; a
+    remote release's are objects in its store, so that builds driven from other machines see them."""
+    if is_url(recipe.output.dir):
+        return claim_store_shards(release_store(recipe), shards, part=part)
+    return claim_shards(recipe.release_dir, shards, part=part)
+
+
+def _prepare_folder(recipe: Recipe, store: Store, plan: Plan, claim: ShardClaim | StoreShardClaim) -> None:
     store.write_text(paths.RECIPE_HASH_MARKER, recipe.hash + "\n")
     store.write_text(paths.RECIPE, recipe_text(recipe))
     store.write_bytes(paths.PLAN, plan.to_jsonl().encode())
@@ -201,7 +212,7 @@ class _Build:
                     self.built_stages[ShardStages(generator=receipt.stats.generator,
                                                   estimator=receipt.stats.estimator)] += 1
 
-    def finish(self, claim: ShardClaim) -> None:
+    def finish(self, claim: ShardClaim | StoreShardClaim) -> None:
         """Once every shard exists and no other build runs: check every shard, move aside and rebuild
         those that fail, then write the release."""
         every = range(self.plan.num_shards)
@@ -258,9 +269,8 @@ def build_release(
     if dry_run:
         return report
 
-    release_dir = recipe.release_dir
     wanted = part_shards(plan.num_shards, part)
-    with claim_shards(release_dir, wanted, part=f"{part[0]}/{part[1]}" if part else None) as claim:
+    with _claim(recipe, wanted, part=f"{part[0]}/{part[1]}" if part else None) as claim:
         store = release_store(recipe)
         _prepare_folder(recipe, store, plan, claim)
         run = _Build(recipe, plan, source, report, stages=stages, conditions=conditions, engine=engine,

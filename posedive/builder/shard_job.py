@@ -118,6 +118,7 @@ class BuildContext:
     unreadable: dict[str, str] = field(default_factory=dict)
     target_cache: dict[str, PoseEstimate] = field(default_factory=dict)
     identity_cache: dict[str, np.ndarray] = field(default_factory=dict)
+    reid_cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     body_shapes: dict[int, BodyShapeRecord | None] = field(default_factory=dict)
 
@@ -183,6 +184,21 @@ class BuildContext:
                                    cosine=cosine(self.identity_cache[c.attempt.reference], features))
                 for c, features in zip(batch, generated)]
 
+    def reid_similarities(self, batch: Sequence[_Targeted], images: Sequence[Image.Image]
+                          ) -> list[IdentitySimilarity | None]:
+        """Cosine of the recipe's Re-ID encoder's features of each generated image and of its reference
+        (each reference encoded once per build); ``None`` when the recipe names no Re-ID encoder."""
+        reid = self.stages.reid
+        if reid is None:
+            return [None] * len(batch)
+        todo = sorted({c.attempt.reference for c in batch if c.attempt.reference not in self.reid_cache})
+        if todo:
+            references = {c.attempt.reference: c.reference for c in batch}
+            self.reid_cache.update(zip(todo, reid.features([references[r] for r in todo])))
+        generated = reid.features(images)
+        return [IdentitySimilarity(encoder=reid.name, cosine=cosine(self.reid_cache[c.attempt.reference], features))
+                for c, features in zip(batch, generated)]
+
     def target_confidences(self, candidate: _Rendered) -> np.ndarray:
         return self.target_cache[candidate.conditions.condition_id].confidences
 
@@ -202,11 +218,13 @@ def _stage_scores(decision: FilterDecision, threshold: float) -> StageScores:
 
 
 def _rejection(candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str,
-               identity: IdentitySimilarity | None = None) -> RejectedAttempt:
+               identity: IdentitySimilarity | None = None, reid: IdentitySimilarity | None = None) -> RejectedAttempt:
     attempt = candidate.attempt
     scores: dict[str, float | None] = dict(decision.scores) if decision is not None else {}
     if identity is not None:
         scores["identity_cosine"] = identity.cosine
+    if reid is not None:
+        scores["reid_cosine"] = reid.cosine
     return RejectedAttempt(
         key=candidate.unit.key, pid=candidate.unit.pid, attempt=attempt.index, stage=stage, reason=reason,
         reference=attempt.reference, pose_id=attempt.pose_id, elevation_deg=attempt.elevation_deg,
@@ -226,7 +244,7 @@ def _fixed_shape(body: BodyParams) -> BodyShapeRecord:
 
 
 def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generated: FilterDecision,
-            identity: IdentitySimilarity | None) -> dict:
+            identity: IdentitySimilarity | None, reid: IdentitySimilarity | None = None) -> dict:
     recipe, record, conditions = ctx.recipe, candidate.record, candidate.conditions
     thresholds = recipe.filter
     provenance = SampleProvenance(
@@ -245,6 +263,7 @@ def _sample(ctx: BuildContext, candidate: _Targeted, image: Image.Image, generat
             generated=_stage_scores(generated, thresholds.tau_gen),
         ),
         identity=identity,
+        reid_identity=reid,
         generator=ctx.stages.generator.info,
         recipe_hash=recipe.hash,
         plan_hash=ctx.plan_hash,
@@ -280,9 +299,9 @@ class _ShardTally:
             self._on_event(event)
 
     def reject(self, candidate: _Try, decision: FilterDecision | None, stage: FilterStage, reason: str,
-               identity: IdentitySimilarity | None = None) -> None:
+               identity: IdentitySimilarity | None = None, reid: IdentitySimilarity | None = None) -> None:
         setattr(self.totals, f"{stage}_rejected", getattr(self.totals, f"{stage}_rejected") + 1)
-        self.rejected.append(_rejection(candidate, decision, stage, reason, identity))
+        self.rejected.append(_rejection(candidate, decision, stage, reason, identity, reid))
         self._emit(candidate.unit.key, "rejected", candidate.attempt.index)
 
     def unreadable_image(self, relpath: str, reason: str) -> None:
@@ -384,10 +403,11 @@ class ShardBuilder:
             )
             estimates = ctx.stages.estimator.estimate([np.asarray(image.convert("RGB")) for image in images])
             identities = ctx.identity_similarities(batch, images)
-            for candidate, image, estimate, identity in zip(batch, images, estimates, identities):
+            reids = ctx.reid_similarities(batch, images)
+            for candidate, image, estimate, identity, reid in zip(batch, images, estimates, identities, reids):
                 decision = generated_decision(estimate.confidences, ctx.target_confidences(candidate), ctx.recipe.filter)
                 if not decision.kept:
-                    tally.reject(candidate, decision, "generated", decision.reason, identity)
+                    tally.reject(candidate, decision, "generated", decision.reason, identity, reid)
                     continue
-                tally.accept(candidate, _sample(ctx, candidate, image, decision, identity))
+                tally.accept(candidate, _sample(ctx, candidate, image, decision, identity, reid))
 

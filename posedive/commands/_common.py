@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Iterator
 
 import typer
@@ -22,6 +23,18 @@ USER_ERRORS: tuple[type[BaseException], ...] = (PosediveError, ValidationError)
 
 # The exit status of an invalid model of the user's: the same as any other bad value.
 VALIDATION_EXIT_CODE = InputError.exit_code
+
+
+def release_location(text: str) -> "str | Path":
+    """A release argument as the command line gives it: an fsspec URL stays text (``Path`` would fold
+    its ``//``), anything else is a local folder."""
+    from ..storage import is_url
+
+    return text if is_url(text) else Path(text)
+
+
+RELEASE_HELP = ("release folder (<output.dir>/<name>/<version>) or its URL (s3://bucket/releases/<name>/<version>, "
+                "any fsspec URL)")
 
 
 @contextlib.contextmanager

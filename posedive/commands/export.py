@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ._choices import choice_option
-from ._common import console, escape, user_errors
+from ._common import RELEASE_HELP, console, escape, release_location, user_errors
 
 
 class ExportFormat(StrEnum):
@@ -16,7 +16,7 @@ class ExportFormat(StrEnum):
 
 
 def export(
-    release: Path = typer.Argument(..., help="finished release folder (<output.dir>/<name>/<version>)"),
+    release: str = typer.Argument(..., help=RELEASE_HELP),
     fmt: ExportFormat = choice_option(ExportFormat, ..., "--format", help="layout to write"),
     source_root: Path = typer.Option(..., "--source-root", help="the source dataset the release was built from"),
     out: Path = typer.Option(..., "--out", help="new folder to write"),
@@ -31,7 +31,7 @@ def export(
     exporters = {ExportFormat.market1501: export_market1501}
     with user_errors():
         choice = int(camid) if camid.isdigit() else camid
-        report = exporters[fmt](release, source_root, out, camid=choice, show_progress=progress)
+        report = exporters[fmt](release_location(release), source_root, out, camid=choice, show_progress=progress)
     console.print(escape(report.summary()), highlight=False)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from ._common import console, user_errors
+from ._common import RELEASE_HELP, console, user_errors
 
 
 def info(
-    release_path: str = typer.Argument(..., help="release folder (<output>/<name>/<version>) or its URL "
-                                       "(s3://bucket/releases/<name>/<version>, any fsspec URL)"),
+    release_path: str = typer.Argument(..., help=RELEASE_HELP),
     verify: bool = typer.Option(False, "--verify", help="also check every file's sha256 against the manifest"),
 ) -> None:
     """Print the manifest summary of a release."""

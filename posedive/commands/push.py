@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ._common import console, user_errors
+from ._common import RELEASE_HELP, console, release_location, user_errors
 
 
 def quiet_http_logs() -> None:
@@ -19,7 +18,8 @@ def quiet_http_logs() -> None:
 
 
 def push(
-    release: Path = typer.Argument(..., help="release folder (<output.dir>/<name>/<version>) holding manifest.json"),
+    release: str = typer.Argument(..., help=RELEASE_HELP + " holding manifest.json (a remote release is staged in "
+                                  "posedive's cache folder, remote-releases/, to be uploaded)"),
     repo: Optional[str] = typer.Option(None, "--repo", help="dataset repo ORG/NAME (created if missing); default: "
                                        "the recipe's output.hub_repo"),
     public: bool = typer.Option(False, "--public", help="publish publicly: create the repo public, or push to an "
@@ -37,7 +37,7 @@ def push(
 
     quiet_http_logs()
     with user_errors():
-        record = push_release(release, repo, private=not public, branch=revision,
+        record = push_release(release_location(release), repo, private=not public, branch=revision,
                               max_commit_bytes=commit_mb * 1024**2, max_commit_files=commit_files)
     console.print(f"pushed {record.repo_id}@{record.tag}: {record.files} files, {record.uploaded_files} uploaded "
                   f"now ({'private' if record.private else 'public'})", highlight=False)

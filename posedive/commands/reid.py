@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 
 from ..errors import ConfigError, InputError, PathNotFound
-from ._common import console, user_errors
+from ._common import console, release_location, user_errors
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ def _load_config(config_file: Optional[Path], overrides: dict[str, Any]):
 def train(
     source_root: Path = typer.Option(..., "--source-root", help="Market-1501-layout dataset (train / query / gallery)"),
     out: Path = typer.Option(..., "--out", help="folder for the run(s): one sub-folder per model"),
-    release: Optional[Path] = typer.Option(None, "--release", help="posedive release merged into the training set"),
+    release: Optional[str] = typer.Option(None, "--release", help="posedive release merged into the training set: "
+                                          "a folder or its URL (s3://..., any fsspec URL)"),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="also train on the source alone"),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of training settings (TrainConfig)"),
     epochs: Optional[int] = typer.Option(None, help="override the number of epochs (BoT: 120)"),
@@ -96,7 +97,7 @@ def train(
         if baseline:
             runs[BASELINE] = data
         if release is not None:
-            runs[WITH_RELEASE] = with_release(data, release, camid)
+            runs[WITH_RELEASE] = with_release(data, release_location(release), camid)
         results: dict[str, dict[str, Any]] = {}
         for label, run_data in runs.items():
             logger.info("run %s: %s", label, run_data.summary())

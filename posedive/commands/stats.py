@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from ._choices import choice_option
-from ._common import console, user_errors
+from ._common import console, release_location, user_errors
 from .splits import OrientationChoice
 
 
@@ -29,8 +29,9 @@ class SplitChoice(StrEnum):
 
 
 def stats(
-    inputs: list[Path] = typer.Argument(
-        ..., help="recipe YAML, source folder, or release folder (*.tar shards); several are compared"
+    inputs: list[str] = typer.Argument(
+        ..., help="recipe YAML, source folder, release folder (*.tar shards) or a release's URL (s3://..., any "
+                  "fsspec URL); several are compared"
     ),
     format: Optional[str] = typer.Option(
         None, "--format", help="layout of a source folder: market1501, msmt17, cuhk03, folder"
@@ -54,7 +55,7 @@ def stats(
     from ..pose.cache import default_cache_dir
 
     with user_errors():
-        resolved = [resolve_input(path, format, split.value) for path in inputs]  # type: ignore[arg-type]
+        resolved = [resolve_input(release_location(path), format, split.value) for path in inputs]  # type: ignore[arg-type]
         processes = workers or (os.cpu_count() or 1)
         cache = None if no_cache else (cache_dir or default_cache_dir())
         result = compute_stats(resolved, workers=processes, cache_dir=cache,  # type: ignore[arg-type]
@@ -78,8 +79,9 @@ def _print_quality(item) -> None:
     from .. import paths
     from ..release import Release
     from ..release.quality import describe, quality_of
+    from ..storage import open_store
 
-    if item.kind != "release" or not (item.location / paths.MANIFEST).is_file():
+    if item.kind != "release" or not open_store(item.location).is_file(paths.MANIFEST):
         return
     for line in describe(quality_of(Release.open(item.location))):
         # markup=False: the quantiles' "[p5 ..., p95 ...]" is text, not a console style

@@ -3,7 +3,9 @@
 ``gallery_requests`` samples (pose, elevation, azimuth) triples uniformly from a recipe's pose bank
 and viewpoint ranges, seeded by the recipe; ``render_gallery`` renders requests into the
 content-addressed cache in parallel worker processes (``posedive.parallel``: one body model and one
-GL context each, one thread each), skipping what is cached; ``contact_sheet`` lays condition sets out in one PNG for people to check.
+GL context each, one thread each), skipping what is cached; ``contact_sheet`` lays condition sets out
+in one PNG for people to check (posedive's own maps, or the maps a generator's contract reads, as the
+caller's ``views`` give them).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -119,33 +121,62 @@ def load_gallery(spec: RendererSpec, requests: Sequence[ConditionRequest]) -> li
         return renderer.render(requests)
 
 
-def contact_sheet(conditions: Sequence[ConditionSet], path: Path, *, columns: int = 4, scale: float = 0.5) -> Path:
-    """One PNG with, per condition set, depth | normal | skeleton over normal, captioned with the
-    pose id and viewpoint."""
+ConditionViews = Callable[[ConditionSet], "list[tuple[str, np.ndarray]]"]
+
+
+def own_views(conditions: ConditionSet) -> list[tuple[str, np.ndarray]]:
+    """posedive's own maps: depth, normal, and the skeleton drawn over the (dimmed) normal map."""
+    overlay = np.where(conditions.skeleton.any(axis=2, keepdims=True), conditions.skeleton, conditions.normal // 2)
+    return [("depth", np.repeat(conditions.depth[..., None], 3, axis=2)), ("normal", conditions.normal),
+            ("skeleton over normal", overlay)]
+
+
+SHEET_HEADER = 16  # the line of map labels over the sheet
+SHEET_PAD = 6
+
+
+def tile_origin(index: int, columns: int, cell_w: int, cell_h: int) -> tuple[int, int]:
+    """Where the first tile of the ``index``-th condition set of a contact sheet lies."""
+    return SHEET_PAD + (index % columns) * cell_w, SHEET_HEADER + SHEET_PAD + (index // columns) * cell_h
+
+
+def contact_sheet(conditions: Sequence[ConditionSet], path: Path, *, columns: int = 4, scale: float = 0.5,
+                  views: ConditionViews = own_views) -> Path:
+    """One PNG with, per condition set, its ``views`` side by side (by default :func:`own_views`; a
+    generator's contract gives the maps it reads), captioned with the pose id and viewpoint; the views'
+    labels head the sheet."""
     from PIL import Image, ImageDraw
 
     if not conditions:
         raise ValueError("contact sheet: no condition sets")
+    tiles_of = [views(c) for c in conditions]
+    heading = " | ".join(label for label, _ in tiles_of[0])
+    count = len(tiles_of[0])
     h, w = conditions[0].depth.shape
     tw, th = max(1, int(w * scale)), max(1, int(h * scale))
-    caption, pad = 26, 6
-    cell_w, cell_h = 3 * tw + 2 * 2 + pad, th + caption + pad
+    caption, pad = 26, SHEET_PAD
+    cell_w, cell_h = count * tw + (count - 1) * 2 + pad, th + caption + pad
     rows = (len(conditions) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * cell_w + pad, rows * cell_h + pad), (40, 40, 40))
+    heading_w = int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(heading)) + 2 * pad
+    sheet = Image.new("RGB", (max(columns * cell_w + pad, heading_w), SHEET_HEADER + rows * cell_h + pad), (40, 40, 40))
     draw = ImageDraw.Draw(sheet)
-    for n, c in enumerate(conditions):
-        x0 = pad + (n % columns) * cell_w
-        y0 = pad + (n // columns) * cell_h
-        overlay = np.where(c.skeleton.any(axis=2, keepdims=True), c.skeleton, c.normal // 2)
-        tiles = [np.repeat(c.depth[..., None], 3, axis=2), c.normal, overlay]
-        for k, tile in enumerate(tiles):
+    draw.text((pad, 2), heading, fill=(230, 230, 230))
+    for n, (c, tiles) in enumerate(zip(conditions, tiles_of)):
+        x0, y0 = tile_origin(n, columns, cell_w, cell_h)
+        for k, (_, tile) in enumerate(tiles):
             image = Image.fromarray(tile).resize((tw, th), Image.BILINEAR)
             sheet.paste(image, (x0 + k * (tw + 2), y0))
         label = f"{c.body.pose_id}\nel {c.camera.elevation_deg:.0f}  az {c.camera.azimuth_deg:.0f}"
         draw.multiline_text((x0, y0 + th + 1), label, fill=(230, 230, 230), spacing=1)
+    import io
+
+    from ..files import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -12,10 +12,12 @@ beside the weights by ``posedive train-generator`` (what the model is, how it wa
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from ..errors import CheckpointError, InputError, PathNotFound
+from ..native_output import libraries_are_quiet
 from ..schema import GenerationRequest, GeneratorInfo
 from .checkpoint import METADATA_FILE, GeneratorMetadata, check_contract, local_folder, read_contract, weights_sha256
 from .contract import ConditionContract
@@ -174,6 +176,22 @@ def _checkpoint_folder(config: "GeneratorConfig", base_dir: Path) -> Path:
     return Path(DiffusionPipeline.download(config.weights, revision=config.revision))
 
 
+@contextmanager
+def _loading_bar_hidden() -> Iterator[None]:
+    """diffusers draws a "Loading pipeline components" bar that no environment variable turns off: it
+    is hidden while a quiet process loads its generator, and diffusers' own setting restored after."""
+    from diffusers.utils import logging as diffusers_logging
+
+    if not libraries_are_quiet() or not diffusers_logging.is_progress_bar_enabled():
+        yield
+        return
+    diffusers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        diffusers_logging.enable_progress_bar()
+
+
 def load_generator(config: "GeneratorConfig", base_dir: Path) -> DiffusionGenerator:
     """Load the generator a recipe names (local paths are relative to ``base_dir``).
 
@@ -189,7 +207,8 @@ def load_generator(config: "GeneratorConfig", base_dir: Path) -> DiffusionGenera
         raise CheckpointError("; ".join(problems), hint=f"the generator was trained on {contract.describe()}")
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
-    pipeline = PoseDivePipeline.from_pretrained(folder, dtype=dtype)
+    with _loading_bar_hidden():
+        pipeline = PoseDivePipeline.from_pretrained(folder, dtype=dtype)
     pipeline.to(device)
     pipeline.set_progress_bar_config(disable=True)
     pipeline.fuse_qkv_projections()

@@ -44,6 +44,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import MissingDependency
+from ..native_output import filtered_native_output
 from .keypoints import BLAZEPOSE33_KEYPOINTS, blazepose_to_coco17
 from .protocol import PoseEstimate
 
@@ -111,13 +112,20 @@ class BlazePoseEstimator:
         self.min_detection_confidence = min_detection_confidence
         self.outside_margin = outside_margin
         self.segmentation = bool(segmentation)
-        self._pose = mp_pose.Pose(
-            static_image_mode=True,
-            model_complexity=1,
-            smooth_landmarks=False,
-            enable_segmentation=self.segmentation,
-            min_detection_confidence=min_detection_confidence,
-        )
+        # MediaPipe announces its delegates and calculators on fd 2 from the graph's own threads while
+        # the graph starts, after the constructor has returned, and once more when it first places
+        # landmarks. Those calls run with that chatter filtered; one image of nobody waits for the
+        # start (it would otherwise happen in the first real call; static mode keeps nothing of it).
+        self._chattering = True
+        with filtered_native_output():
+            self._pose = mp_pose.Pose(
+                static_image_mode=True,
+                model_complexity=1,
+                smooth_landmarks=False,
+                enable_segmentation=self.segmentation,
+                min_detection_confidence=min_detection_confidence,
+            )
+            self._pose.process(np.zeros((64, 64, 3), dtype=np.uint8))
 
     @staticmethod
     def settings_for(
@@ -162,7 +170,7 @@ class BlazePoseEstimator:
         for fraction in self.pad_fractions:
             pad = int(round(fraction * max(height, width)))
             padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0))) if pad else image
-            result = self._pose.process(padded)
+            result = self._process(padded)
             if result.pose_landmarks is not None:
                 break
         else:
@@ -195,6 +203,14 @@ class BlazePoseEstimator:
             padded_mask = np.asarray(result.segmentation_mask, dtype=np.float32)
             mask = np.ascontiguousarray(padded_mask[pad : pad + height, pad : pad + width])
         return BlazePoseResult(estimate=estimate, landmarks=landmarks, world_landmarks=world, segmentation=mask)
+
+    def _process(self, image: np.ndarray):
+        if not self._chattering:
+            return self._pose.process(image)
+        with filtered_native_output():
+            result = self._pose.process(image)
+        self._chattering = result.pose_landmarks is None
+        return result
 
     def close(self) -> None:
         if self._pose is not None:

@@ -33,6 +33,7 @@ from typing import Literal
 
 from .. import paths
 from ..errors import InputError, PathExists, ReleaseError
+from ..storage import is_url
 from .data import generated_camid, iter_release_samples
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,9 @@ def export_market1501(release_root: Path | str, source_root: Path | str, out: Pa
     from ..release import Release
     from .data import read_market_layout
 
-    release_root, source_root, out = Path(release_root), Path(source_root), Path(out)
+    # A release at a URL is read from its store (``Path`` would fold the URL's ``//``).
+    release_root = release_root if is_url(release_root) else Path(release_root)
+    source_root, out = Path(source_root), Path(out)
     if out.exists():
         raise PathExists(f"{out} exists; choose a new folder for the export")
     manifest = Release.open(release_root).manifest

@@ -7,7 +7,9 @@
 * :mod:`~posedive.release.shard_check`: each shard checked against the plan, and moved aside when it fails;
 * :mod:`~posedive.release.finalize`: turning a folder whose shards all exist and pass into a release;
 * :mod:`~posedive.release.split_folder`: the published form of an evaluation split (its ``split.json``
-  report and its dataset card), which ``posedive.hub`` publishes and ``posedive.analysis.splits`` makes.
+  report and its dataset card), which ``posedive.hub`` publishes and ``posedive.analysis.splits`` makes;
+* :mod:`~posedive.release.remote`: opening a release at an fsspec URL, with errors naming what failed;
+* :mod:`~posedive.release.staging`: the local copy of a remote release that publishing uploads.
 """
 
 from .manifest import (

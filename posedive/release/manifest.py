@@ -22,6 +22,7 @@ from ..schema import GeneratorInfo
 from ..shards import iter_shard_members
 from ..storage import Store, StoreFile, is_url, open_store
 from .quality import ReleaseQuality
+from .remote import open_release_store
 
 
 class _Model(BaseModel):
@@ -155,11 +156,16 @@ class Release:
 
     @classmethod
     def open(cls, root: Path | str) -> "Release":
-        store = open_store(root if is_url(root) else Path(root))
+        """The finished release in a local folder or at an fsspec URL; a posedive error naming the
+        location (and, for a URL, what failed: credentials, endpoint, bucket) when there is none."""
+        if is_url(root):
+            store = open_release_store(str(root))
+            return cls(store, read_manifest(store.file(paths.MANIFEST)))
+        store = open_store(Path(root))
         if not store.is_file(paths.MANIFEST):
             raise ReleaseError(f"{root}: no {paths.MANIFEST}; not a finished posedive release "
                                f"(an unfinished build resumes with `posedive build RECIPE`)")
-        return cls(store if is_url(root) else Path(root), read_manifest(store.file(paths.MANIFEST)))
+        return cls(Path(root), read_manifest(store.file(paths.MANIFEST)))
 
     def shard_paths(self) -> list["Path | StoreFile"]:
         return [self.store.file(shard.path) for shard in self.manifest.shards]

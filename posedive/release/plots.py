@@ -222,13 +222,16 @@ def plot_samples(recipe: Recipe, records: Sequence[dict], shard_of: dict[str, Pa
 
 def plot_quality(quality: "ReleaseQuality", path: Path) -> Path:
     """Three panels: each filter stage's pass rate, eq. 12's pose differences and the identity similarity
-    (accepted and rejected after generation, on the report's fixed bins)."""
+    (accepted and rejected after generation, on the report's fixed bins); a fourth, the Re-ID similarity,
+    when the recipe names a Re-ID encoder."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (stages, difference, identity) = plt.subplots(1, 3, figsize=(11, 3))
+    reid = quality.reid_similarity
+    figure, axes = plt.subplots(1, 3 if reid is None else 4, figsize=(11 if reid is None else 14.5, 3))
+    stages, difference, identity = axes[:3]
     names = list(quality.stages)
     stages.bar(names, [quality.stages[name].rate or 0.0 for name in names], color="tab:blue")
     stages.set_ylim(0, 1)
@@ -251,6 +254,8 @@ def plot_quality(quality: "ReleaseQuality", path: Path) -> Path:
     else:
         histogram(identity, quality.identity_similarity,
                   f"identity similarity ({quality.identity_similarity.encoder})")
+    if reid is not None:
+        histogram(axes[3], reid, f"Re-ID similarity ({reid.encoder})")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

@@ -10,6 +10,9 @@ similarity was recorded still gets one (its similarity then reads ``None``: not 
   rejected after generation;
 * ``identity_similarity``: the cosine of the generator's identity-encoder features of each generated
   image and its reference, accepted and rejected after generation.
+* ``reid_similarity``: the same cosine by the Re-ID encoder the recipe names (``quality.reid_encoder``,
+  TransReID), independent of the generator: the similarity a Re-ID model sees; ``None`` when the recipe
+  names none.
 
 Histograms use fixed bins (``DIFFERENCE_EDGES``, ``COSINE_EDGES``) so releases of different generators
 compare bin by bin.
@@ -72,6 +75,7 @@ class ReleaseQuality(_Model):
     stages: dict[str, StagePass]
     pose_difference: SplitDistribution
     identity_similarity: IdentityQuality | None  # None: not recorded (no identity encoder, or an older build)
+    reid_similarity: IdentityQuality | None = None  # None: the recipe names no quality.reid_encoder (or an older build)
 
 
 def distribution(values: Sequence[float], edges: Sequence[float]) -> Distribution:
@@ -110,18 +114,25 @@ def release_quality(records: Sequence[dict], rejected: Sequence[dict], totals: "
         accepted=distribution([r["filter"]["generated"]["difference"] for r in records], DIFFERENCE_EDGES),
         rejected=distribution([e["scores"]["mean_abs_difference"] for e in after_generation], DIFFERENCE_EDGES),
     )
-    identities = [r.get("identity") for r in records]
-    identity = None
-    if records and all(identities):
-        encoders = sorted({i["encoder"] for i in identities})
-        identity = IdentityQuality(
-            encoder=", ".join(encoders),
-            accepted=distribution([i["cosine"] for i in identities], COSINE_EDGES),
-            rejected=distribution([e["scores"]["identity_cosine"] for e in after_generation
-                                   if e["scores"].get("identity_cosine") is not None], COSINE_EDGES),
-        )
     return ReleaseQuality(generator=generator_id, generator_sha256=generator_sha256, stages=stage_passes(totals),
-                          pose_difference=difference, identity_similarity=identity)
+                          pose_difference=difference,
+                          identity_similarity=_similarity(records, after_generation, "identity", "identity_cosine"),
+                          reid_similarity=_similarity(records, after_generation, "reid_identity", "reid_cosine"))
+
+
+def _similarity(records: Sequence[dict], after_generation: Sequence[dict], field: str, score: str
+                ) -> IdentityQuality | None:
+    """The distributions of one similarity of the provenance (``field``) and of the rejected log (``score``);
+    ``None`` unless every sample records it."""
+    similarities = [r.get(field) for r in records]
+    if not records or not all(similarities):
+        return None
+    return IdentityQuality(
+        encoder=", ".join(sorted({s["encoder"] for s in similarities})),
+        accepted=distribution([s["cosine"] for s in similarities], COSINE_EDGES),
+        rejected=distribution([e["scores"][score] for e in after_generation if e["scores"].get(score) is not None],
+                              COSINE_EDGES),
+    )
 
 
 def quality_of(release: "Release") -> ReleaseQuality:  # noqa: F821
@@ -156,4 +167,8 @@ def describe(quality: ReleaseQuality) -> list[str]:
     lines.append("identity similarity: not recorded" if identity is None else
                  f"identity similarity ({identity.encoder}): accepted {summary(identity.accepted)}; "
                  f"rejected {summary(identity.rejected)}")
+    reid = quality.reid_similarity
+    if reid is not None:
+        lines.append(f"Re-ID similarity ({reid.encoder}): accepted {summary(reid.accepted)}; "
+                     f"rejected {summary(reid.rejected)}")
     return lines

@@ -38,7 +38,7 @@ def _read_protocol(root: Path, variant: str) -> list[SourceRecord]:
         for field_name, split in splits:
             for index in protocol[field_name].ravel().astype(int) - 1:
                 path = image_dir / names[index]
-                records.append(SourceRecord(path=path, relpath=relative(path, root), pid=int(labels[index]),
+                records.append(SourceRecord(root=root, relpath=relative(path, root), pid=int(labels[index]),
                                             camid=int(cams[index]), split=split))
     except (KeyError, IndexError) as error:
         raise SourceError(f"{protocol_file}: not a CUHK03 new-protocol file (missing or bad {error})") from None
@@ -54,7 +54,7 @@ def read_cuhk03(root: Path, variant: str = "labeled", check_images: bool = False
     np_layout = root / variant
     if (np_layout / "bounding_box_train").is_dir():
         records, junk = scan_market_folders(np_layout, f"CUHK03-NP {variant}")
-        records = [SourceRecord(path=r.path, relpath=relative(r.path, root), pid=r.pid, camid=r.camid, split=r.split)
+        records = [SourceRecord(root=root, relpath=relative(r.path, root), pid=r.pid, camid=r.camid, split=r.split)
                    for r in records]
         return finish_index(f"CUHK03-NP-{variant}", "cuhk03", root, records, junk=junk,
                             check_images=check_images)

@@ -21,5 +21,5 @@ def read_folder(root: Path, camid: int = 0, check_images: bool = False) -> Sourc
     for position, directory in enumerate(identity_dirs, start=1):
         pid = int(directory.name) if numeric else position
         for path in list_images(directory):
-            records.append(SourceRecord(path=path, relpath=relative(path, root), pid=pid, camid=camid, split="train"))
+            records.append(SourceRecord(root=root, relpath=relative(path, root), pid=pid, camid=camid, split="train"))
     return finish_index(root.name, "folder", root, records, check_images=check_images)

@@ -37,7 +37,7 @@ def _read_list(list_file: Path, image_dir: Path, root: Path, split: Split) -> li
             raise SourceError(f"{list_file}:{number}: expected '<path> <pid>' with a '<pid>_<n>_<cam>_...' "
                               f"file name, got {line!r}") from None
         path = image_dir / name
-        records.append(SourceRecord(path=path, relpath=relative(path, root), pid=pid, camid=camid, split=split))
+        records.append(SourceRecord(root=root, relpath=relative(path, root), pid=pid, camid=camid, split=split))
     return records
 
 
