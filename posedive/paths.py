@@ -28,6 +28,8 @@ PLAN = f"{BUILD_DIR}/plan.jsonl"
 BUILD_LOCK = f"{BUILD_DIR}/lock"  # held for a moment while a build claims shards or gives them back
 CLAIMS_DIR = f"{BUILD_DIR}/claims"  # one file per running build: its pid, host and shards
 REJECTED_SHARDS_DIR = f"{BUILD_DIR}/rejected-shards"  # shards that failed their checks, moved aside
+CHUNKS_DIR = f"{BUILD_DIR}/chunks"  # finished chunks of shards built in several (deleted once the shard is)
+REJECTED_CHUNKS_DIR = f"{BUILD_DIR}/rejected-chunks"  # chunks that failed their checks, moved aside
 
 
 def condition_member(name: str) -> str:
@@ -65,6 +67,21 @@ def release_level_files() -> tuple[str, ...]:
     """The files a build writes once per release rather than once per shard (plots aside: they are
     written in place, once the manifest's other files exist)."""
     return RECIPE_HASH_MARKER, PLAN, RECIPE, CARD, MANIFEST
+
+
+def chunk_files(shard: int, chunk: int) -> tuple[str, str, str]:
+    """The files one finished chunk of a shard is kept in until its shard is assembled, in the order a
+    worker writes them: its rejected log, its samples (a tar) and its receipt, last, which marks the
+    chunk as done and holds the hashes of the other two."""
+    stem = f"{CHUNKS_DIR}/{SPLIT}-{shard:05d}.chunk-{chunk:04d}"
+    return f"{stem}.rejected.jsonl", f"{stem}.tar", f"{stem}.json"
+
+
+def rejected_chunk_name(relpath: str, reason: str, copy: int = 1) -> str:
+    """Where a file of a chunk that failed its checks is moved: ``<name>.<reason>`` in
+    ``REJECTED_CHUNKS_DIR`` (``<name>.<reason>-<copy>`` when that name is taken)."""
+    suffix = reason if copy == 1 else f"{reason}-{copy}"
+    return f"{REJECTED_CHUNKS_DIR}/{Path(relpath).name}.{suffix}"
 
 
 def plan_path(release_dir: Path) -> Path:

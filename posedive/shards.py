@@ -19,7 +19,7 @@ import tarfile
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Mapping, NamedTuple
+from typing import BinaryIO, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
@@ -49,14 +49,17 @@ def encode_image(image: Image.Image | np.ndarray, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def _write_samples(handle: BinaryIO, samples: Iterable[Mapping[str, bytes | str]]) -> None:
+def _write_samples(handle: BinaryIO, samples: Iterable[Mapping[str, bytes | str]]) -> int:
+    """Write the samples as a tar archive; the bytes its members take (all but the end-of-archive)."""
     from webdataset import TarWriter
 
     # encoder=False: fields are bytes already, so webdataset adds nothing that could vary.
     writer = TarWriter(handle, encoder=False, mtime=FIXED_MTIME, user="posedive", group="posedive")
     for sample in samples:
         writer.write(dict(sample))
+    members_bytes = writer.tarstream.offset  # where the end-of-archive blocks begin
     writer.close()
+    return members_bytes
 
 
 def write_shard(release_dir: Path, shard: int, samples: Iterable[Mapping[str, bytes | str]]) -> Path:
@@ -77,6 +80,52 @@ def write_shard_to(store: Store, shard: int, samples: Iterable[Mapping[str, byte
     """Write a shard into a release location (local or remote) with the same protocol and the same
     bytes as ``write_shard``; its sha256 and size are taken from the stream as it is written."""
     return store.write_with(shard_name(shard), lambda handle: _write_samples(handle, samples))
+
+
+class ArchiveWritten(NamedTuple):
+    """A shard-format tar just written: its sha256 and size, and the bytes its members take (the
+    archive less its end-of-archive blocks), which is what joining archives copies."""
+
+    sha256: str
+    bytes: int
+    members_bytes: int
+
+
+def write_samples_to(store: Store, relpath: str, samples: Iterable[Mapping[str, bytes | str]]) -> ArchiveWritten:
+    """Write samples as a shard-format tar at ``relpath`` of ``store``, atomically."""
+    members: list[int] = []
+    written = store.write_with(relpath, lambda handle: members.append(_write_samples(handle, samples)))
+    return ArchiveWritten(sha256=written.sha256, bytes=written.bytes, members_bytes=members[0])
+
+
+def archive_end(members_bytes: int) -> bytes:
+    """The end of a tar archive whose members take ``members_bytes``, as ``tarfile`` closes one: two
+    zero blocks, then zeros up to a whole record."""
+    return b"\0" * (END_OF_ARCHIVE_BYTES + (-(members_bytes + END_OF_ARCHIVE_BYTES)) % tarfile.RECORDSIZE)
+
+
+def join_archives_to(store: Store, relpath: str, parts: Sequence[tuple[str, int]], block: int = 1 << 18) -> Written:
+    """Write, at ``relpath``, the tar archive holding the members of the archives ``parts`` (their
+    paths in ``store`` and ``members_bytes``), in order: their members' bytes copied as they are, then
+    one end-of-archive. A tar member's bytes do not depend on where it lies, so archives written by
+    ``write_samples_to`` join into the bytes ``write_shard_to`` gives for all their samples, with no
+    sample decoded or held: only ``block`` bytes at a time."""
+
+    def fill(handle: BinaryIO) -> None:
+        total = 0
+        for part, members_bytes in parts:
+            left = members_bytes
+            with store.open(part, "rb") as source:
+                while left and (data := source.read(min(block, left))):
+                    handle.write(data)
+                    left -= len(data)
+            if left:
+                raise FormatError(f"{store.url(part)}: ends {left} bytes before its last member does",
+                                  hint="the file was cut short; build it again")
+            total += members_bytes
+        handle.write(archive_end(total))
+
+    return store.write_with(relpath, fill)
 
 
 def _open_shard(shard: "Path | str | StoreFile") -> BinaryIO:

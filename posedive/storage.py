@@ -240,6 +240,13 @@ class Store:
             self.fs.copy(self.path(relpath), self.path(target))
             self.fs.rm_file(self.path(relpath))
 
+    def remove(self, relpath: str) -> None:
+        """Delete one file posedive wrote (a missing one is not an error)."""
+        try:
+            self.fs.rm_file(self.path(relpath))
+        except FileNotFoundError:
+            pass
+
     def remove_temporaries(self, relpaths: list[str]) -> list[str]:
         """Delete the temporaries (``<name>.tmp-<pid>``) killed writers left for ``relpaths``; nothing
         else, whatever its name. Returns the relative paths deleted."""

@@ -118,6 +118,19 @@ def double_stages(delay_s: float = 0.0):
     return BuildStages(conditions=DoubleRenderer(), estimator=DoubleEstimator(), generator=DoubleGenerator(delay_s))
 
 
+class SeedRecordingGenerator(DoubleGenerator):
+    """A ``DoubleGenerator`` that remembers the seed of every image it generated: which attempts a
+    build really generated (and which it took from files an earlier run left)."""
+
+    def __init__(self, delay_s: float = 0.0):
+        super().__init__(delay_s)
+        self.seeds: list[int] = []
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Image.Image]:
+        self.seeds += [request.seed for request in requests]
+        return super().generate(requests)
+
+
 class StagesWithRecipeReid:
     """The doubles plus the Re-ID encoder the recipe names (``quality.reid_encoder``), made in each worker."""
 

@@ -69,3 +69,34 @@ def test_a_rejected_shard_on_s3_is_moved_aside_and_rebuilt(s3_endpoint, local_re
     assert [(r.shard, r.reason) for r in report.rejected_shards] == [(0, "unreadable")]
     assert fs.cat_file(f"{url}/{paths.rejected_shard_name(paths.shard_name(0), 'unreadable', 1)}") == b"cut short"
     assert_same_files(local.release_dir, url)
+
+
+def test_a_chunked_build_on_s3_keeps_a_finished_chunk_and_gives_the_local_bytes(s3_endpoint, tmp_path):
+    """A chunk finished in S3's build state (as a killed build leaves it) is kept, not generated again;
+    the shards assembled from the chunks on S3 equal a local chunked build, and no chunk is left."""
+    from doubles import SeedRecordingGenerator
+
+    from posedive.builder.engine import ShardWorker, chunk_store
+    from posedive.builder.shard_job import BuildContext, ShardWork
+    from posedive.plan import make_plan
+    from posedive.sources import read_source
+
+    chunked = {"units_per_chunk": 2}
+    local = frame_recipe(tmp_path / "local", output=chunked)
+    build_release(local, stages=double_stages(), show_progress=False)
+    recipe = frame_recipe(tmp_path / "s3", output={**chunked, "dir": f"s3://{BUCKET}/chunked"})
+    source = read_source(recipe.source, recipe.base_dir)
+    plan = make_plan(recipe, source, double_stages().conditions.pose_ids())
+    chunks = chunk_store(recipe, plan)
+    chunks.store.write_text(paths.RECIPE_HASH_MARKER, recipe.hash + "\n")  # a build was started here
+    (first,) = plan.shard_chunks(0)[:1]
+    ShardWorker(BuildContext(recipe=recipe, source=source, stages=double_stages(), plan_hash=plan.hash),
+                chunks)(ShardWork(shard=0, units=first, chunk=0, chunks=2), lambda event: None)
+
+    stages = double_stages()
+    stages.generator = SeedRecordingGenerator()
+    report = build_release(recipe, stages=stages, show_progress=False)
+    assert report.manifest is not None
+    assert not {attempt.seed for unit in first for attempt in unit.attempts} & set(stages.generator.seeds)
+    assert_same_files(local.release_dir, recipe.release_location)
+    assert remote_fs().find(f"{recipe.release_location}/{paths.CHUNKS_DIR}") == []

@@ -1,4 +1,4 @@
-"""Chunks: a shard's work split below the shard, and the shard assembled from what its chunks built.
+"""Chunks: a shard's work split below the shard, and the shard assembled from its finished chunks.
 
 A recipe with ``output.units_per_chunk`` builds every shard in chunks of that many work units
 (``Plan.shard_chunks``). Each chunk is a work item of its own: any worker builds it with a
@@ -6,84 +6,99 @@ A recipe with ``output.units_per_chunk`` builds every shard in chunks of that ma
 busy. The chunks of a shard are the recipe's, never the cluster's, so each chunk's result, and the
 shard assembled from the chunks in plan order, is the same on every engine and every cluster.
 
-A worker writes a shard that is one chunk itself and returns its ``ShardReceipt``; the chunks of a
-shard built in several come back to the engine, which writes the assembled shard
-(``assemble_receipts``): there the driver holds the images of the shards whose chunks are still
-arriving, so chunks trade the driver's memory for parallelism below the shard.
+A worker writes a shard that is one chunk itself and returns its ``ShardReceipt``. A chunk of a shard
+built in several is written by its worker into the release's build state
+(``posedive.builder.chunk_store``), which returns a ``ChunkReceipt``; once a shard's chunks are all
+there, the shard is assembled from those files by streaming them (``assemble_receipts``), so nothing
+holds more than one sample of it. Chunks an earlier, interrupted run finished are kept and not built
+again (``chunk_work``).
 
-Assembly is a pure merge: the samples of the chunks (each sorted by key; chunk ``i`` holds keys
-before chunk ``i + 1``), their rejected attempts and events in chunk order, their totals summed, their
-short identities joined. A shard that is one chunk is that chunk's result, unchanged.
+``merge_chunks`` is the same assembly as a pure merge of in-memory results: the samples of the chunks
+(each sorted by key; chunk ``i`` holds keys before chunk ``i + 1``), their rejected attempts and
+events in chunk order, their stats merged.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from ..plan import Plan
-from ..release import ShardStats, StageTotals, UnreadableImage
-from ..storage import Store
-from .receipt import ShardReceipt, write_shard_files
+from .chunk_store import ChunkReceipt, ChunkStore, merge_stats
+from .receipt import ShardReceipt
 from .shard_job import ShardResult, ShardWork
 
+KeptChunks = Mapping[int, Mapping[int, ChunkReceipt]]
+"""Finished chunks of an earlier run, by shard and chunk (``ChunkStore.kept``)."""
 
-def chunk_work(plan: Plan, shards: Sequence[int]) -> Iterator[ShardWork]:
-    """The work items of ``shards``, shard after shard and chunk after chunk, made as an engine asks
-    for them (so a shard's chunks go out together and the shard is assembled early)."""
+
+def chunk_work(plan: Plan, shards: Sequence[int], kept: KeptChunks | None = None) -> list[ShardWork]:
+    """The work items of ``shards``, shard after shard and chunk after chunk (so a shard's chunks go out
+    together and the shard is assembled early), less the chunks in ``kept``."""
+    kept = kept or {}
+    work = []
     for shard in shards:
         chunks = plan.shard_chunks(shard)
         for index, units in enumerate(chunks):
-            yield ShardWork(shard=shard, units=units, chunk=index, chunks=len(chunks))
+            if index not in kept.get(shard, {}):
+                work.append(ShardWork(shard=shard, units=units, chunk=index, chunks=len(chunks)))
+    return work
 
 
 def merge_chunks(parts: Sequence[ShardResult]) -> ShardResult:
     """One shard's result from the results of all its chunks, given in chunk order."""
     if len(parts) == 1:
         return parts[0]
-    first = parts[0].stats
-    totals = StageTotals()
-    for part in parts:
-        totals = totals.add(part.stats.totals)
-    short_pids = sorted({pid for part in parts for pid in part.stats.short_pids})
-    unreadable: dict[str, str] = {}
-    for part in parts:  # as one shard records them: each image once (its first reason), sorted
-        for image in part.stats.unreadable:
-            unreadable.setdefault(image.image, image.reason)
-    stats = ShardStats(shard=first.shard, totals=totals, short_pids=short_pids,
-                       generator=first.generator, estimator=first.estimator,
-                       unreadable=[UnreadableImage(image=image, reason=reason)
-                                   for image, reason in sorted(unreadable.items())])
     samples = sorted((sample for part in parts for sample in part.samples), key=lambda sample: sample["__key__"])
-    return ShardResult(samples=samples, rejected=[r for part in parts for r in part.rejected], stats=stats,
+    return ShardResult(samples=samples, rejected=[r for part in parts for r in part.rejected],
+                       stats=merge_stats([part.stats for part in parts]),
                        events=[event for part in parts for event in part.events])
 
 
-class ShardAssembler:
-    """Collects chunk results as they arrive (any order) and hands back each shard once all its
-    chunks are in; the driver holds at most the chunks of shards still incomplete."""
+class ChunkAssembler:
+    """Collects chunk receipts as they arrive (any order, a retried chunk's again) and assembles each
+    shard once all its chunks are in; it holds receipts only, never images."""
 
-    def __init__(self) -> None:
-        self._waiting: dict[int, dict[int, ShardResult]] = {}
+    def __init__(self, chunk_store: ChunkStore, kept: KeptChunks | None = None) -> None:
+        self._chunk_store = chunk_store
+        self._waiting: dict[int, dict[int, ChunkReceipt]] = {
+            shard: dict(chunks) for shard, chunks in (kept or {}).items()}
+        self._assembled: set[int] = set()
 
-    def add(self, result: ShardResult) -> ShardResult | None:
-        """The assembled shard when ``result`` (a chunk's) completes it, else ``None``."""
-        parts = self._waiting.setdefault(result.shard, {})
-        parts[result.chunk] = result  # a retried chunk's result replaces the first: the same bytes
-        if len(parts) < result.chunks:
+    def complete(self) -> Iterator[ShardReceipt]:
+        """Assemble the shards whose chunks are all kept from an earlier run."""
+        for shard in sorted(self._waiting):
+            receipts = self._waiting[shard]
+            if receipts and len(receipts) == next(iter(receipts.values())).chunks:
+                yield self._assemble(shard)
+
+    def add(self, receipt: ChunkReceipt) -> ShardReceipt | None:
+        """The assembled shard's receipt when ``receipt`` completes its shard, else ``None``."""
+        if receipt.shard in self._assembled:  # a retried chunk of a shard already in place: its files go
+            self._chunk_store.remove(receipt.shard, [receipt.chunk])
             return None
-        del self._waiting[result.shard]
-        return merge_chunks([parts[index] for index in range(result.chunks)])
+        parts = self._waiting.setdefault(receipt.shard, {})
+        parts[receipt.chunk] = receipt  # a retried chunk's receipt replaces the first: the same bytes
+        if len(parts) < receipt.chunks:
+            return None
+        return self._assemble(receipt.shard)
+
+    def _assemble(self, shard: int) -> ShardReceipt:
+        parts = self._waiting.pop(shard)
+        self._assembled.add(shard)
+        return self._chunk_store.assemble([parts[index] for index in sorted(parts)])
 
 
-def assemble_receipts(results: Iterable[ShardReceipt | ShardResult], store: Store) -> Iterator[ShardReceipt]:
+def assemble_receipts(results: Iterable[ShardReceipt | ChunkReceipt], chunk_store: ChunkStore,
+                      kept: KeptChunks | None = None) -> Iterator[ShardReceipt]:
     """Every shard's receipt from a stream of workers' answers (any order): a receipt for a shard a
-    worker wrote whole, and for a shard built in chunks, the receipt of writing it into ``store`` once
-    its last chunk arrives."""
-    assembler = ShardAssembler()
+    worker wrote whole, and for a shard built in chunks, the receipt of assembling it once its last
+    chunk is in (first those whose chunks were all ``kept``)."""
+    assembler = ChunkAssembler(chunk_store, kept)
+    yield from assembler.complete()
     for result in results:
         if isinstance(result, ShardReceipt):
             yield result
             continue
         shard = assembler.add(result)
         if shard is not None:
-            yield write_shard_files(store, shard.shard, shard.samples, shard.rejected, shard.stats, shard.events)
+            yield shard

@@ -21,8 +21,10 @@ Layout of the work (both pools are ``posedive.parallel`` Ray pools):
 - each shard worker writes the shards it builds straight into the release location (a local folder
   every node sees, or an object store: ``posedive.storage``), atomically, and sends back only a
   ``ShardReceipt`` (counts, hash, stats: kilobytes, never images); the driver finalises the release
-  once every shard exists. A shard built in chunks (``output.units_per_chunk``) is the exception: its
-  chunks stream back to the driver, which assembles and writes the shard once all its chunks are in.
+  once every shard exists. A chunk of a shard built in several (``output.units_per_chunk``) is
+  written by its worker into the release's build state (``posedive.builder.chunk_store``) and only its
+  ``ChunkReceipt`` comes back; once all of a shard's chunks are there, the driver assembles the shard
+  by streaming the chunk files into it, one sample at a time.
 
 Why not one distributed operator per stage (conditions -> generation -> filtering), as in a Ray Data
 pipeline? A shard is built in rounds: the units rejected in round k retry with attempt k+1, so the
@@ -43,8 +45,8 @@ A shard appears under its name only once complete (written under a temporary nam
 on object stores, copied to its key), and the same shard always has the same bytes, so a retried
 chunk is neither lost nor duplicated (its progress events, sent again, are counted once). The event
 buffer lives on the driver's node, so losing any other node loses no event. A killed driver loses
-only the shards in flight (their finished chunks included); the next run resumes from the shards on
-disk, as with the local engine.
+only the chunks in flight; the next run resumes from the shards and the finished chunks in storage
+(each checked against the plan first), as with the local engine.
 
 Scaling: a chunk is the unit of parallelism (at least as many chunks as shard workers are needed).
 ``benchmarks/cluster.py`` runs this engine on a simulated multi-node cluster (one raylet per
@@ -69,7 +71,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from ..errors import StageUnavailable
 from ..parallel import RayBackend, RayServiceClient, RayServices, ThreadLimits, ray_connection, require_ray
@@ -77,12 +79,11 @@ from ..plan import Plan
 from ..recipe import Recipe
 from ..schema import GenerationRequest, Generator, GeneratorInfo, IdentityFeatures
 from ..sources import SourceIndex
-from ..storage import Store
-from .chunks import assemble_receipts, chunk_work
-from .engine import ShardWorker, release_store
+from .chunk_store import ChunkReceipt, ChunkStore
+from .engine import ShardWorker, build_chunks, chunk_store
 from .progress import EventHandler
 from .receipt import ShardReceipt
-from .shard_job import BuildContext
+from .shard_job import BuildContext, ShardWork
 from .stages import BuildStages, CpuStages, close_stage, load_cpu_stages, load_generator
 
 if TYPE_CHECKING:
@@ -226,7 +227,7 @@ class RayShardWorker:
     stages_factory: StagesFactory
     generation: RayServiceClient
     generator_info: GeneratorInfo
-    store: Store
+    chunks: ChunkStore
     identity_encoder: str | None = None
 
     def __call__(self) -> ShardWorker:
@@ -236,7 +237,7 @@ class RayShardWorker:
         stages = BuildStages(conditions=made.conditions, estimator=made.estimator, shapes=made.shapes, reid=made.reid,
                              generator=remote_generator(self.generation, self.generator_info, self.identity_encoder))
         return ShardWorker(BuildContext(recipe=self.recipe, source=self.source, stages=stages, plan_hash=self.plan_hash),
-                           self.store)
+                           self.chunks)
 
 
 @dataclass
@@ -296,20 +297,24 @@ class RayEngine:
                 except ray.exceptions.RayActorError as error:
                     raise StageUnavailable(f"the generation actors could not load the generator: {error}") from error
                 spare_cpus = int(resources.get("CPU", 1) - count * self.generator_num_cpus)
-                work = chunk_work(plan, shards)
-                store = release_store(recipe)
-                chunks = plan.chunk_count(shards)
-                workers = min(self.shard_workers or max(spare_cpus, 1), chunks)
-                logger.info("ray engine: %d shard(s) in %d chunk(s) on %d shard worker(s) and %d generation actor(s)%s",
-                            len(shards), chunks, workers, count, " (one GPU each)" if gpus else " (CPU)")
-                backend = RayBackend(workers, cpus_per_worker=1.0, max_restarts=self.actor_restarts,
-                                     threads=ThreadLimits.for_cpus(1.0))
+                chunks = chunk_store(recipe, plan)
                 factory = RayShardWorker(recipe=recipe, source=source, plan_hash=plan.hash,
                                          stages_factory=stages_factory, generation=generation,
-                                         generator_info=generator_info, store=store,
+                                         generator_info=generator_info, chunks=chunks,
                                          identity_encoder=identity_encoder)
-                built = backend.map(factory, work, ordered=False, on_event=on_event)
-                for result in assemble_receipts(built, store):
+
+                def run(work: list[ShardWork]) -> Iterable[ShardReceipt | ChunkReceipt]:
+                    if not work:  # every chunk left was finished by an earlier run
+                        return []
+                    workers = min(self.shard_workers or max(spare_cpus, 1), max(len(work), 1))
+                    logger.info("ray engine: %d shard(s), %d chunk(s) to build on %d shard worker(s) and %d "
+                                "generation actor(s)%s", len(shards), len(work), workers, count,
+                                " (one GPU each)" if gpus else " (CPU)")
+                    backend = RayBackend(workers, cpus_per_worker=1.0, max_restarts=self.actor_restarts,
+                                         threads=ThreadLimits.for_cpus(1.0))
+                    return backend.map(factory, work, ordered=False, on_event=on_event)
+
+                for result in build_chunks(run, chunks, plan, shards):
                     logger.info("shard %d written: %d accepted", result.shard, result.stats.totals.accepted)
                     yield result
                 self.generation_stats = generation.call_all("stats")

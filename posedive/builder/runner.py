@@ -3,7 +3,8 @@
 Crash safety comes from the layout, not from bookkeeping: a shard exists only once it is complete
 (written under a temporary name and renamed), its rejected log and stats are written before it, and
 the manifest is written last. A killed build therefore resumes by building the shards that do not
-exist yet, and a finished release (one with a manifest) is never touched again.
+exist yet (keeping the finished chunks of those built in chunks: ``posedive.builder.chunk_store``),
+and a finished release (one with a manifest) is never touched again.
 
 A shard on disk is trusted only once it passes its checks against the plan
 (``posedive.release.shard_check``): a build checks the existing shards of its part before skipping
@@ -40,7 +41,7 @@ from ..schema import ConditionRenderer
 from ..sources import SourceIndex, read_source
 from ..storage import Store, is_url
 from .claims import ShardClaim, claim_shards
-from .engine import LocalEngine, ShardEngine, release_store
+from .engine import LocalEngine, ShardEngine, chunk_store, release_store
 from .progress import BuildProgress
 from .receipt import ShardReceipt
 from .stages import BuildStages, load_conditions, load_stages
@@ -142,6 +143,7 @@ def _prepare_folder(recipe: Recipe, store: Store, plan: Plan, claim: ShardClaim 
     store.write_bytes(paths.PLAN, plan.to_jsonl().encode())
     # Another running build may be writing the release's own files: only a build alone touches theirs.
     owned = [relpath for shard in claim.record.shards for relpath in paths.shard_files(shard)]
+    owned += [relpath for shard in claim.record.shards for relpath in _chunk_files(plan, shard)]
     if claim.alone:
         owned += paths.release_level_files()
     if store.local:
@@ -150,6 +152,12 @@ def _prepare_folder(recipe: Recipe, store: Store, plan: Plan, claim: ShardClaim 
         removed = store.remove_temporaries(owned)
     if removed:
         logger.info("removed %d partial file(s) left by an interrupted build", len(removed))
+
+
+def _chunk_files(plan: Plan, shard: int) -> list[str]:
+    """The build-state files of a shard's chunks, when it is built in several."""
+    count = len(plan.shard_chunks(shard))
+    return [relpath for chunk in range(count) for relpath in paths.chunk_files(shard, chunk)] if count > 1 else []
 
 
 def existing_shards(store: Store, shards: Sequence[int]) -> list[int]:
@@ -270,6 +278,8 @@ def build_release(
         present = existing_shards(store, wanted)
         rebuild = set(run.reject(run.check(present)))
         report.skipped_shards = [shard for shard in present if shard not in rebuild]
+        # Chunks a run killed after assembling their shard left behind are no longer needed.
+        chunk_store(recipe, plan, store).discard_leftovers(plan, report.skipped_shards)
         skipped = set(report.skipped_shards)
         run.build([shard for shard in wanted if shard not in skipped])
         run.finish(claim)

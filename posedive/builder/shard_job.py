@@ -51,15 +51,13 @@ FilterStage = Literal["reference", "target", "generated"]
 
 @dataclass
 class ShardResult:
-    """One built shard (or chunk ``chunk`` of ``chunks`` of it): its samples (sorted by key), rejected
-    attempts, stats and every event it emitted."""
+    """One built shard (or one chunk of it): its samples (sorted by key), rejected attempts, stats and
+    every event it emitted."""
 
     samples: list[dict]
     rejected: list[RejectedAttempt]
     stats: ShardStats
     events: list[UnitEvent] = field(default_factory=list)
-    chunk: int = 0
-    chunks: int = 1
 
     @property
     def shard(self) -> int:
