@@ -53,7 +53,8 @@ def test_planning_figures_follow_from_their_benchmark():
     assert f"{planning['read_source_cpu_s']:.1f} s of CPU to read the names" in paragraph
     assert f"{planning['make_plan_cpu_s']:.1f} s of CPU to draw" in paragraph
     load = planning["machine"]
-    assert f"load average of {load['load_average_1min_before']:.0f}-{load['load_average_1min_after']:.0f}" in paragraph
+    before, after = (f"{load[f'load_average_1min_{when}']:.0f}" for when in ("before", "after"))
+    assert f"load average of {before if before == after else f'{before}-{after}'} " in paragraph
 
 
 def _listed(values: list[str]) -> str:
