@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from doubles import DoubleGenerator, double_stages
-from frame_helpers import frame_recipe
+from frame_helpers import frame_recipe, refuse_the_running_part_then_build_the_other
 
 from posedive import paths
 from posedive.builder import build_release
@@ -218,7 +218,7 @@ BUILD_PART = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from pathlib import Path
     from doubles import double_stages
-    from frame_helpers import frame_recipe
+    from frame_helpers import frame_recipe, refuse_the_running_part_then_build_the_other
     from posedive.builder import build_release
     report = build_release(frame_recipe(Path({root!r})), stages=double_stages(delay_s={delay}), part={part!r},
                            show_progress=False)
@@ -244,19 +244,12 @@ def test_two_builds_of_one_part_refuse_and_two_parts_run_at_once(reference, tmp_
     first = start_build(tmp_path, (1, 2), delay=0.5)
     try:
         wait_for_claim(recipe, first)
-        for part in ((1, 2), None):  # the same part, or every shard: refused, with nothing of the first touched
-            with pytest.raises(LockError, match="being built by") as refused:
-                build_release(frame_recipe(tmp_path), stages=double_stages(), part=part, show_progress=False)
-            assert f"pid {first.pid} on {socket.gethostname()}" in str(refused.value)
-            assert first.poll() is None, "the first build ended before the second was refused"
-        other = build_release(frame_recipe(tmp_path), stages=double_stages(), part=(2, 2), show_progress=False)
-        assert other.built_shards == [1, 3]
-        out, err = first.communicate(timeout=300)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert first.returncode == 0, err[-3000:]
-    assert "[0, 2]" in out
+    except BaseException:
+        first.kill()
+        raise
+    refuse_the_running_part_then_build_the_other(
+        first, lambda part: build_release(frame_recipe(tmp_path), stages=double_stages(), part=part,
+                                          show_progress=False))
     assert (recipe.release_dir / paths.MANIFEST).read_bytes() == reference[1]
     assert not list((recipe.release_dir / paths.CLAIMS_DIR).glob("*"))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from doubles import double_stages
-from frame_helpers import frame_recipe
+from frame_helpers import frame_recipe, refuse_the_running_part_then_build_the_other
 from s3_server import BUCKET, assert_same_files, remote_fs
 
 from posedive import paths
@@ -30,7 +30,7 @@ BUILD_PART = textwrap.dedent("""
     from fsspec.config import conf
     conf["s3"] = {s3!r}
     from doubles import double_stages
-    from frame_helpers import frame_recipe
+    from frame_helpers import frame_recipe, refuse_the_running_part_then_build_the_other
     from posedive.builder import build_release
     recipe = frame_recipe(Path({folder!r}), output={{"dir": {url!r}}})
     report = build_release(recipe, stages=double_stages(delay_s={delay}), part={part!r}, show_progress=False)
@@ -82,19 +82,11 @@ def test_two_drivers_of_one_s3_release_refuse_the_same_part_and_build_two_parts_
         while time.time() < deadline and first.poll() is None and not claim_keys(url):
             time.sleep(0.1)
         assert claim_keys(url), "the first driver never claimed its shards: " + first.communicate()[1][-2000:]
-        for part in ((1, 2), None):  # the same part, or every shard: refused, nothing of the first touched
-            with pytest.raises(LockError, match="being built by") as refused:
-                build_release(second, stages=double_stages(), part=part, show_progress=False)
-            assert f"pid {first.pid} on {socket.gethostname()}" in str(refused.value)
-            assert first.poll() is None, "the first driver ended before the second was refused"
-        other = build_release(second, stages=double_stages(), part=(2, 2), show_progress=False)
-        assert other.built_shards == [1, 3]
-        out, err = first.communicate(timeout=300)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert first.returncode == 0, err[-3000:]
-    assert "[0, 2]" in out
+    except BaseException:
+        first.kill()
+        raise
+    refuse_the_running_part_then_build_the_other(
+        first, lambda part: build_release(second, stages=double_stages(), part=part, show_progress=False))
     assert_same_files(local_release.release_dir, url)
     assert claim_keys(url) == []
     assert not remote_fs().exists(f"{url}/{paths.BUILD_LOCK}")

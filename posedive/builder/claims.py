@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -212,6 +212,21 @@ def _live_claims(release_dir: Path, own: Path | None = None) -> list[LiveClaim]:
     return live
 
 
+def refuse_held_shards(release: str, others: Sequence, wanted: set[int], part: str | None,
+                       taken_over: Callable[[object], str]) -> None:
+    """Raise ``LockError`` if a live claim among ``others`` (local or in a store) holds any of ``wanted``
+    or the same ``part``; ``taken_over`` says, for that claim, how a killed build's claim is undone."""
+    for other in others:
+        overlap = other.overlap(wanted)
+        if overlap or (part is not None and other.record is not None and other.record.part == part):
+            held = f"shards {overlap}" if overlap else f"part {part}"
+            raise LockError(
+                f"{release}: {held} of this release are being built by {other.describe()}",
+                hint="wait for that build to end (it finishes the release when every shard is built), or build "
+                     f"another --part; {taken_over(other)}",
+            )
+
+
 def claim_shards(release_dir: Path, shards: Sequence[int], part: str | None = None,
                  wait_s: float = LOCK_WAIT_S) -> ShardClaim:
     """Claim ``shards`` of the release folder for this build, or raise ``LockError`` naming the running
@@ -219,16 +234,9 @@ def claim_shards(release_dir: Path, shards: Sequence[int], part: str | None = No
     wanted = set(shards)
     with _folder_lock(release_dir, wait_s):
         others = _live_claims(release_dir)
-        for other in others:
-            overlap = other.overlap(wanted)
-            if overlap or (part is not None and other.record is not None and other.record.part == part):
-                held = f"shards {overlap}" if overlap else f"part {part}"
-                raise LockError(
-                    f"{release_dir}: {held} of this release are being built by {other.describe()}",
-                    hint="wait for that build to end (it finishes the release when every shard is built), or build "
-                         "another --part; if it was killed on another machine, delete its file in "
-                         f"{release_dir / paths.CLAIMS_DIR}",
-                )
+        refuse_held_shards(str(release_dir), others, wanted, part,
+                           lambda other: f"if it was killed on another machine, delete its file in "
+                                         f"{release_dir / paths.CLAIMS_DIR}")
         folder = release_dir / paths.CLAIMS_DIR
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json"

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict
 from .. import formats, paths
 from ..errors import FormatError, LockError, PathNotFound
 from ..storage import Store
-from .claims import LOCK_WAIT_S, ClaimRecord, _pid_alive
+from .claims import LOCK_WAIT_S, ClaimRecord, _pid_alive, refuse_held_shards
 
 logger = logging.getLogger(__name__)
 
@@ -304,16 +304,9 @@ def claim_store_shards(store: Store, shards: Sequence[int], part: str | None = N
     wanted = set(shards)
     with _StoreLock(store, wait_s):
         others = _live_claims(store)
-        for other in others:
-            overlap = other.overlap(wanted)
-            if overlap or (part is not None and other.record is not None and other.record.part == part):
-                held = f"shards {overlap}" if overlap else f"part {part}"
-                raise LockError(
-                    f"{store.url('')}: {held} of this release are being built by {other.describe()}",
-                    hint="wait for that build to end (it finishes the release when every shard is built), or build "
-                         f"another --part; a build that was killed is taken over once its claim ({other.url}) has "
-                         f"not been renewed for {other.record.ttl_s if other.record else CLAIM_TTL_S:.0f} s",
-                )
+        refuse_held_shards(store.url(""), others, wanted, part,
+                           lambda other: f"a build that was killed is taken over once its claim ({other.url}) has "
+                                         f"not been renewed for {other.record.ttl_s if other.record else CLAIM_TTL_S:.0f} s")
         host, started = socket.gethostname(), _stamp(_now())
         relpath = f"{paths.CLAIMS_DIR}/{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
         record = StoreClaimRecord(pid=os.getpid(), host=host, part=part, shards=sorted(wanted), started=started,
