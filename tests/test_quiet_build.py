@@ -4,6 +4,7 @@ A real demo build (anny and Warp, pyrender, MediaPipe, the demo generator) of th
 vtest crops runs in a subprocess, as a user runs it, with fd 1 and fd 2 captured whole: native code
 writes there below anything Python can intercept."""
 
+import copy
 import os
 import re
 import shutil
@@ -19,6 +20,8 @@ from posedive import paths
 REPO = Path(__file__).resolve().parents[1]
 CROPS = REPO / "tests" / "fixtures" / "vtest_market"
 IDENTITIES = ("0001", "0002", "0003")
+DEMO = yaml.safe_load((REPO / "recipes" / "demo.yaml").read_text())
+FINISHED = f"release {DEMO['name']} {DEMO['version']} finished"
 
 # What the libraries printed before: TF-Lite, absl/glog (MediaPipe), Warp's banner and driver probe,
 # diffusers' and transformers' loading bars, INFO lines of datasets and anny.
@@ -48,7 +51,7 @@ def small_demo(tmp_path: Path, name: str) -> Path:
         for crop in sorted((CROPS / split).glob("*.jpg")):
             if crop.name.split("_")[0] in IDENTITIES:
                 shutil.copy(crop, source / split / crop.name)
-    recipe = yaml.safe_load((REPO / "recipes" / "demo.yaml").read_text())
+    recipe = copy.deepcopy(DEMO)
     recipe["source"]["root"] = str(source)
     recipe["generator"]["weights"] = str(REPO / "models" / "demo-generator")
     recipe["images_per_pid"] = 1
@@ -91,11 +94,11 @@ def quiet_output(tmp_path_factory, cache) -> str:
 def test_a_build_shows_only_posedives_own_lines(quiet_output):
     assert chatter_in(quiet_output) == [], quiet_output[-4000:]
     assert "building" in quiet_output and "3/3" in quiet_output  # the progress bar, to its end
-    assert "release demo-posedive 1.2.0 finished" in quiet_output and "samples" in quiet_output
+    assert FINISHED in quiet_output and "samples" in quiet_output
 
 
 def test_verbose_shows_the_libraries_again(tmp_path, cache, quiet_output):
     output = build(small_demo(tmp_path, "verbose-releases"), cache, "--verbose")
     shown = chatter_in(output)
     assert {"tf-lite", "glog", "diffusers bar"} <= set(shown), output[-4000:]
-    assert "release demo-posedive 1.2.0 finished" in output
+    assert FINISHED in output
