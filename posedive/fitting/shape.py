@@ -11,7 +11,12 @@ population mean.
 
 A dressed person's mask is wider than the bare body (clothes; on small crops the mask's bleed):
 before fitting, the calibrated excess width of ``ShapeFitConfig.clothing`` (``clothing``; ``none``
-for renders of bare bodies) is taken off every target profile.
+for renders of bare bodies) is taken off every target profile. The values in
+``ShapeFitConfig.uncalibrated`` (gender) are not fitted on the calibrated profiles, whose narrow
+waist reads as a woman's build: the fit runs twice, first with every estimated value on the profiles
+as they are, keeping those values, then with them held for the others on the calibrated profiles
+(``ShapeEstimate.uncalibrated`` says which; their per-image estimates and spread come from the first
+fit, the images' use and weights from the second).
 
 Per image, the same linearisation gives the image's own estimate (one Newton step from the joint
 estimate with that image's information alone), its standard deviations and its residual. Images are
