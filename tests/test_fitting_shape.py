@@ -310,3 +310,16 @@ def test_smpl_shape_space_is_its_betas(tmp_path):
     assert space.free.tolist() == list(range(10)) and np.all(space.mean == 0.0) and np.all(space.sd == 1.0)
     draw = space.sample(np.random.default_rng(0))
     assert draw.shape == (10,) and np.all(np.abs(draw) <= 3.0)
+
+
+def test_a_calls_cached_rig_survives_the_eviction_its_new_shapes_cause(body, monkeypatch):
+    """The shape fit poses a few candidate shapes per image, some cached, some new: adding the new ones
+    to the full rig cache must not evict a cached one the same call needs."""
+    from posedive.body import models
+
+    monkeypatch.setattr(models, "RIG_CACHE", 2)
+    shapes = np.tile(np.array([0.5, 0.805, 0.35, 0.56, 0.37, 0.5]), (3, 1))
+    shapes[1, 0], shapes[2, 0] = 0.31, 0.93  # new genders
+    body._rig(shapes[:1])  # cached, then the oldest of this call's three
+    _, poses, _ = body._rig(shapes)
+    assert poses.shape[0] == 3 and np.allclose(poses[0], body._rig(shapes[:1])[1])
