@@ -54,8 +54,8 @@ from ..schema import COCO17_KEYPOINTS, OPENPOSE18_KEYPOINTS
 from .clothing import clothing_widths
 from .result import FitResult
 from .shape_profile import body_frame, mask_profile, mesh_profile
-from .shape_solution import ShapeSolution
 from .shape_result import IdentityShape, ImageShape, ShapeEstimate, ShapeFitConfig
+from .shape_solution import ShapeSolution
 
 COCO_FROM_OPENPOSE = [OPENPOSE18_KEYPOINTS.index(name) for name in COCO17_KEYPOINTS]
 ANNY_ESTIMATED: tuple[str, ...] = ("gender", "weight", "height")
@@ -247,7 +247,9 @@ class ShapeEstimator:
                     distance = np.sqrt(np.mean(((own_values[i] - estimate[free]) / space.sd[free]) ** 2))
                     explained = float(residuals[i] <= config.max_residual)
                     weights[i] = explained / (1.0 + (distance / config.outlier_scale) ** 2)
-        return ShapeSolution(estimate, np.diag(np.linalg.inv(matrix)), own_values, own_sd, weights, residuals, reasons, free)
+        return ShapeSolution(
+            estimate, np.diag(np.linalg.inv(matrix)), own_values, own_sd, weights, residuals, reasons, free
+        )
 
     def _answer(self, solution: ShapeSolution, rng: np.random.Generator) -> IdentityShape:
         config, space = self.config, self.space
