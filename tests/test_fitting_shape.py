@@ -15,7 +15,8 @@ tall, thin     -0.06   -0.02   -0.12   gender 0.75, height 0.55, weight 0.10
 
 The renders are bare bodies, so they are fitted with ``clothing="none"``; the real crops of dressed
 people with the default street calibration (``posedive.fitting.clothing``), which takes off the
-width clothes and the mask's bleed add.
+width clothes and the mask's bleed add; their gender is fitted on the masks as they are
+(``ShapeFitConfig.uncalibrated``) and checked against labels by eye (``genders.json``).
 
 Weight is what silhouettes show best; height only through proportions, since a crop has no metric
 scale; gender through shoulders, chest and hips, the least certain of the three. Muscle,
