@@ -276,16 +276,18 @@ class AnnyBody:
         few candidate shapes in every image of an identity."""
         torch = self._torch
         keys = [row.tobytes() for row in phenotypes]
-        missing = [i for i, key in enumerate(keys) if key not in self._rigs]
+        # This call's rigs are held here: adding the missing ones may evict a cached one it also needs.
+        rigs = {key: self._rigs[key] for key in keys if key in self._rigs}
+        missing = [i for i, key in enumerate(keys) if key not in rigs]
         if missing:
             with torch.no_grad():
                 rest = self.model(phenotype_kwargs=torch.as_tensor(phenotypes[missing], dtype=self.model.dtype))
             for i, poses in zip(missing, rest["rest_bone_poses"].double().numpy()):
-                self._rigs[keys[i]] = (poses, self._arm_rest_corrections(poses))
+                rigs[keys[i]] = self._rigs[keys[i]] = (poses, self._arm_rest_corrections(poses))
                 while len(self._rigs) > RIG_CACHE:
                     self._rigs.pop(next(iter(self._rigs)))
-        poses = np.stack([self._rigs[key][0] for key in keys])
-        corrections = np.stack([self._rigs[key][1] for key in keys])
+        poses = np.stack([rigs[key][0] for key in keys])
+        corrections = np.stack([rigs[key][1] for key in keys])
         kwargs = torch.as_tensor(phenotypes, dtype=self.model.dtype)
         if len(phenotypes) == 1:
             return kwargs, poses[0], corrections[0]

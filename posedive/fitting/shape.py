@@ -11,7 +11,12 @@ population mean.
 
 A dressed person's mask is wider than the bare body (clothes; on small crops the mask's bleed):
 before fitting, the calibrated excess width of ``ShapeFitConfig.clothing`` (``clothing``; ``none``
-for renders of bare bodies) is taken off every target profile.
+for renders of bare bodies) is taken off every target profile. The values in
+``ShapeFitConfig.uncalibrated`` (gender) are not fitted on the calibrated profiles, whose narrow
+waist reads as a woman's build: the fit runs twice, first with every estimated value on the profiles
+as they are, keeping those values, then with them held for the others on the calibrated profiles
+(``ShapeEstimate.uncalibrated`` says which; their per-image estimates and spread come from the first
+fit, the images' use and weights from the second).
 
 Per image, the same linearisation gives the image's own estimate (one Newton step from the joint
 estimate with that image's information alone), its standard deviations and its residual. Images are
@@ -50,6 +55,7 @@ from .clothing import clothing_widths
 from .result import FitResult
 from .shape_profile import body_frame, mask_profile, mesh_profile
 from .shape_result import IdentityShape, ImageShape, ShapeEstimate, ShapeFitConfig
+from .shape_solution import ShapeSolution
 
 COCO_FROM_OPENPOSE = [OPENPOSE18_KEYPOINTS.index(name) for name in COCO17_KEYPOINTS]
 ANNY_ESTIMATED: tuple[str, ...] = ("gender", "weight", "height")
@@ -149,13 +155,13 @@ class ShapeEstimator:
         # The body model is bare: the width clothes and the mask's bleed add is taken off first.
         return None, target - self.clothing
 
-    def _linearise(self, observation: ShapeObservation, target: np.ndarray, estimate: np.ndarray):
+    def _linearise(self, observation: ShapeObservation, target: np.ndarray, estimate: np.ndarray, free: np.ndarray):
         """Jacobian (P, M) and residual (M,) of one image's profile at ``estimate``, in noise units;
         None when too few slices can be compared."""
         config, space = self.config, self.space
-        steps = np.where(estimate + config.step <= space.upper, config.step, -config.step)[space.free]
-        shapes = np.tile(estimate, (len(space.free) + 1, 1))
-        shapes[1 + np.arange(len(space.free)), space.free] += steps
+        steps = np.where(estimate + config.step <= space.upper, config.step, -config.step)[free]
+        shapes = np.tile(estimate, (len(free) + 1, 1))
+        shapes[1 + np.arange(len(free)), free] += steps
         profiles = self.profiles(observation.fit, shapes, observation.keypoints, observation.width, observation.height)
         valid = np.isfinite(target) & np.isfinite(profiles).all(axis=0)
         if valid.sum() < config.bins // 2:
@@ -176,24 +182,52 @@ class ShapeEstimator:
             torch.set_num_threads(threads)
 
     def _identity(self, observations: Sequence[ShapeObservation], rng: np.random.Generator) -> IdentityShape:
-        config, space = self.config, self.space
-        free, lower, upper = space.free, space.lower[space.free], space.upper[space.free]
-        mean, prior_sd = space.mean[free], space.sd[free] * config.prior_scale
-        precision = np.diag(1.0 / prior_sd**2)
+        space = self.space
         checks = [self._target(observation) for observation in observations]
+        held = self._uncalibrated()
+        if held.size == 0:
+            solution = self._solve(observations, checks, self.clothing, space.free, space.mean)
+        else:
+            # The calibration's excess is largest at the waist and calves; taken off, it leaves an
+            # hourglass that reads as a woman's build. The held values come from the masks as they are.
+            first = self._solve(observations, checks, np.zeros_like(self.clothing), space.free, space.mean)
+            centre = space.mean.copy()
+            centre[held] = first.estimate[held]
+            rest = np.setdiff1d(space.free, held)
+            second = self._solve(observations, checks, self.clothing, rest, centre)
+            solution = second.joined(first, held, space.free)
+        return self._answer(solution, rng)
+
+    def _uncalibrated(self) -> np.ndarray:
+        """Indices of the estimated values fitted before the clothing calibration is taken off (none
+        without a calibration, or when every estimated value would be)."""
+        if not self.clothing.any():
+            return np.array([], dtype=np.int64)
+        names = set(self.config.uncalibrated)
+        held = np.array([i for i in self.space.free if self.space.labels[i] in names], dtype=np.int64)
+        return held if held.size < self.space.free.size else np.array([], dtype=np.int64)
+
+    def _solve(self, observations, checks, clothing: np.ndarray, free: np.ndarray, centre: np.ndarray) -> ShapeSolution:
+        """The MAP fit of the values ``free`` (the others held at ``centre``) to the targets less
+        ``clothing``; per image its own estimate, sd, residual and weight."""
+        config, space = self.config, self.space
+        lower, upper = space.lower[free], space.upper[free]
+        mean, prior_sd = centre[free], space.sd[free] * config.prior_scale
+        precision = np.diag(1.0 / prior_sd**2)
         reasons = [reason for reason, _ in checks]
+        targets = [None if target is None else target + self.clothing - clothing for _, target in checks]
         count = len(observations)
         weights = np.array([1.0 if reason is None else 0.0 for reason in reasons])
         own_values, own_sd = np.tile(mean, (count, 1)), np.tile(prior_sd, (count, 1))
         residuals = np.full(count, np.nan)
-        estimate = space.mean.copy()
+        estimate = centre.copy()
         matrix = precision
         for _ in range(config.iterations):
             matrix, gradient = precision.copy(), -precision @ (estimate[free] - mean)
-            for i, (observation, (_, target)) in enumerate(zip(observations, checks)):
+            for i, (observation, target) in enumerate(zip(observations, targets)):
                 if reasons[i] is not None:
                     continue
-                linear = self._linearise(observation, target, estimate)
+                linear = self._linearise(observation, target, estimate, free)
                 if linear is None:
                     reasons[i], weights[i] = "the body model's silhouette does not fit the image", 0.0
                     continue
@@ -213,8 +247,15 @@ class ShapeEstimator:
                     distance = np.sqrt(np.mean(((own_values[i] - estimate[free]) / space.sd[free]) ** 2))
                     explained = float(residuals[i] <= config.max_residual)
                     weights[i] = explained / (1.0 + (distance / config.outlier_scale) ** 2)
+        return ShapeSolution(
+            estimate, np.diag(np.linalg.inv(matrix)), own_values, own_sd, weights, residuals, reasons, free
+        )
+
+    def _answer(self, solution: ShapeSolution, rng: np.random.Generator) -> IdentityShape:
+        config, space = self.config, self.space
+        free, reasons, weights, residuals = space.free, solution.reasons, solution.weights, solution.residuals
         images = []
-        for i in range(count):
+        for i in range(len(reasons)):
             if reasons[i] is None and not residuals[i] <= config.max_residual:
                 reasons[i] = (
                     f"silhouette not explained by the body (residual {residuals[i]:.1f} > {config.max_residual})"
@@ -224,7 +265,7 @@ class ShapeEstimator:
                 images.append(ImageShape(used=False, reason=reasons[i]))
                 continue
             values, sd = space.mean.copy(), space.sd.copy()
-            values[free], sd[free] = own_values[i], own_sd[i]
+            values[free], sd[free] = solution.own_values[i], solution.own_sd[i]
             images.append(
                 ImageShape(
                     used=reasons[i] is None,
@@ -234,10 +275,13 @@ class ShapeEstimator:
                     residual=float(residuals[i]),
                 )
             )
-        summary = self._summary(estimate, np.linalg.inv(matrix), own_values, weights, len(images), rng)
+        held = [space.labels[i] for i in self._uncalibrated()]
+        summary = self._summary(
+            solution.estimate, solution.variance, solution.own_values, weights, len(images), rng, held
+        )
         return IdentityShape(estimate=summary, images=images)
 
-    def _summary(self, estimate, covariance, own_values, weights, total: int, rng) -> ShapeEstimate:
+    def _summary(self, estimate, variance, own_values, weights, total: int, rng, held: list[str]) -> ShapeEstimate:
         """Spread, standard deviations, confidence and the fallback decision; values not estimated
         keep the population's mean and standard deviation (confidence 0)."""
         config, space = self.config, self.space
@@ -248,7 +292,7 @@ class ShapeEstimator:
             w = weights[used]
             spread[free] = np.sqrt(w @ (own_values[used] - estimate[free]) ** 2 / w.sum())
             effective = w.sum() ** 2 / (w**2).sum()
-            sd[free] = np.sqrt(np.diag(covariance) + spread[free] ** 2 / effective)
+            sd[free] = np.sqrt(variance + spread[free] ** 2 / effective)
         ratio = np.minimum(sd / space.sd, 1.0)
         confidence = float(1.0 - np.exp(np.mean(np.log(np.maximum(ratio[free], 1e-9))))) if used.any() else 0.0
         reason = None
@@ -260,6 +304,7 @@ class ShapeEstimator:
             model=space.model,
             labels=list(space.labels),
             estimated=[space.labels[i] for i in free],
+            uncalibrated=held,
             sd=[float(v) for v in sd],
             spread=[float(v) for v in spread],
             parameter_confidence=[float(v) for v in 1.0 - ratio],

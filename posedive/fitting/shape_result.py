@@ -46,6 +46,13 @@ class ShapeFitConfig(BaseModel):
         "bare body by the calibrated widths of posedive.fitting.clothing, taken off before fitting) or bare "
         "bodies (none: renders of the body model)",
     )
+    uncalibrated: list[str] = Field(
+        ["gender"],
+        description="estimated values fitted to the masks as they are, before the clothing calibration is taken "
+        "off, then held while the others are fitted to the calibrated masks (ignored with clothing none). The "
+        "calibration's excess is largest at the waist and calves; subtracted, it leaves an hourglass that the fit "
+        "reads as a woman's build (benchmarks/clothing_calibration.py)",
+    )
     threads: int | None = Field(1, ge=1, description="torch threads while estimating (None keeps torch's setting)")
 
 
@@ -69,6 +76,10 @@ class ShapeEstimate(BaseModel):
     model: str = Field(description="body model the values belong to (anny, smpl)")
     labels: list[str] = Field(description="names of the values")
     estimated: list[str] = Field(description="the values fitted to the images; the others are the population mean")
+    uncalibrated: list[str] = Field(
+        default_factory=list,
+        description="the estimated values fitted to the masks without the clothing calibration (ShapeFitConfig)",
+    )
     values: list[float]
     sd: list[float] = Field(description="posterior standard deviation per value, the spread between images included")
     spread: list[float] = Field(description="weighted standard deviation of the per-image estimates")
