@@ -48,13 +48,12 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 sys.path[:0] = [str(TESTS), str(ROOT)]
 
+from _recipes import stand_in_recipe  # noqa: E402
 from _results import machine, write_result  # noqa: E402
 from doubles import DoubleGenerator, double_stages  # noqa: E402
-from layouts import make_market  # noqa: E402
 
 from posedive import paths  # noqa: E402
 from posedive.builder import build_release  # noqa: E402
-from posedive.recipe import parse_recipe  # noqa: E402
 
 logger = logging.getLogger("benchmarks.cluster")
 
@@ -70,19 +69,12 @@ def measured_seconds_per_image() -> float:
 
 
 def make_recipe(folder: Path, gpus: int, args: argparse.Namespace):
-    source = folder.parent / f"market-{gpus}"  # one source per size: its path is part of the recipe hash
-    pids = args.units_per_gpu * gpus // IMAGES_PER_PID
-    if not source.exists():
-        make_market(source, train_pids=tuple(range(1, pids + 1)), dark={1: 3})
-    data = {
-        "name": "cluster-bench", "version": "1.0.0",
-        "source": {"format": "market1501", "root": str(source)},
-        "images_per_pid": IMAGES_PER_PID, "max_attempts_per_image": 3,
-        "filter": {"tau_ref": 0.6, "tau_tar": 0.6, "eps_gen": 0.2, "tau_gen": 0.6},
-        "generator": {"weights": "tests/double-generator", "width": 32, "height": 64, "batch_size": args.batch_size},
-        "output": {"dir": "out", "samples_per_shard": args.samples_per_shard, "units_per_chunk": args.units_per_chunk},
-    }
-    return parse_recipe(data, base_dir=folder)
+    # One source per size: its path is part of the recipe hash.
+    return stand_in_recipe(folder, folder.parent / f"market-{gpus}", name="cluster-bench",
+                           pids=args.units_per_gpu * gpus // IMAGES_PER_PID, images_per_pid=IMAGES_PER_PID,
+                           batch_size=args.batch_size,
+                           output={"samples_per_shard": args.samples_per_shard,
+                                   "units_per_chunk": args.units_per_chunk})
 
 
 class LoggingGenerator(DoubleGenerator):

@@ -36,12 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 sys.path[:0] = [str(TESTS), str(ROOT), str(Path(__file__).resolve().parent)]
 
+from _recipes import stand_in_recipe  # noqa: E402
 from _results import machine, write_result  # noqa: E402
 from doubles import DoubleEstimator, DoubleGenerator, DoubleRenderer  # noqa: E402
-from layouts import make_market  # noqa: E402
 
 from posedive.builder import BuildStages, build_release  # noqa: E402
-from posedive.recipe import parse_recipe  # noqa: E402
 
 logger = logging.getLogger("benchmarks.scaleout")
 
@@ -94,18 +93,8 @@ def costly_stages(cpu_ms: float, gen_ms: float) -> BuildStages:
 
 
 def make_recipe(folder: Path, pids: int, per_pid: int, per_shard: int, batch_size: int):
-    source = folder.parent / "market"
-    if not source.exists():
-        make_market(source, train_pids=tuple(range(1, pids + 1)), dark={1: 3})
-    data = {
-        "name": "scaleout-bench", "version": "1.0.0",
-        "source": {"format": "market1501", "root": str(source)},
-        "images_per_pid": per_pid, "max_attempts_per_image": 3,
-        "filter": {"tau_ref": 0.6, "tau_tar": 0.6, "eps_gen": 0.2, "tau_gen": 0.6},
-        "generator": {"weights": "tests/double-generator", "width": 32, "height": 64, "batch_size": batch_size},
-        "output": {"dir": "out", "samples_per_shard": per_shard},
-    }
-    return parse_recipe(data, base_dir=folder)
+    return stand_in_recipe(folder, folder.parent / "market", name="scaleout-bench", pids=pids,
+                           images_per_pid=per_pid, batch_size=batch_size, output={"samples_per_shard": per_shard})
 
 
 def run_one(name: str, folder: Path, args, engine=None) -> dict:

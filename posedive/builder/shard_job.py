@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from typing import Literal, Sequence, TypeVar
+from typing import Callable, Literal, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -175,14 +175,8 @@ class BuildContext:
         generator = self.stages.generator
         if not isinstance(generator, IdentityFeatures):
             return [None] * len(batch)
-        todo = sorted({c.attempt.reference for c in batch if c.attempt.reference not in self.identity_cache})
-        if todo:
-            references = {c.attempt.reference: c.reference for c in batch}
-            self.identity_cache.update(zip(todo, generator.identity_features([references[r] for r in todo])))
-        generated = generator.identity_features(images)
-        return [IdentitySimilarity(encoder=generator.identity_encoder,
-                                   cosine=cosine(self.identity_cache[c.attempt.reference], features))
-                for c, features in zip(batch, generated)]
+        return _similarities(batch, images, generator.identity_features, generator.identity_encoder,
+                             self.identity_cache)
 
     def reid_similarities(self, batch: Sequence[_Targeted], images: Sequence[Image.Image]
                           ) -> list[IdentitySimilarity | None]:
@@ -191,13 +185,7 @@ class BuildContext:
         reid = self.stages.reid
         if reid is None:
             return [None] * len(batch)
-        todo = sorted({c.attempt.reference for c in batch if c.attempt.reference not in self.reid_cache})
-        if todo:
-            references = {c.attempt.reference: c.reference for c in batch}
-            self.reid_cache.update(zip(todo, reid.features([references[r] for r in todo])))
-        generated = reid.features(images)
-        return [IdentitySimilarity(encoder=reid.name, cosine=cosine(self.reid_cache[c.attempt.reference], features))
-                for c, features in zip(batch, generated)]
+        return _similarities(batch, images, reid.features, reid.name, self.reid_cache)
 
     def target_confidences(self, candidate: _Rendered) -> np.ndarray:
         return self.target_cache[candidate.conditions.condition_id].confidences
@@ -411,3 +399,15 @@ class ShardBuilder:
                     continue
                 tally.accept(candidate, _sample(ctx, candidate, image, decision, identity, reid))
 
+
+def _similarities(batch: Sequence[_Targeted], images: Sequence[Image.Image],
+                  features: Callable[[Sequence[Image.Image]], Sequence], encoder: str,
+                  cache: dict) -> list[IdentitySimilarity]:
+    """Cosine of ``features`` of each generated image and of its reference; ``cache`` keeps each
+    reference's features for the build, so a reference is encoded once."""
+    todo = sorted({c.attempt.reference for c in batch if c.attempt.reference not in cache})
+    if todo:
+        references = {c.attempt.reference: c.reference for c in batch}
+        cache.update(zip(todo, features([references[r] for r in todo])))
+    return [IdentitySimilarity(encoder=encoder, cosine=cosine(cache[c.attempt.reference], generated))
+            for c, generated in zip(batch, features(images))]
