@@ -58,14 +58,16 @@ class ClaimRecord(BaseModel):
 
 @dataclass(frozen=True)
 class LiveClaim:
-    """A claim whose build is running: its file, and what the file says (``None`` when it cannot be
-    read, and the build is taken to hold every shard)."""
+    """A claim whose build is running: its file (a path, or an object's URL in a store), and what the
+    file says (``None`` when it cannot be read, and the build is taken to hold every shard)."""
 
-    path: Path
+    location: Path | str
     record: ClaimRecord | None
 
     def describe(self) -> str:
-        return self.record.describe() if self.record is not None else f"a build whose claim {self.path} cannot be read"
+        if self.record is not None:
+            return self.record.describe()
+        return f"a build whose claim {self.location} cannot be read"
 
     def overlap(self, shards: set[int]) -> list[int]:
         return sorted(shards if self.record is None else shards & set(self.record.shards))

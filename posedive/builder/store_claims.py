@@ -38,7 +38,6 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -46,7 +45,7 @@ from pydantic import BaseModel, ConfigDict
 from .. import formats, paths
 from ..errors import FormatError, LockError, PathNotFound
 from ..storage import Store
-from .claims import LOCK_WAIT_S, ClaimRecord, _pid_alive, refuse_held_shards
+from .claims import LOCK_WAIT_S, ClaimRecord, LiveClaim, _pid_alive, refuse_held_shards
 
 logger = logging.getLogger(__name__)
 
@@ -94,20 +93,6 @@ class StoreClaimRecord(ClaimRecord):
         if _age_s(self.renewed) > self.ttl_s:
             return f"not renewed for {_age_s(self.renewed):.0f} s (more than {self.ttl_s:.0f} s)"
         return None
-
-
-@dataclass(frozen=True)
-class StoreLiveClaim:
-    """The claim of another build that is running (or renewed its claim recently enough to be)."""
-
-    url: str
-    record: StoreClaimRecord | None
-
-    def describe(self) -> str:
-        return self.record.describe() if self.record is not None else f"a build whose claim {self.url} cannot be read"
-
-    def overlap(self, shards: set[int]) -> list[int]:
-        return sorted(shards if self.record is None else shards & set(self.record.shards))
 
 
 # ------------------------------------------------------------------------------------------ the lock
@@ -203,7 +188,7 @@ def _read_claim(store: Store, relpath: str) -> StoreClaimRecord | None:
         return None
 
 
-def _live_claims(store: Store, own: str | None = None) -> list[StoreLiveClaim]:
+def _live_claims(store: Store, own: str | None = None) -> list[LiveClaim]:
     """The claims of running builds; those of builds known to be gone are deleted on the way."""
     host = socket.gethostname()
     live = []
@@ -217,11 +202,11 @@ def _live_claims(store: Store, own: str | None = None) -> list[StoreLiveClaim]:
                 continue
             age = (_now() - _modified(store, relpath)).total_seconds()
             if age <= CLAIM_TTL_S:
-                live.append(StoreLiveClaim(store.url(relpath), None))
+                live.append(LiveClaim(store.url(relpath), None))
                 continue
             reason, who = f"unreadable and {age:.0f} s old", store.url(relpath)
         elif (reason := record.stale_reason(host)) is None:
-            live.append(StoreLiveClaim(store.url(relpath), record))
+            live.append(LiveClaim(store.url(relpath), record))
             continue
         else:
             who = record.describe()
@@ -270,7 +255,7 @@ class StoreShardClaim:
                 except OSError as error:  # the store is unreachable for a moment: try again at the next renewal
                     logger.warning("%s: could not renew the claim: %s", self.store.url(self.relpath), error)
 
-    def claim_all(self, shards: Sequence[int], wait_s: float = LOCK_WAIT_S) -> list[StoreLiveClaim]:
+    def claim_all(self, shards: Sequence[int], wait_s: float = LOCK_WAIT_S) -> list[LiveClaim]:
         """Widen this claim to ``shards`` unless other builds run (see ``ShardClaim.claim_all``); their claims."""
         if self.lost:
             raise LockError(f"{self.store.url(self.relpath)}: {self.lost}",
@@ -305,7 +290,7 @@ def claim_store_shards(store: Store, shards: Sequence[int], part: str | None = N
     with _StoreLock(store, wait_s):
         others = _live_claims(store)
         refuse_held_shards(store.url(""), others, wanted, part,
-                           lambda other: f"a build that was killed is taken over once its claim ({other.url}) has "
+                           lambda other: f"a build that was killed is taken over once its claim ({other.location}) has "
                                          f"not been renewed for {other.record.ttl_s if other.record else CLAIM_TTL_S:.0f} s")
         host, started = socket.gethostname(), _stamp(_now())
         relpath = f"{paths.CLAIMS_DIR}/{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
